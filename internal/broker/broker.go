@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -31,9 +32,11 @@ type Options struct {
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv  *mqtt.Server
-	addr string
-	log  *slog.Logger
+	srv       *mqtt.Server
+	addr      string
+	log       *slog.Logger
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New prepares a broker and binds its listener, so that a port conflict
@@ -76,15 +79,27 @@ func New(o Options) (*Broker, error) {
 // Addr is the address the broker listens on.
 func (b *Broker) Addr() string { return b.addr }
 
-// Run serves until ctx ends.
-func (b *Broker) Run(ctx context.Context) error {
+// Start serves in the background until Close.
+func (b *Broker) Start() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	b.log.Info("embedded MQTT broker listening", "addr", b.addr)
-	<-ctx.Done()
-	return b.srv.Close()
+	return nil
 }
 
-// Close stops the broker if Run was never called.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Run serves until ctx ends.
+func (b *Broker) Run(ctx context.Context) error {
+	if err := b.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return b.Close()
+}
+
+// Close stops the broker; it may be called more than once (mochi's own
+// Close may not).
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.srv.Close() })
+	return b.closeErr
+}

@@ -286,7 +286,7 @@ func sortedKeys(m map[string]reflect.Type) []string {
 }
 
 var (
-	reTypeErr = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) `(.*)` into (.+)$")
+	reTypeErr = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")
 	reLine    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 )
 
@@ -297,6 +297,9 @@ func typeError(file, e string) string {
 			return fmt.Sprintf("%s:%s: %s", file, m[1], m[2])
 		}
 		return fmt.Sprintf("%s: %s", file, e)
+	}
+	if m[3] == "" {
+		return fmt.Sprintf("%s:%s: found %s, expected %s", file, m[1], yamlKind(m[2]), goTypeName(m[4]))
 	}
 	return fmt.Sprintf("%s:%s: %q is %s, expected %s", file, m[1], m[3], yamlKind(m[2]), goTypeName(m[4]))
 }

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+
+	"fieldkit/internal/config"
+	"fieldkit/internal/confutil"
+)
+
+// Stamped at build time by the dist script (-ldflags -X).
+var (
+	version = "dev"
+	commit  = ""
+)
+
+const usage = `firmware-agent: the fieldkit box agent
+
+usage:
+  firmware-agent run [--config FILE] [--data DIR] [--http ADDR] [--mqtt-listen ADDR]
+        with no --config: the demo (sim board, embedded broker on 127.0.0.1:1883,
+        HTTP on 127.0.0.1:8080, data in ./fieldkit-data)
+  firmware-agent config check FILE
+  firmware-agent doctor [--config FILE]
+  firmware-agent version
+`
+
+// errUsage marks errors that are the caller's wording, answered with exit 2.
+var errUsage = errors.New("usage")
+
+// subcommands beyond the core ones, registered by the part_*.go files.
+var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), "usage: "))
+		fmt.Fprint(stderr, usage)
+		return 2
+	case errors.Is(err, errSilentFail):
+		return 1
+	default:
+		fmt.Fprintln(stderr, "firmware-agent:", err)
+		return 1
+	}
+}
+
+// errSilentFail is returned when the command already printed why it failed.
+var errSilentFail = errors.New("failed")
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr)
+	case "config":
+		if len(args) != 3 || args[1] != "check" {
+			return fmt.Errorf("%w: config check FILE", errUsage)
+		}
+		return cmdConfigCheck(args[2], stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "firmware-agent %s", version)
+		if commit != "" {
+			fmt.Fprintf(stdout, " (%s)", commit)
+		}
+		fmt.Fprintf(stdout, " %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if f, ok := subcommands[args[0]]; ok {
+		return f(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+// runFlags are the flags shared by run and doctor.
+type runFlags struct {
+	config, data, http, mqttListen string
+}
+
+func (f *runFlags) register(fs *flag.FlagSet, full bool) {
+	fs.StringVar(&f.config, "config", "", "config file (default: the built-in demo)")
+	if full {
+		fs.StringVar(&f.data, "data", "", "data directory (overrides data_dir)")
+		fs.StringVar(&f.http, "http", "", "HTTP listen address (overrides http.listen)")
+		fs.StringVar(&f.mqttListen, "mqtt-listen", "", "embedded broker address (overrides mqtt.listen)")
+	}
+}
+
+// load returns the config named by the flags, or the demo.
+func (f *runFlags) load() (*config.Config, error) {
+	var cfg *config.Config
+	if f.config == "" {
+		cfg = config.Demo()
+	} else {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return nil, err
+		}
+	}
+	if f.data != "" {
+		cfg.DataDir = f.data
+	}
+	if f.http != "" {
+		cfg.HTTP.Listen = f.http
+	}
+	if f.mqttListen != "" {
+		if cfg.MQTT.URL != "" {
+			return nil, fmt.Errorf("--mqtt-listen given, but the config names an external broker (mqtt.url: %s)", cfg.MQTT.URL)
+		}
+		cfg.MQTT.Listen = f.mqttListen
+	}
+	// Flags are checked like the file, so a typo in a flag is as clear.
+	p := confutil.NewProblems()
+	cfg.Validate(p)
+	if !p.Empty() {
+		var lines []string
+		for _, pr := range p.List() {
+			lines = append(lines, pr.Path+": "+pr.Msg)
+		}
+		return nil, errors.New(strings.Join(lines, "\n"))
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	f.register(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	log := newLogger(cfg, stderr)
+	slog.SetDefault(log)
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+func cmdConfigCheck(file string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errSilentFail
+	}
+	if err := checkParts(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return errSilentFail
+	}
+	fmt.Fprintf(stdout, "%s: ok (box %s, board %s)\n", file, cfg.Box, cfg.Board)
+	return nil
+}
+
+// checkParts runs the validation that needs more than the file itself
+// (scene files, references between sections) by building the parts
+// without starting them.
+func checkParts(cfg *config.Config) error {
+	for _, f := range partChecks {
+		if err := f(cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partChecks are added by part_*.go files.
+var partChecks []func(cfg *config.Config) error
