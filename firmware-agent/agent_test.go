@@ -271,4 +271,3 @@ func TestDoctorExitCodes(t *testing.T) {
 		t.Fatalf("doctor failed on a healthy demo setup: %v\n%s", err, out)
 	}
 }
-
