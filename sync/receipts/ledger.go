@@ -1,0 +1,931 @@
+package receipts
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"fieldkit/internal/clock"
+	"fieldkit/internal/sqlitex"
+)
+
+// Sentinel errors.
+var (
+	// ErrDiskFull: the ledger reached its disk budget and refuses new sales.
+	ErrDiskFull = errors.New("receipt ledger disk budget is full: new receipts are refused until the backlog is synced and pruned or the budget is raised")
+	// ErrClosed: the ledger is closed.
+	ErrClosed = errors.New("receipt ledger is closed")
+	// ErrNotFound: no record with that seq (never written, or pruned).
+	ErrNotFound = errors.New("no such receipt")
+	// ErrKeyMismatch: the key file is not the key that signs this chain.
+	ErrKeyMismatch = errors.New("receipt key does not match the ledger")
+	// ErrCheckpoint: the cloud's checkpoint disagrees with the ledger.
+	ErrCheckpoint = errors.New("checkpoint does not match the ledger")
+)
+
+// Publisher is the event bus as the ledger uses it.
+type Publisher interface {
+	Publish(topic string, payload []byte)
+}
+
+// Options for Open.
+type Options struct {
+	Path    string // SQLite file
+	KeyFile string // PKCS#8 PEM, created 0600 on first run
+	Box     string
+	// Currency the box sells in (ISO 4217); default EUR.
+	Currency        string
+	DiscreetDefault bool
+	// DiskBudget in bytes for the database pages in use; 0 means none.
+	DiskBudget int64
+	// MaxBatch caps how many appends share one transaction (default 512).
+	// 1 commits every receipt on its own: the naive mode the benchmark
+	// compares against.
+	MaxBatch int
+	Clock    clock.Clock
+	Sync     SyncStatus // nil: KernelClock
+	BootID   string     // "": read from /proc
+	Bus      Publisher  // may be nil
+	Log      *slog.Logger
+	// OnAlarm, if set, hears every disk alarm change (level 0, 80, 95, 100).
+	OnAlarm func(level int, msg string)
+}
+
+// Ledger is the receipt store. Appends go through one writer goroutine
+// that commits whatever has queued in one transaction (group commit).
+type Ledger struct {
+	*Reader
+	o   Options
+	db  *sql.DB
+	log *slog.Logger
+
+	keyMu sync.Mutex
+	key   *Key
+
+	reqs chan *appendReq
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	mu        sync.Mutex
+	usage     int64
+	alarm     int
+	notify    chan struct{} // closed and replaced after every commit
+	commits   uint64
+	committed uint64
+}
+
+type appendReq struct {
+	ctx    context.Context
+	order  *Order
+	rotate *Key // a rotation record announcing this key
+	resp   chan appendResp
+}
+
+type appendResp struct {
+	s      Signed
+	replay bool
+	err    error
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS head (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL, hash TEXT NOT NULL, turnover INTEGER NOT NULL,
+	kid TEXT NOT NULL, keys TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+	seq INTEGER PRIMARY KEY, client_id TEXT UNIQUE, type TEXT NOT NULL,
+	ts_ms INTEGER NOT NULL, total INTEGER NOT NULL,
+	body BLOB NOT NULL, sig BLOB NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS anchor (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL, hash TEXT NOT NULL, turnover INTEGER NOT NULL,
+	kid TEXT NOT NULL, keys TEXT NOT NULL, ts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uplink (
+	id INTEGER PRIMARY KEY CHECK (id = 1), acked_through INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+	acked_through INTEGER PRIMARY KEY, head TEXT NOT NULL,
+	checkpoint TEXT NOT NULL, sig TEXT NOT NULL, key TEXT NOT NULL,
+	received_ms INTEGER NOT NULL);
+`
+
+// Open opens (creating on first run) the ledger and its key, and starts
+// the writer. Close stops it.
+func Open(o Options) (*Ledger, error) {
+	if o.Box == "" {
+		return nil, errors.New("receipts: box id is empty")
+	}
+	if o.Currency == "" {
+		o.Currency = "EUR"
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	if o.Sync == nil {
+		o.Sync = KernelClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.BootID == "" {
+		id, err := ReadBootID("")
+		if err != nil {
+			return nil, fmt.Errorf("receipts: %w", err)
+		}
+		o.BootID = id
+	}
+	key, created, err := LoadOrCreateKey(o.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlitex.Open(o.Path, sqlitex.Options{Sync: sqlitex.Full})
+	if err != nil {
+		return nil, fmt.Errorf("receipts: %w", err)
+	}
+	l := &Ledger{Reader: &Reader{db: db, box: o.Box}, o: o, db: db, key: key, log: o.Log.With("part", "receipts"),
+		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{}),
+		notify: make(chan struct{})}
+	if err := l.init(created); err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.refreshUsage(context.Background())
+	go l.writer()
+	return l, nil
+}
+
+func (l *Ledger) init(created bool) error {
+	if _, err := l.db.Exec(schema); err != nil {
+		return fmt.Errorf("receipts: create tables: %w", err)
+	}
+	tx, err := l.db.Begin()
+	if err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	defer tx.Rollback()
+	var box string
+	err = tx.QueryRow(`SELECT v FROM meta WHERE k='box'`).Scan(&box)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		keys, _ := json.Marshal(map[string]string{l.key.ID: base64.StdEncoding.EncodeToString(l.key.Pub)})
+		if _, err := tx.Exec(`INSERT INTO meta(k, v) VALUES ('box', ?), ('first_kid', ?)`, l.o.Box, l.key.ID); err != nil {
+			return fmt.Errorf("receipts: %w", err)
+		}
+		if _, err := tx.Exec(`INSERT INTO head(id, seq, hash, turnover, kid, keys) VALUES (1, 0, ?, 0, ?, ?)`,
+			Genesis(l.o.Box, l.key.ID), l.key.ID, string(keys)); err != nil {
+			return fmt.Errorf("receipts: %w", err)
+		}
+		if _, err := tx.Exec(`INSERT INTO uplink(id, acked_through) VALUES (1, 0)`); err != nil {
+			return fmt.Errorf("receipts: %w", err)
+		}
+		l.log.Info("new receipt ledger", "box", l.o.Box, "kid", l.key.ID, "new_key", created)
+	case err != nil:
+		return fmt.Errorf("receipts: %w", err)
+	case box != l.o.Box:
+		return fmt.Errorf("receipts: ledger %s belongs to box %q, the config says %q; a box id cannot change under an existing chain", l.o.Path, box, l.o.Box)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	return l.matchKey()
+}
+
+// matchKey makes sure the loaded key is the one the chain head expects,
+// finishing a key rotation that a crash interrupted.
+func (l *Ledger) matchKey() error {
+	var kid string
+	if err := l.db.QueryRow(`SELECT kid FROM head WHERE id=1`).Scan(&kid); err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	l.keyMu.Lock()
+	defer l.keyMu.Unlock()
+	if kid == l.key.ID {
+		return nil
+	}
+	if next, err := LoadKey(l.o.KeyFile + ".next"); err == nil && next.ID == kid {
+		if err := l.finishRotation(next); err != nil {
+			return err
+		}
+		return nil
+	}
+	if cur, err := LoadKey(l.o.KeyFile); err == nil && cur.ID == kid {
+		l.key = cur // rotated by another process (the CLI)
+		return nil
+	}
+	return fmt.Errorf("receipts: %s holds key %s but the chain is signed by %s: %w; restore the right key file", l.o.KeyFile, l.key.ID, kid, ErrKeyMismatch)
+}
+
+// finishRotation keeps the old key beside the new one (for the record)
+// and puts the new key in place. keyMu is held.
+func (l *Ledger) finishRotation(next *Key) error {
+	old := l.o.KeyFile + "." + l.key.ID + ".retired"
+	if err := os.Rename(l.o.KeyFile, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("receipts: retire key: %w", err)
+	}
+	if err := os.Rename(l.o.KeyFile+".next", l.o.KeyFile); err != nil {
+		return fmt.Errorf("receipts: install new key: %w", err)
+	}
+	l.key = next
+	l.log.Info("receipt key rotated", "kid", next.ID)
+	return nil
+}
+
+// Close stops the writer (answering queued appends with ErrClosed) and
+// closes the database.
+func (l *Ledger) Close() error {
+	l.once.Do(func() { close(l.quit) })
+	<-l.done
+	return l.db.Close()
+}
+
+// Box is the ledger's box id.
+func (l *Ledger) Box() string { return l.o.Box }
+
+// PublicKey is the current signing key.
+func (l *Ledger) PublicKey() *Key {
+	l.keyMu.Lock()
+	defer l.keyMu.Unlock()
+	return &Key{Pub: l.key.Pub, ID: l.key.ID}
+}
+
+// Committed returns a channel closed after the next commit, for waiters
+// such as the uplink.
+func (l *Ledger) Committed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.notify
+}
+
+// Stats are the writer's counters.
+type Stats struct {
+	Commits uint64 // transactions committed
+	Records uint64 // records written
+}
+
+func (l *Ledger) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{Commits: l.commits, Records: l.committed}
+}
+
+// Append validates o and writes it as the next signed record, answering
+// only once it is durably committed. replay is true when client_id was
+// seen before: the first receipt is returned and nothing is written.
+func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, err error) {
+	if err := o.Validate(l.o.Currency); err != nil {
+		return Signed{}, false, err
+	}
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o})
+}
+
+// Rotate makes a new key and writes a rotation record signed by the old
+// one; the chain goes on under the new key.
+func (l *Ledger) Rotate(ctx context.Context) (Signed, error) {
+	k, err := GenerateKey()
+	if err != nil {
+		return Signed{}, err
+	}
+	// The new key is on disk before the record that announces it, so a
+	// crash between the two never leaves a chain nobody can extend.
+	if err := WriteKey(l.o.KeyFile+".next", k); err != nil {
+		return Signed{}, err
+	}
+	s, _, err := l.submit(ctx, &appendReq{ctx: ctx, rotate: k})
+	return s, err
+}
+
+func (l *Ledger) submit(ctx context.Context, r *appendReq) (Signed, bool, error) {
+	r.resp = make(chan appendResp, 1)
+	select {
+	case l.reqs <- r:
+	case <-l.quit:
+		return Signed{}, false, ErrClosed
+	case <-ctx.Done():
+		return Signed{}, false, ctx.Err()
+	}
+	// Once queued, the answer is awaited even if ctx ends: the record may
+	// be in the transaction, and the caller must not be told it failed.
+	select {
+	case a := <-r.resp:
+		return a.s, a.replay, a.err
+	case <-l.done:
+		select {
+		case a := <-r.resp:
+			return a.s, a.replay, a.err
+		default:
+			return Signed{}, false, ErrClosed
+		}
+	}
+}
+
+func (l *Ledger) writer() {
+	defer close(l.done)
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.reqs:
+		case <-l.quit:
+			l.drainClosed()
+			return
+		}
+		batch := []*appendReq{first}
+	fill:
+		for len(batch) < l.o.MaxBatch {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+func (l *Ledger) drainClosed() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.resp <- appendResp{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+type headRow struct {
+	seq      uint64
+	hash     string
+	turnover int64
+	kid      string
+	keys     string
+}
+
+// commit writes batch in one transaction: one fsync for all of them.
+func (l *Ledger) commit(batch []*appendReq) {
+	resps := make([]appendResp, len(batch))
+	answer := func() {
+		for i, r := range batch {
+			r.resp <- resps[i]
+		}
+	}
+	failAll := func(err error) {
+		for i := range resps {
+			resps[i] = appendResp{err: err}
+		}
+		answer()
+	}
+	full := l.alarmLevel() >= 100
+
+	tx, err := l.db.Begin()
+	if err != nil {
+		failAll(fmt.Errorf("receipts: begin: %w", err))
+		return
+	}
+	defer tx.Rollback()
+	var h headRow
+	if err := tx.QueryRow(`SELECT seq, hash, turnover, kid, keys FROM head WHERE id=1`).Scan(&h.seq, &h.hash, &h.turnover, &h.kid, &h.keys); err != nil {
+		failAll(fmt.Errorf("receipts: read chain head: %w", err))
+		return
+	}
+	l.keyMu.Lock()
+	key := l.key
+	l.keyMu.Unlock()
+	if h.kid != key.ID {
+		if err := l.matchKey(); err != nil {
+			failAll(err)
+			return
+		}
+		l.keyMu.Lock()
+		key = l.key
+		l.keyMu.Unlock()
+	}
+	byClient, err := tx.Prepare(`SELECT seq, body, sig FROM records WHERE client_id = ?`)
+	if err != nil {
+		failAll(fmt.Errorf("receipts: %w", err))
+		return
+	}
+	defer byClient.Close()
+	ins, err := tx.Prepare(`INSERT INTO records(seq, client_id, type, ts_ms, total, body, sig, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		failAll(fmt.Errorf("receipts: %w", err))
+		return
+	}
+	defer ins.Close()
+
+	inBatch := map[string]int{}
+	var rotatedTo *Key
+	wrote := 0
+	for i, r := range batch {
+		if r.order != nil {
+			o := r.order
+			if j, ok := inBatch[o.ClientID]; ok {
+				resps[i] = appendResp{s: resps[j].s, replay: true, err: resps[j].err}
+				continue
+			}
+			var seq uint64
+			var body, sig []byte
+			err := byClient.QueryRow(o.ClientID).Scan(&seq, &body, &sig)
+			if err == nil {
+				resps[i] = appendResp{s: makeSigned(seq, body, sig), replay: true}
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				failAll(fmt.Errorf("receipts: look up client_id: %w", err))
+				return
+			}
+			if full {
+				resps[i] = appendResp{err: ErrDiskFull}
+				continue
+			}
+			if r.ctx.Err() != nil {
+				// The caller gave up before its record was written: nothing
+				// to answer for; a retry with the same client_id writes it.
+				resps[i] = appendResp{err: r.ctx.Err()}
+				continue
+			}
+		}
+		rec, err := l.build(r, &h, key)
+		if err != nil {
+			resps[i] = appendResp{err: err}
+			continue
+		}
+		s, err := signRecord(rec, key.Priv)
+		if err != nil {
+			resps[i] = appendResp{err: err}
+			continue
+		}
+		sigRaw, _ := s.RawSig()
+		var cid any
+		if rec.ClientID != "" {
+			cid = rec.ClientID
+		}
+		if _, err := ins.Exec(rec.Seq, cid, rec.Type, l.o.Clock.Now().UnixMilli(), rec.Total, []byte(s.Record), sigRaw, s.Hash); err != nil {
+			failAll(fmt.Errorf("receipts: insert record %d: %w", rec.Seq, err))
+			return
+		}
+		h.seq, h.hash, h.turnover = rec.Seq, s.Hash, rec.Turnover
+		if r.rotate != nil {
+			keys := map[string]string{}
+			_ = json.Unmarshal([]byte(h.keys), &keys)
+			keys[r.rotate.ID] = base64.StdEncoding.EncodeToString(r.rotate.Pub)
+			kb, _ := json.Marshal(keys)
+			h.keys, h.kid = string(kb), r.rotate.ID
+			key, rotatedTo = r.rotate, r.rotate
+		}
+		if r.order != nil {
+			inBatch[r.order.ClientID] = i
+		}
+		resps[i] = appendResp{s: s}
+		wrote++
+	}
+	if wrote > 0 {
+		if _, err := tx.Exec(`UPDATE head SET seq=?, hash=?, turnover=?, kid=?, keys=? WHERE id=1`, h.seq, h.hash, h.turnover, h.kid, h.keys); err != nil {
+			failAll(fmt.Errorf("receipts: update chain head: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		failAll(fmt.Errorf("receipts: commit: %w", err))
+		return
+	}
+	if rotatedTo != nil {
+		l.keyMu.Lock()
+		if err := l.finishRotation(rotatedTo); err != nil {
+			l.log.Error("key rotation recorded but the key file could not be swapped; the ledger finishes it on restart", "err", err)
+			l.key = rotatedTo
+		}
+		l.keyMu.Unlock()
+	}
+	l.mu.Lock()
+	l.commits++
+	l.committed += uint64(wrote)
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+	answer()
+	if wrote > 0 {
+		l.refreshUsage(context.Background())
+	}
+}
+
+var tokenEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// build makes the next record after h.
+func (l *Ledger) build(r *appendReq, h *headRow, key *Key) (*Record, error) {
+	rec := &Record{
+		V: Version, Box: l.o.Box, Kid: key.ID, Seq: h.seq + 1,
+		TS:          l.o.Clock.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		ClockSynced: l.o.Sync.ClockSynced(),
+		Boot:        l.o.BootID, Prev: h.hash, Turnover: h.turnover,
+	}
+	if r.rotate != nil {
+		rec.Type = TypeRotation
+		rec.NewKid = r.rotate.ID
+		rec.NewKey = base64.StdEncoding.EncodeToString(r.rotate.Pub)
+		return rec, nil
+	}
+	o := r.order
+	rec.Type = TypeSale
+	rec.Order, rec.ClientID, rec.Items = o.Order, o.ClientID, o.Items
+	rec.Total, rec.Currency, rec.Pay = o.Total, o.Currency, o.Pay
+	rec.Turnover = h.turnover + o.Total
+	discreet := l.o.DiscreetDefault
+	if o.Discreet != nil {
+		discreet = *o.Discreet
+	}
+	switch {
+	case discreet:
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("receipts: buyer token: %w", err)
+		}
+		rec.Buyer = &Buyer{Token: tokenEnc.EncodeToString(b[:])}
+	case o.Buyer != nil && *o.Buyer != (Buyer{}):
+		b := *o.Buyer
+		rec.Buyer = &b
+	}
+	return rec, nil
+}
+
+// Get returns record seq.
+func (l *Reader) Get(ctx context.Context, seq uint64) (Signed, error) {
+	var body, sig []byte
+	err := l.db.QueryRowContext(ctx, `SELECT body, sig FROM records WHERE seq=?`, seq).Scan(&body, &sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Signed{}, fmt.Errorf("receipt %d: %w", seq, ErrNotFound)
+	}
+	if err != nil {
+		return Signed{}, fmt.Errorf("receipt %d: %w", seq, err)
+	}
+	return makeSigned(seq, body, sig), nil
+}
+
+// Range calls fn for each record with seq > after, in order, at most limit
+// (0: all), stopping at fn's first error.
+func (l *Reader) Range(ctx context.Context, after uint64, limit int, fn func(Signed) error) error {
+	q := `SELECT seq, body, sig FROM records WHERE seq > ? ORDER BY seq`
+	args := []any{after}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("receipts: read: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			return fmt.Errorf("receipts: read: %w", err)
+		}
+		if err := fn(makeSigned(seq, body, sig)); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Head is the chain head: the last seq, its hash and the turnover.
+type Head struct {
+	Seq      uint64 `json:"seq"`
+	Hash     string `json:"hash"`
+	Turnover int64  `json:"turnover"`
+	Kid      string `json:"kid"`
+}
+
+func (l *Reader) Head(ctx context.Context) (Head, error) {
+	var h Head
+	err := l.db.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid FROM head WHERE id=1`).Scan(&h.Seq, &h.Hash, &h.Turnover, &h.Kid)
+	if err != nil {
+		return h, fmt.Errorf("receipts: chain head: %w", err)
+	}
+	return h, nil
+}
+
+// Backlog is what the cloud has not acknowledged yet.
+type Backlog struct {
+	Count        uint64    `json:"count"`
+	AckedThrough uint64    `json:"acked_through"`
+	Head         uint64    `json:"head"`
+	Oldest       time.Time `json:"oldest,omitzero"`
+}
+
+// Backlog counts unsynced records and finds the oldest one's time.
+func (l *Reader) Backlog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	err := l.db.QueryRowContext(ctx, `SELECT h.seq, u.acked_through FROM head h, uplink u`).Scan(&b.Head, &b.AckedThrough)
+	if err != nil {
+		return b, fmt.Errorf("receipts: backlog: %w", err)
+	}
+	if b.Head > b.AckedThrough {
+		b.Count = b.Head - b.AckedThrough
+		var ms int64
+		if err := l.db.QueryRowContext(ctx, `SELECT ts_ms FROM records WHERE seq > ? ORDER BY seq LIMIT 1`, b.AckedThrough).Scan(&ms); err == nil {
+			b.Oldest = time.UnixMilli(ms).UTC()
+		}
+	}
+	return b, nil
+}
+
+// Unsynced returns records after from, in order, up to maxRecords and
+// about maxBytes of stored bytes (always at least one record).
+func (l *Ledger) Unsynced(ctx context.Context, after uint64, maxRecords, maxBytes int) ([]Signed, error) {
+	var out []Signed
+	size := 0
+	errStop := errors.New("stop")
+	err := l.Range(ctx, after, maxRecords, func(s Signed) error {
+		n := len(s.Record) + len(s.Sig) + len(s.Hash) + 40
+		if len(out) > 0 && size+n > maxBytes {
+			return errStop
+		}
+		size += n
+		out = append(out, s)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Ack stores the cloud's acknowledgement: acked_through and its signed
+// checkpoint, in one transaction. The checkpoint must name this box and
+// the hash the ledger has at acked_through, or ErrCheckpoint is returned
+// and nothing is stored.
+func (l *Ledger) Ack(ctx context.Context, cp *Checkpoint, signed SignedCheckpoint) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("receipts: ack: %w", err)
+	}
+	defer tx.Rollback()
+	if cp.Box != l.o.Box {
+		return fmt.Errorf("%w: checkpoint is for box %q", ErrCheckpoint, cp.Box)
+	}
+	var hash string
+	err = tx.QueryRowContext(ctx, `SELECT hash FROM records WHERE seq=?`, cp.AckedThrough).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: the cloud acknowledges seq %d, which this ledger does not hold", ErrCheckpoint, cp.AckedThrough)
+	}
+	if err != nil {
+		return fmt.Errorf("receipts: ack: %w", err)
+	}
+	if hash != cp.Head {
+		return fmt.Errorf("%w: seq %d hashes to %.16s… here and %.16s… in the cloud (a fork)", ErrCheckpoint, cp.AckedThrough, hash, cp.Head)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE uplink SET acked_through = max(acked_through, ?) WHERE id=1`, cp.AckedThrough); err != nil {
+		return fmt.Errorf("receipts: ack: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO checkpoints(acked_through, head, checkpoint, sig, key, received_ms) VALUES (?, ?, ?, ?, ?, ?)`,
+		cp.AckedThrough, cp.Head, signed.Checkpoint, signed.Sig, signed.Key, l.o.Clock.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("receipts: ack: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("receipts: ack: %w", err)
+	}
+	return nil
+}
+
+// LatestCheckpoint returns the newest stored checkpoint (nil if none).
+func (l *Reader) LatestCheckpoint(ctx context.Context) (*SignedCheckpoint, error) {
+	var s SignedCheckpoint
+	err := l.db.QueryRowContext(ctx, `SELECT checkpoint, sig, key FROM checkpoints ORDER BY acked_through DESC LIMIT 1`).Scan(&s.Checkpoint, &s.Sig, &s.Key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receipts: checkpoint: %w", err)
+	}
+	return &s, nil
+}
+
+// Prune deletes synced records older than before. The chain head record
+// and every checkpoint stay; the last pruned record's hash, turnover and
+// keys become the anchor that verification resumes from.
+func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	defer tx.Rollback()
+	var acked, head uint64
+	if err := tx.QueryRowContext(ctx, `SELECT h.seq, u.acked_through FROM head h, uplink u`).Scan(&head, &acked); err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE seq <= ? AND seq < ? AND ts_ms < ?`, acked, head, before.UnixMilli()).Scan(&last); err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	if !last.Valid {
+		return 0, nil
+	}
+	// Verify the prefix being dropped, so that the anchor carries the keys
+	// announced in it and a hash the chain really had.
+	c, err := l.startChain(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT seq, body, sig FROM records WHERE seq <= ? ORDER BY seq`, last.Int64)
+	if err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	for rows.Next() {
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("receipts: prune: %w", err)
+		}
+		if _, _, err := c.Check(makeSigned(seq, body, sig)); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("receipts: prune refused, the ledger does not verify: %w", err)
+		}
+	}
+	rows.Close()
+	keys := map[string]string{}
+	for id, k := range c.Keys {
+		keys[id] = base64.StdEncoding.EncodeToString(k)
+	}
+	kb, _ := json.Marshal(keys)
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO anchor(id, seq, hash, turnover, kid, keys, ts) VALUES (1, ?, ?, ?, ?, ?, ?)`,
+		c.Seq, c.Head, c.Turnover, c.SignKid, string(kb), c.LastTS.Format(time.RFC3339Nano)); err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE seq <= ?`, last.Int64)
+	if err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
+	l.refreshUsage(ctx)
+	return int(n), nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// startChain returns the chain state verification starts from: the
+// anchor left by pruning, or genesis with the box's first key.
+func (l *Ledger) startChain(ctx context.Context, q querier) (*Chain, error) {
+	return startChain(ctx, q, l.o.Box, nil)
+}
+
+func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain, error) {
+	var a struct {
+		seq           uint64
+		hash, kid, ts string
+		turnover      int64
+		keys          string
+	}
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid, keys, ts FROM anchor WHERE id=1`).Scan(&a.seq, &a.hash, &a.turnover, &a.kid, &a.keys, &a.ts)
+	if err == nil {
+		keys := map[string]string{}
+		if err := json.Unmarshal([]byte(a.keys), &keys); err != nil {
+			return nil, fmt.Errorf("receipts: anchor keys: %w", err)
+		}
+		c := &Chain{Box: box, Seq: a.seq, Head: a.hash, Turnover: a.turnover, SignKid: a.kid, Keys: map[string]ed25519.PublicKey{}}
+		for id, k := range keys {
+			b, err := base64.StdEncoding.DecodeString(k)
+			if err != nil {
+				return nil, fmt.Errorf("receipts: anchor key %s: %w", id, err)
+			}
+			c.Keys[id] = b
+		}
+		if first != nil {
+			if _, ok := c.Keys[first.ID]; !ok {
+				return nil, fmt.Errorf("receipts: the ledger was pruned under keys %v; key %s is not among them: %w", mapKeys(keys), first.ID, ErrKeyMismatch)
+			}
+		}
+		c.LastTS, _ = time.Parse(time.RFC3339Nano, a.ts)
+		return c, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("receipts: anchor: %w", err)
+	}
+	var kid, keys string
+	if first == nil {
+		if err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k='first_kid'`).Scan(&kid); err != nil {
+			return nil, fmt.Errorf("receipts: first key: %w", err)
+		}
+		if err := q.QueryRowContext(ctx, `SELECT keys FROM head WHERE id=1`).Scan(&keys); err != nil {
+			return nil, fmt.Errorf("receipts: keys: %w", err)
+		}
+		m := map[string]string{}
+		_ = json.Unmarshal([]byte(keys), &m)
+		b, err := base64.StdEncoding.DecodeString(m[kid])
+		if err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("receipts: first key %s not recorded", kid)
+		}
+		return NewChain(box, b), nil
+	}
+	return NewChain(box, first.Pub), nil
+}
+
+func mapKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// refreshUsage measures the database against the disk budget and raises
+// or clears the alarm.
+func (l *Ledger) refreshUsage(ctx context.Context) {
+	if l.o.DiskBudget <= 0 {
+		return
+	}
+	var pages, free, size int64
+	if err := l.db.QueryRowContext(ctx, `SELECT p.page_count, f.freelist_count, s.page_size FROM pragma_page_count p, pragma_freelist_count f, pragma_page_size s`).Scan(&pages, &free, &size); err != nil {
+		l.log.Warn("cannot measure the ledger size", "err", err)
+		return
+	}
+	// Pages in use, as the database sees them (WAL frames included). The
+	// WAL file itself is reused after each checkpoint and stays near its
+	// 4 MB auto-checkpoint size: it is headroom on top of the budget.
+	used := (pages - free) * size
+	pct := used * 100 / l.o.DiskBudget
+	level := 0
+	switch {
+	case pct >= 100:
+		level = 100
+	case pct >= 95:
+		level = 95
+	case pct >= 80:
+		level = 80
+	}
+	l.mu.Lock()
+	l.usage = used
+	old := l.alarm
+	l.alarm = level
+	l.mu.Unlock()
+	if level == old {
+		return
+	}
+	var msg string
+	switch level {
+	case 0:
+		msg = "receipt ledger back under 80 % of its disk budget"
+	case 100:
+		msg = fmt.Sprintf("receipt ledger uses %d of %d bytes: new receipts are refused; get the box online so the backlog syncs, or raise receipts.disk_budget_mb", used, l.o.DiskBudget)
+	default:
+		msg = fmt.Sprintf("receipt ledger uses %d %% of its %d-byte disk budget; get the box online so the backlog syncs and can be pruned", pct, l.o.DiskBudget)
+	}
+	l.log.Warn("disk budget", "level", level, "used", used, "budget", l.o.DiskBudget)
+	if l.o.Bus != nil {
+		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": l.o.DiskBudget, "message": msg})
+		l.o.Bus.Publish("receipts/alarm", b)
+	}
+	if l.o.OnAlarm != nil {
+		l.o.OnAlarm(level, msg)
+	}
+}
+
+func (l *Ledger) alarmLevel() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.alarm
+}
+
+// Usage is the measured size and the budget (0: none).
+func (l *Ledger) Usage() (used, budget int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.usage, l.o.DiskBudget
+}
+
+// StatusOf maps an append error to an HTTP status.
+func StatusOf(err error) int {
+	var ie *InputError
+	switch {
+	case errors.As(err, &ie):
+		return ie.Code
+	case errors.Is(err, ErrDiskFull):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

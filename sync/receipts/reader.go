@@ -1,0 +1,111 @@
+package receipts
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"fmt"
+
+	"fieldkit/internal/sqlitex"
+)
+
+// Reader reads a ledger without writing: verify, export and report, from
+// the agent or from the command line while the agent runs.
+type Reader struct {
+	db  *sql.DB
+	box string
+}
+
+// OpenReader opens the ledger at path read-only.
+func OpenReader(path string) (*Reader, error) {
+	db, err := sqlitex.Open(path, sqlitex.Options{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("receipts: %w", err)
+	}
+	r := &Reader{db: db}
+	if err := db.QueryRow(`SELECT v FROM meta WHERE k='box'`).Scan(&r.box); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("receipts: %s is not a receipt ledger: %w", path, err)
+	}
+	return r, nil
+}
+
+// Close closes a reader from OpenReader.
+func (l *Reader) Close() error { return l.db.Close() }
+
+// VerifyOptions say what to trust.
+type VerifyOptions struct {
+	// First is the box's first public key (the trust anchor). Nil trusts
+	// the key recorded in the ledger itself, which proves the chain is
+	// intact but not whose it is.
+	First ed25519.PublicKey
+	// Current, when set, must be the key that signs the chain's head: the
+	// key file on the box.
+	Current ed25519.PublicKey
+	// Checkpoint is the cloud's acknowledgement to hold the ledger to;
+	// nil uses the newest one the ledger stored.
+	Checkpoint *Checkpoint
+}
+
+// Verify checks the whole ledger: signatures, links, gaps, duplicates,
+// turnover, keys, and the tail against the checkpoint.
+func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
+	var first *Key
+	if o.First != nil {
+		first = &Key{Pub: o.First, ID: KeyID(o.First)}
+	}
+	c, err := startChain(ctx, l.db, l.box, first)
+	if err != nil {
+		return nil, err
+	}
+	cp := o.Checkpoint
+	if cp == nil {
+		s, err := l.LatestCheckpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			if cp, err = s.Open(nil); err != nil {
+				return nil, fmt.Errorf("receipts: stored checkpoint: %w", err)
+			}
+		}
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT seq, body, sig FROM records WHERE seq > ? ORDER BY seq`, c.Seq)
+	if err != nil {
+		return nil, fmt.Errorf("receipts: verify: %w", err)
+	}
+	defer rows.Close()
+	src := func() (Signed, bool, error) {
+		if !rows.Next() {
+			return Signed{}, false, rows.Err()
+		}
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			return Signed{}, false, err
+		}
+		return makeSigned(seq, body, sig), true, nil
+	}
+	rep, err := VerifyAll(c, src, cp)
+	if err != nil {
+		return nil, fmt.Errorf("receipts: verify: %w", err)
+	}
+	if rep.OK() {
+		var h Head
+		if err := l.db.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid FROM head WHERE id=1`).Scan(&h.Seq, &h.Hash, &h.Turnover, &h.Kid); err != nil {
+			return nil, fmt.Errorf("receipts: verify: %w", err)
+		}
+		switch {
+		case h.Seq != c.Seq:
+			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: Truncated, Detail: fmt.Sprintf("the chain head row says seq %d but the records end at seq %d", h.Seq, c.Seq)}
+		case h.Hash != c.Head:
+			rep.Problem = &Problem{Seq: c.Seq, Reason: BrokenLink, Detail: "the chain head row's hash is not the hash of the last record"}
+		case o.Current != nil && KeyID(o.Current) != c.SignKid:
+			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: UnknownKey, Detail: fmt.Sprintf("the key file holds key %s, but the chain is signed by %s from here on", KeyID(o.Current), c.SignKid)}
+		}
+	}
+	return rep, nil
+}
+
+// Box is the ledger's box id.
+func (l *Reader) Box() string { return l.box }

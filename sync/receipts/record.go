@@ -1,0 +1,167 @@
+package receipts
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// Domain strings. Changing any of them breaks every existing ledger.
+const (
+	// SignDomain is prepended (with a NUL) to the stored bytes before
+	// signing, so that a receipt signature can never be replayed as a
+	// signature over anything else the key signs.
+	SignDomain = "fieldkit-receipt-v1"
+	// GenesisDomain starts the chain: prev of record 1 is
+	// SHA-256(GenesisDomain NUL box NUL kid).
+	GenesisDomain = "fieldkit-receipt-genesis-v1"
+	// Version is the record format ("v").
+	Version = 1
+)
+
+// Record types.
+const (
+	TypeSale     = "sale"
+	TypeRotation = "key_rotation"
+)
+
+// Item is one order line; Price is the unit price in minor units.
+type Item struct {
+	SKU   string `json:"sku"`
+	Qty   int64  `json:"qty"`
+	Price int64  `json:"price"`
+}
+
+// Buyer is who bought. In discreet mode only Token is kept.
+type Buyer struct {
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	Email string `json:"email,omitempty"`
+	Token string `json:"token,omitempty"`
+}
+
+// Record is one ledger entry. The field order of this struct is the order
+// of the stored JSON bytes; the bytes, not this struct, are what is signed.
+type Record struct {
+	V           int    `json:"v"`
+	Type        string `json:"type"`
+	Box         string `json:"box"`
+	Kid         string `json:"kid"`
+	Seq         uint64 `json:"seq"`
+	TS          string `json:"ts"`
+	ClockSynced bool   `json:"clock_synced"`
+	Boot        string `json:"boot"`
+	Prev        string `json:"prev"`
+	Turnover    int64  `json:"turnover"`
+
+	Order    string `json:"order,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	Items    []Item `json:"items,omitempty"`
+	Total    int64  `json:"total,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	Pay      string `json:"pay,omitempty"`
+	Buyer    *Buyer `json:"buyer,omitempty"`
+
+	// NewKid and NewKey (base64 of the 32-byte Ed25519 public key) are set
+	// on a key_rotation record only.
+	NewKid string `json:"new_kid,omitempty"`
+	NewKey string `json:"new_key,omitempty"`
+}
+
+// Signed is a record as stored and exported: the exact bytes, the
+// signature over them, and the chain hash. Its JSON form is one line of an
+// export (NDJSON).
+type Signed struct {
+	Seq uint64 `json:"seq"`
+	// Record is the exact stored bytes, as a JSON string.
+	Record string `json:"record"`
+	// Sig is the 64-byte Ed25519 signature, standard base64.
+	Sig string `json:"sig"`
+	// Hash is hex SHA-256(record bytes || raw signature): the next
+	// record's prev.
+	Hash string `json:"hash"`
+}
+
+// Genesis is the prev of record 1 for box and kid.
+func Genesis(box, kid string) string {
+	h := sha256.New()
+	h.Write([]byte(GenesisDomain))
+	h.Write([]byte{0})
+	h.Write([]byte(box))
+	h.Write([]byte{0})
+	h.Write([]byte(kid))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// SignedMessage is what the Ed25519 signature covers.
+func SignedMessage(body []byte) []byte {
+	m := make([]byte, 0, len(SignDomain)+1+len(body))
+	m = append(m, SignDomain...)
+	m = append(m, 0)
+	return append(m, body...)
+}
+
+// ChainHash is hex SHA-256(body || sig): the link to the next record.
+func ChainHash(body, sig []byte) string {
+	h := sha256.New()
+	h.Write(body)
+	h.Write(sig)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// KeyID is the first 16 hex digits of SHA-256 of the raw public key.
+func KeyID(pub ed25519.PublicKey) string {
+	s := sha256.Sum256(pub)
+	return hex.EncodeToString(s[:8])
+}
+
+// encodeRecord returns the canonical stored bytes of r.
+func encodeRecord(r *Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
+	}
+	return b, nil
+}
+
+func signRecord(r *Record, priv ed25519.PrivateKey) (Signed, error) {
+	body, err := encodeRecord(r)
+	if err != nil {
+		return Signed{}, err
+	}
+	sig := ed25519.Sign(priv, SignedMessage(body))
+	return Signed{Seq: r.Seq, Record: string(body), Sig: base64.StdEncoding.EncodeToString(sig), Hash: ChainHash(body, sig)}, nil
+}
+
+func makeSigned(seq uint64, body, sig []byte) Signed {
+	return Signed{Seq: seq, Record: string(body), Sig: base64.StdEncoding.EncodeToString(sig), Hash: ChainHash(body, sig)}
+}
+
+// Decode parses the stored bytes.
+func (s Signed) Decode() (*Record, error) {
+	var r Record
+	if err := json.Unmarshal([]byte(s.Record), &r); err != nil {
+		return nil, fmt.Errorf("record bytes are not a receipt: %w", err)
+	}
+	return &r, nil
+}
+
+// RawSig decodes the signature.
+func (s Signed) RawSig() ([]byte, error) {
+	sig, err := base64.StdEncoding.DecodeString(s.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return nil, fmt.Errorf("signature is not %d bytes of base64", ed25519.SignatureSize)
+	}
+	return sig, nil
+}
+
+// Short is the short hash printed on a label beside seq.
+func (s Signed) Short() string {
+	if len(s.Hash) < 8 {
+		return s.Hash
+	}
+	return s.Hash[:8]
+}

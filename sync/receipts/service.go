@@ -1,0 +1,406 @@
+package receipts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fieldkit/internal/clock"
+	"fieldkit/internal/doctor"
+	"fieldkit/internal/health"
+	"fieldkit/internal/httpapi"
+	"fieldkit/internal/mqttc"
+)
+
+// MQTT is what the part needs from the agent's MQTT connection.
+type MQTT interface {
+	Handle(filter string, h mqttc.Handler) error
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+	SetRetained(topic string, payload []byte)
+	Prefix() string
+}
+
+// Health is where the part reports its state.
+type Health interface {
+	Set(name string, st health.State, reason string)
+}
+
+// Deps are what the agent hands the part. Only Box and DataDir are
+// required.
+type Deps struct {
+	Box     string
+	DataDir string
+	Clock   clock.Clock
+	Sync    SyncStatus // nil: the kernel's NTP state
+	BootID  string     // "": /proc/sys/kernel/random/boot_id
+	Bus     Publisher
+	MQTT    MQTT
+	Health  Health
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
+}
+
+// HealthName is the part's name in the health registry.
+const HealthName = "receipts"
+
+// MaxBody is the largest order accepted over HTTP or MQTT.
+const MaxBody = 64 << 10
+
+// Service is the receipts part: the ledger, its API, its MQTT topic, its
+// pruning and its checks.
+type Service struct {
+	cfg Config
+	d   Deps
+	l   *Ledger
+	log *slog.Logger
+
+	appended prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+// New opens the ledger (making the key on first run).
+func New(cfg Config, d Deps) (*Service, error) {
+	cfg = cfg.WithDefaults(d.DataDir)
+	if d.Clock == nil {
+		d.Clock = clock.Real()
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	s := &Service{cfg: cfg, d: d, log: d.Log.With("part", "receipts")}
+	l, err := Open(Options{
+		Path: cfg.DB, KeyFile: cfg.KeyFile, Box: d.Box, Currency: cfg.Currency,
+		DiscreetDefault: cfg.DiscreetDefault, DiskBudget: int64(cfg.DiskBudgetMB) << 20,
+		Clock: d.Clock, Sync: d.Sync, BootID: d.BootID, Bus: d.Bus, Log: d.Log,
+		OnAlarm: s.onAlarm,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.l = l
+	s.appended = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldkit_receipts_appended_total", Help: "Receipts durably written."})
+	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldkit_receipts_append_seconds", Help: "Time from request to durable commit.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+	if d.Metrics != nil {
+		for _, c := range []prometheus.Collector{s.appended, s.latency} {
+			if err := d.Metrics.Register(c); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("receipts: metrics: %w", err)
+			}
+		}
+	}
+	s.setHealth(health.OK, "")
+	return s, nil
+}
+
+// Ledger is the part's ledger (for the uplink).
+func (s *Service) Ledger() *Ledger { return s.l }
+
+// Config is the section with defaults applied.
+func (s *Service) Config() Config { return s.cfg }
+
+// Close closes the ledger; call it after Run returned.
+func (s *Service) Close() error { return s.l.Close() }
+
+func (s *Service) setHealth(st health.State, reason string) {
+	if s.d.Health != nil {
+		s.d.Health.Set(HealthName, st, reason)
+	}
+}
+
+func (s *Service) onAlarm(level int, msg string) {
+	switch {
+	case level >= 100:
+		s.setHealth(health.Failed, msg)
+	case level > 0:
+		s.setHealth(health.Degraded, msg)
+	default:
+		s.setHealth(health.OK, "")
+	}
+}
+
+// Run serves the MQTT topic and prunes synced receipts past retention
+// once an hour, until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if s.d.MQTT != nil {
+		if err := s.d.MQTT.Handle(s.d.MQTT.Prefix()+"/receipts/new", s.handleMQTT); err != nil {
+			return fmt.Errorf("receipts: %w", err)
+		}
+	}
+	s.prune(ctx)
+	for {
+		t := s.d.Clock.NewTimer(time.Hour)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+			s.prune(ctx)
+		}
+	}
+}
+
+func (s *Service) prune(ctx context.Context) {
+	cut := s.d.Clock.Now().Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
+	n, err := s.l.Prune(ctx, cut)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Error("pruning synced receipts failed", "err", err)
+	case n > 0:
+		s.log.Info("pruned synced receipts past retention", "records", n, "retention_days", s.cfg.RetentionDays)
+	}
+}
+
+// Append writes an order and counts it.
+func (s *Service) Append(ctx context.Context, o Order) (Signed, bool, error) {
+	t0 := time.Now()
+	sg, replay, err := s.l.Append(ctx, o)
+	if err == nil && !replay {
+		s.appended.Inc()
+		s.latency.Observe(time.Since(t0).Seconds())
+	}
+	return sg, replay, err
+}
+
+// Receipt is the answer to a new or fetched receipt: the signed record
+// exactly as stored, plus its parsed form and the short hash for labels.
+type Receipt struct {
+	Signed
+	Short   string  `json:"short"`
+	Replay  bool    `json:"replay,omitempty"`
+	Receipt *Record `json:"receipt"`
+}
+
+func toReceipt(sg Signed, replay bool) Receipt {
+	r, _ := sg.Decode()
+	return Receipt{Signed: sg, Short: sg.Short(), Replay: replay, Receipt: r}
+}
+
+// Routes registers the HTTP API.
+func (s *Service) Routes(r *httpapi.Router) {
+	r.HandleFunc("POST /api/receipts", httpapi.Crew, s.postReceipt)
+	r.HandleFunc("GET /api/receipts/{seq}", httpapi.Crew, s.getReceipt)
+	r.HandleFunc("GET /api/receipts", httpapi.Crew, s.listReceipts)
+	r.HandleFunc("GET /api/receipts/report", httpapi.Crew, s.getReport)
+	r.HandleFunc("POST /api/receipts/rotate-key", httpapi.Admin, s.rotateKey)
+}
+
+// Handler returns the receipts routes alone (role checks open): for the
+// crash-test agent and tools that serve only the ledger.
+func (s *Service) Handler() http.Handler {
+	r := httpapi.NewRouter(nil, s.log)
+	s.Routes(r)
+	return r.Handler()
+}
+
+func (s *Service) postReceipt(w http.ResponseWriter, r *http.Request) {
+	var o Order
+	if err := httpapi.DecodeJSON(w, r, MaxBody, &o); err != nil {
+		httpapi.WriteErr(w, err)
+		return
+	}
+	sg, replay, err := s.Append(r.Context(), o)
+	if err != nil {
+		httpapi.Error(w, StatusOf(err), err.Error())
+		return
+	}
+	code := http.StatusCreated
+	if replay {
+		code = http.StatusOK
+		w.Header().Set("Idempotent-Replay", "true")
+	}
+	httpapi.WriteJSON(w, code, toReceipt(sg, replay))
+}
+
+func (s *Service) getReceipt(w http.ResponseWriter, r *http.Request) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		httpapi.Error(w, http.StatusBadRequest, fmt.Sprintf("%q is not a receipt number; expected a seq from 1", r.PathValue("seq")))
+		return
+	}
+	sg, err := s.l.Get(r.Context(), seq)
+	if errors.Is(err, ErrNotFound) {
+		httpapi.Error(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		httpapi.Error(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, toReceipt(sg, false))
+}
+
+func (s *Service) listReceipts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after uint64
+	var limit int
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			httpapi.Error(w, http.StatusBadRequest, fmt.Sprintf("after=%q: expected a seq (0 for all)", v))
+			return
+		}
+		after = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			httpapi.Error(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: expected a count (0 for all)", v))
+			return
+		}
+		limit = n
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if _, err := s.l.Export(r.Context(), w, after, limit); err != nil {
+		s.log.Warn("export interrupted", "err", err)
+	}
+}
+
+func (s *Service) getReport(w http.ResponseWriter, r *http.Request) {
+	var since time.Time
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := ParseSince(v, s.d.Clock.Now())
+		if err != nil {
+			httpapi.Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		since = t
+	}
+	z, err := s.l.Report(r.Context(), since, VerifyOptions{})
+	if err != nil {
+		httpapi.Error(w, http.StatusConflict, err.Error())
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, z)
+}
+
+// ParseSince reads an RFC 3339 time or a duration back from now ("8h").
+func ParseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("since=%q: expected an RFC 3339 time (2025-06-01T18:00:00Z) or a duration back from now (8h)", v)
+}
+
+func (s *Service) rotateKey(w http.ResponseWriter, r *http.Request) {
+	sg, err := s.l.Rotate(r.Context())
+	if err != nil {
+		httpapi.Error(w, StatusOf(err), err.Error())
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, toReceipt(sg, false))
+}
+
+// MQTTReply is published on receipts/new/reply/<client_id>.
+type MQTTReply struct {
+	Receipt *Receipt `json:"receipt,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Code    int      `json:"code,omitempty"`
+}
+
+func (s *Service) handleMQTT(ctx context.Context, m mqttc.Message) error {
+	var o Order
+	if err := httpapi.DecodeStrict(m.Payload, &o); err != nil {
+		return err
+	}
+	if !clientIDRE.MatchString(o.ClientID) {
+		// No reply topic can be formed; mqttc answers on receipts/new/error.
+		return o.Validate(s.cfg.Currency)
+	}
+	reply := m.Topic + "/reply/" + o.ClientID
+	var out MQTTReply
+	sg, replay, err := s.Append(ctx, o)
+	if err != nil {
+		out = MQTTReply{Error: err.Error(), Code: StatusOf(err)}
+	} else {
+		rc := toReceipt(sg, replay)
+		out.Receipt = &rc
+	}
+	b, _ := json.Marshal(out)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if perr := s.d.MQTT.Publish(pctx, reply, 1, false, b); perr != nil {
+		return fmt.Errorf("reply on %s: %w", reply, perr)
+	}
+	return nil
+}
+
+// Checks are the part's pre-show checks.
+func (s *Service) Checks() []doctor.Check {
+	return []doctor.Check{
+		{Name: "receipt ledger verifies", Run: s.checkVerify},
+		{Name: "receipt key file", Run: s.checkKeyFile},
+		{Name: "receipt ledger disk budget", Run: s.checkDisk},
+		{Name: "receipt clock", Run: s.checkClock},
+	}
+}
+
+func (s *Service) checkVerify(ctx context.Context) doctor.Result {
+	rep, err := s.l.Verify(ctx, VerifyOptions{Current: s.l.PublicKey().Pub})
+	if err != nil {
+		return doctor.Failf("check the data directory and the agent log", "cannot read the ledger: %v", err)
+	}
+	if !rep.OK() {
+		return doctor.Failf("stop selling on this box, keep the database file as evidence and call support", "%v", rep.Problem)
+	}
+	msg := fmt.Sprintf("%d records, head seq %d", rep.Count, rep.Last)
+	if len(rep.Warnings) > 0 {
+		return doctor.Warnf("check the box clock (NTP or RTC)", "%s; %d warning(s), first: %s", msg, len(rep.Warnings), rep.Warnings[0])
+	}
+	return doctor.Pass(msg)
+}
+
+func (s *Service) checkKeyFile(context.Context) doctor.Result {
+	return CheckKeyFile(s.cfg.KeyFile)
+}
+
+// CheckKeyFile checks that the signing key exists and is private.
+func CheckKeyFile(path string) doctor.Result {
+	st, err := os.Stat(path)
+	if err != nil {
+		return doctor.Failf("restore the key file from the box's backup, or start the agent once to make a new ledger", "%v", err)
+	}
+	if m := st.Mode().Perm(); m&0o077 != 0 {
+		return doctor.Failf("run: chmod 600 "+path, "%s has mode %04o; the signing key must be readable by the agent only", path, m)
+	}
+	return doctor.Pass(path + " is 0600")
+}
+
+func (s *Service) checkDisk(context.Context) doctor.Result {
+	used, budget := s.l.Usage()
+	if budget <= 0 {
+		return doctor.Pass("no disk budget set")
+	}
+	pct := used * 100 / budget
+	detail := fmt.Sprintf("%d of %d MB (%d %%)", used>>20, budget>>20, pct)
+	switch {
+	case pct >= 100:
+		return doctor.Failf("get the box online so the backlog syncs and can be pruned, or raise receipts.disk_budget_mb", "%s: new receipts are refused", detail)
+	case pct >= 80:
+		return doctor.Warnf("get the box online so the backlog syncs and can be pruned", "%s", detail)
+	}
+	return doctor.Pass(detail)
+}
+
+func (s *Service) checkClock(context.Context) doctor.Result {
+	sync := s.d.Sync
+	if sync == nil {
+		sync = KernelClock{}
+	}
+	if !sync.ClockSynced() {
+		return doctor.Warnf("connect the box to a network with NTP, or fit an RTC; receipts are marked clock_synced=false until then",
+			"the system clock is not synchronised (%s)", s.d.Clock.Now().UTC().Format(time.RFC3339))
+	}
+	return doctor.Pass("synchronised")
+}

@@ -1,0 +1,256 @@
+package receipts
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Reason says why a record failed verification.
+type Reason string
+
+const (
+	BadSignature     Reason = "bad signature"
+	BrokenLink       Reason = "broken link"
+	Gap              Reason = "gap"
+	Duplicate        Reason = "duplicate"
+	OutOfOrder       Reason = "out of order"
+	TurnoverMismatch Reason = "turnover mismatch"
+	UnknownKey       Reason = "unknown key"
+	Malformed        Reason = "malformed record"
+	WrongBox         Reason = "wrong box"
+	Truncated        Reason = "tail truncated"
+	Forked           Reason = "fork"
+)
+
+// Problem is the first bad record found and why.
+type Problem struct {
+	// Seq is the record's position: the seq the chain expected there.
+	Seq    uint64
+	Reason Reason
+	Detail string
+}
+
+func (p *Problem) Error() string {
+	return fmt.Sprintf("record %d: %s: %s", p.Seq, p.Reason, p.Detail)
+}
+
+// IsProblem returns the *Problem in err's chain.
+func IsProblem(err error) (*Problem, bool) {
+	var p *Problem
+	ok := errors.As(err, &p)
+	return p, ok
+}
+
+// Chain is the state of a verification: which keys may sign, which seq
+// comes next, the head hash and the running turnover. The ledger, the
+// verify command and the cloud ingest all check records with it.
+type Chain struct {
+	Box      string
+	Seq      uint64 // last accepted record
+	Head     string // its hash (genesis before record 1)
+	Turnover int64
+	// SignKid is the key that must sign the next record.
+	SignKid string
+	Keys    map[string]ed25519.PublicKey
+	// LastTS is the previous record's time, for the backwards warning.
+	LastTS time.Time
+
+	anchor ed25519.PublicKey
+}
+
+// NewChain starts verification at record 1 with the box's first key.
+// box may be empty: it is then taken from record 1.
+func NewChain(box string, first ed25519.PublicKey) *Chain {
+	kid := KeyID(first)
+	c := &Chain{Box: box, SignKid: kid, Keys: map[string]ed25519.PublicKey{kid: first}, anchor: first}
+	if box != "" {
+		c.Head = Genesis(box, kid)
+	}
+	return c
+}
+
+// Check verifies that s is the next record of the chain and, if so,
+// advances the chain. It returns the decoded record and any warning.
+func (c *Chain) Check(s Signed) (*Record, string, error) {
+	want := c.Seq + 1
+	fail := func(r Reason, format string, args ...any) (*Record, string, error) {
+		return nil, "", &Problem{Seq: want, Reason: r, Detail: fmt.Sprintf(format, args...)}
+	}
+	r, err := s.Decode()
+	if err != nil {
+		return fail(Malformed, "%v", err)
+	}
+	if r.V != Version {
+		return fail(Malformed, "format version %d; this verifier knows %d", r.V, Version)
+	}
+	switch {
+	case r.Seq == want:
+	case r.Seq == c.Seq && c.Seq > 0:
+		return fail(Duplicate, "seq %d appears twice", r.Seq)
+	case r.Seq < want:
+		return fail(OutOfOrder, "seq %d found after seq %d", r.Seq, c.Seq)
+	default:
+		return fail(Gap, "seq %d found where seq %d was expected: %d record(s) missing", r.Seq, want, r.Seq-want)
+	}
+	if s.Seq != 0 && s.Seq != r.Seq {
+		return fail(Malformed, "stored as seq %d but the signed bytes say seq %d", s.Seq, r.Seq)
+	}
+	if c.Box == "" && want == 1 {
+		c.Box = r.Box
+		c.Head = Genesis(r.Box, c.SignKid)
+	}
+	if r.Box != c.Box {
+		return fail(WrongBox, "record is from box %q, the chain is box %q", r.Box, c.Box)
+	}
+	pub, ok := c.Keys[r.Kid]
+	if !ok {
+		return fail(UnknownKey, "signed with key %s, which this chain never announced", r.Kid)
+	}
+	if r.Kid != c.SignKid {
+		return fail(UnknownKey, "signed with retired key %s; key %s signs from here on", r.Kid, c.SignKid)
+	}
+	sig, err := s.RawSig()
+	if err != nil {
+		return fail(BadSignature, "%v", err)
+	}
+	body := []byte(s.Record)
+	if !ed25519.Verify(pub, SignedMessage(body), sig) {
+		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
+	}
+	if r.Prev != c.Head {
+		return fail(BrokenLink, "prev %.16s… does not match the hash of record %d (%.16s…)", r.Prev, c.Seq, c.Head)
+	}
+	hash := ChainHash(body, sig)
+	if s.Hash != "" && s.Hash != hash {
+		return fail(Malformed, "stated hash %.16s… is not the hash of the record (%.16s…)", s.Hash, hash)
+	}
+	turnover := c.Turnover
+	var newKey ed25519.PublicKey
+	switch r.Type {
+	case TypeSale:
+		turnover += r.Total
+	case TypeRotation:
+		kb, err := base64.StdEncoding.DecodeString(r.NewKey)
+		if err != nil || len(kb) != ed25519.PublicKeySize {
+			return fail(Malformed, "rotation record without a valid new_key")
+		}
+		newKey = ed25519.PublicKey(kb)
+		if KeyID(newKey) != r.NewKid {
+			return fail(Malformed, "rotation new_kid %s is not the id of new_key (%s)", r.NewKid, KeyID(newKey))
+		}
+	default:
+		return fail(Malformed, "unknown record type %q", r.Type)
+	}
+	if r.Turnover != turnover {
+		return fail(TurnoverMismatch, "turnover %d; previous turnover %d plus this total makes %d", r.Turnover, c.Turnover, turnover)
+	}
+	var warn string
+	if ts, err := time.Parse(time.RFC3339Nano, r.TS); err != nil {
+		return fail(Malformed, "ts %q is not RFC 3339", r.TS)
+	} else {
+		if !c.LastTS.IsZero() && ts.Before(c.LastTS) {
+			warn = fmt.Sprintf("record %d: time went backwards by %s (clock_synced=%v)", r.Seq, c.LastTS.Sub(ts), r.ClockSynced)
+		}
+		c.LastTS = ts
+	}
+	c.Seq, c.Head, c.Turnover = r.Seq, hash, turnover
+	if newKey != nil {
+		c.Keys[r.NewKid] = newKey
+		c.SignKid = r.NewKid
+	}
+	return r, warn, nil
+}
+
+// Report is the outcome of verifying a whole ledger or export.
+type Report struct {
+	Box      string   `json:"box"`
+	First    uint64   `json:"first"`
+	Last     uint64   `json:"last"`
+	Count    int      `json:"count"`
+	Head     string   `json:"head"`
+	Turnover int64    `json:"turnover"`
+	Warnings []string `json:"warnings,omitempty"`
+	Problem  *Problem `json:"problem,omitempty"`
+}
+
+// OK reports whether the ledger verified.
+func (r *Report) OK() bool { return r.Problem == nil }
+
+// Source yields records in stored order; ok false means the end.
+type Source func() (s Signed, ok bool, err error)
+
+// VerifyAll checks every record from src on chain c, then the checkpoint
+// (if any): a ledger that ends before the checkpoint's acked_through, or
+// whose record there has another hash, was truncated or forked. Reading
+// errors are returned as errors; a bad ledger is a Report with Problem.
+func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
+	rep := &Report{Box: c.Box}
+	var pending *Signed
+	next := func() (Signed, bool, error) {
+		if pending != nil {
+			s := *pending
+			pending = nil
+			return s, true, nil
+		}
+		return src()
+	}
+	var cpHash string
+	for {
+		s, ok, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		r, warn, err := c.Check(s)
+		if err != nil {
+			p, _ := IsProblem(err)
+			if p.Reason == Gap {
+				// A record from further on may be followed by the one that
+				// belongs here: then two were swapped, not lost.
+				n, ok2, err2 := src()
+				if err2 == nil && ok2 {
+					if nr, e := n.Decode(); e == nil && nr.Seq == c.Seq+1 {
+						p.Reason, p.Detail = OutOfOrder, fmt.Sprintf("seq %d is stored before seq %d", firstSeq(s), nr.Seq)
+					}
+				}
+			}
+			rep.Problem = p
+			break
+		}
+		if rep.Count == 0 {
+			rep.First = r.Seq
+		}
+		rep.Count++
+		if warn != "" {
+			rep.Warnings = append(rep.Warnings, warn)
+		}
+		if cp != nil && r.Seq == cp.AckedThrough {
+			cpHash = c.Head
+		}
+	}
+	rep.Box, rep.Last, rep.Head, rep.Turnover = c.Box, c.Seq, c.Head, c.Turnover
+	if rep.Problem == nil && cp != nil {
+		switch {
+		case c.Seq < cp.AckedThrough:
+			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: Truncated, Detail: fmt.Sprintf("the cloud's checkpoint acknowledges records through seq %d, but the ledger ends at seq %d", cp.AckedThrough, c.Seq)}
+		case cpHash == "" && cp.AckedThrough >= rep.First && cp.AckedThrough > 0:
+			// unreachable unless the source skipped it; kept for clarity
+			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Truncated, Detail: "checkpointed record not found"}
+		case cpHash != "" && cpHash != cp.Head:
+			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Forked, Detail: fmt.Sprintf("the cloud's checkpoint has hash %.16s… for this record, the ledger has %.16s…", cp.Head, cpHash)}
+		}
+	}
+	return rep, nil
+}
+
+func firstSeq(s Signed) uint64 {
+	if r, err := s.Decode(); err == nil {
+		return r.Seq
+	}
+	return s.Seq
+}
