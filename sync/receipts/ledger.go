@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fieldkit/internal/clock"
@@ -77,6 +78,8 @@ type Ledger struct {
 	quit chan struct{}
 	done chan struct{}
 	once sync.Once
+	// queued counts appends handed to the writer (tests wait on it).
+	queued atomic.Int64
 
 	mu        sync.Mutex
 	usage     int64
@@ -313,6 +316,7 @@ func (l *Ledger) submit(ctx context.Context, r *appendReq) (Signed, bool, error)
 	r.resp = make(chan appendResp, 1)
 	select {
 	case l.reqs <- r:
+		l.queued.Add(1)
 	case <-l.quit:
 		return Signed{}, false, ErrClosed
 	case <-ctx.Done():

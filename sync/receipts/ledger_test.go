@@ -221,9 +221,9 @@ func TestGroupCommit(t *testing.T) {
 		}()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(l.reqs) < n-1 { // one is in the stalled transaction
+	for l.queued.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d appends queued", len(l.reqs))
+			t.Fatalf("only %d appends queued", l.queued.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -238,8 +238,10 @@ func TestGroupCommit(t *testing.T) {
 		}
 	}
 	st := l.Stats()
-	if st.Records != n || st.Commits != 2 {
-		t.Fatalf("%d records in %d commits; want %d in 2", st.Records, st.Commits, n)
+	// The first transaction stalled with whatever the writer had picked
+	// up; everything else queued behind it and must share one more.
+	if st.Records != n || st.Commits > 2 {
+		t.Fatalf("%d records in %d commits; want %d in at most 2", st.Records, st.Commits, n)
 	}
 	if rep, _ := l.Verify(context.Background(), VerifyOptions{}); !rep.OK() {
 		t.Fatal(rep.Problem)
