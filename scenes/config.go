@@ -1,0 +1,67 @@
+package scenes
+
+import (
+	"os"
+
+	"fieldkit/internal/confutil"
+)
+
+// Config is the agent config's "scenes" section:
+//
+//	scenes:
+//	  dir: /etc/fieldkit/scenes   # one scene per *.yaml file
+//	  max_payload: 65536          # largest trigger payload accepted, bytes
+//	  queue_limit: 8              # fires waiting behind a running "queue" scene
+type Config struct {
+	Dir        string `yaml:"dir"`
+	MaxPayload int    `yaml:"max_payload"`
+	QueueLimit int    `yaml:"queue_limit"`
+}
+
+// Defaults and bounds of Config.
+const (
+	DefaultMaxPayload = 64 << 10
+	MaxMaxPayload     = 256 << 10 // the MQTT connection refuses more anyway
+	DefaultQueueLimit = 8
+)
+
+// Validate checks the section; the scene files themselves are checked when
+// they are loaded (they need the configured outputs).
+func (c *Config) Validate(p *confutil.Problems) {
+	if c.Dir != "" {
+		fi, err := os.Stat(c.Dir)
+		switch {
+		case err != nil:
+			p.Addf("dir", "cannot read the scenes directory: %v", unwrapPath(err))
+		case !fi.IsDir():
+			p.Addf("dir", "%s is a file; expected a directory of scene files (*.yaml)", c.Dir)
+		}
+	}
+	if c.MaxPayload < 0 || c.MaxPayload > MaxMaxPayload {
+		p.Addf("max_payload", "%d: expected 1 to %d bytes (or leave it out for %d)", c.MaxPayload, MaxMaxPayload, DefaultMaxPayload)
+	}
+	if c.QueueLimit < 0 || c.QueueLimit > 100 {
+		p.Addf("queue_limit", "%d: expected 1 to 100 (or leave it out for %d)", c.QueueLimit, DefaultQueueLimit)
+	}
+}
+
+func (c Config) maxPayload() int {
+	if c.MaxPayload == 0 {
+		return DefaultMaxPayload
+	}
+	return c.MaxPayload
+}
+
+func (c Config) queueLimit() int {
+	if c.QueueLimit == 0 {
+		return DefaultQueueLimit
+	}
+	return c.QueueLimit
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
