@@ -75,11 +75,12 @@ func (p Profile) WithDefaults() Profile {
 
 // CodePages lists, per language, the code page names a profile may choose.
 // The names are those of package codepage; "utf-8" means the printer
-// takes UTF-8 itself (ZPL ^CI28, TSPL CODEPAGE UTF-8).
+// takes UTF-8 itself (ZPL ^CI28). TSPL's built-in bitmap fonts are
+// single-byte, so TSPL printers get a code page.
 var CodePages = map[Language][]string{
 	ESCPOS: {"ascii", "cp437", "cp850", "cp858", "cp1252", "iso-8859-15"},
 	ZPL:    {"utf-8", "ascii", "cp850", "cp1252"},
-	TSPL:   {"utf-8", "ascii", "cp437", "cp850", "cp1252"},
+	TSPL:   {"ascii", "cp437", "cp850", "cp1252"},
 }
 
 // Validate reports problems with p (after defaults) into probs, by key.
