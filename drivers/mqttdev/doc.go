@@ -1,0 +1,30 @@
+// Package mqttdev drives cue outputs that live on the MQTT broker: WLED
+// light controllers, Tasmota and Shelly Gen2 switches and dimmers,
+// Zigbee2MQTT lights, and fieldkit wearables that buzz a presenter.
+//
+// Lights and switches hold a desired state that is published as the
+// device's own command payloads (golden-tested per kind under testdata)
+// and published again after every broker reconnect. A wearable cue is a
+// one-shot command on <prefix>/cue/<wearable>/cmd, QoS 1, never retained,
+// that the wearable acknowledges on .../ack; without an ack in 2 s it is
+// sent once more with the same id, and without an ack to that either the
+// configured fallback output (a cue lamp) plays the cue and an alert
+// event goes out on the bus (cue/<wearable>/alert).
+package mqttdev
+
+import (
+	"context"
+
+	"fieldkit/internal/mqttc"
+)
+
+// Conn is the part of the agent's MQTT connection (internal/mqttc.Conn)
+// that the devices use. Topics are absolute.
+type Conn interface {
+	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
+	Handle(filter string, h mqttc.Handler) error
+	Prefix() string
+	OnConnect(f func())
+}
+
+var _ Conn = (*mqttc.Conn)(nil)

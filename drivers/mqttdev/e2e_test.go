@@ -1,0 +1,135 @@
+package mqttdev
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldkit/drivers/cue"
+	"fieldkit/internal/bus"
+	"fieldkit/internal/mqttc"
+	"fieldkit/internal/mqtttest"
+)
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestEndToEnd runs the devices on the agent's real MQTT connection
+// through the embedded broker and through Mosquitto.
+func TestEndToEnd(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) string{
+		"embedded":  func(t *testing.T) string { return mqtttest.StartEmbedded(t) },
+		"mosquitto": func(t *testing.T) string { return mqtttest.StartMosquitto(t).URL() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			conn := mqttc.New(mqttc.Options{URL: url, ClientID: "fieldkit-box1", Prefix: "fieldkit/box1", MaxReconnect: 300 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- conn.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+
+			obs := mqtttest.Connect(t, url, "observer")
+			all := obs.Subscribe("#")
+
+			// The presenter's wearable acknowledges every cue it gets.
+			anna := mqtttest.Connect(t, url, "wearable-anna")
+			cmds := anna.Subscribe("fieldkit/box1/cue/anna/cmd")
+			go func() {
+				for m := range cmds {
+					var c Command
+					if json.Unmarshal([]byte(m.Payload), &c) == nil {
+						anna.Paho().Publish("fieldkit/box1/cue/anna/ack", 1, false, `{"id":"`+c.ID+`"}`)
+					}
+				}
+			}()
+
+			b := bus.New(nil)
+			alerts := b.Subscribe("cue/+/alert", 4)
+			wled, err := NewDevice(conn, &Opts{Name: "stage", Kind: WLED, Topic: "wled/stage"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wled.Close()
+			wa, err := NewWearable(conn, &WearableOpts{Name: "presenter", ID: "anna", Bus: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wa.Close()
+			fb := &lamp{}
+			wb, err := NewWearable(conn, &WearableOpts{Name: "guest", ID: "bob", Fallback: fb, Bus: b, AckTimeout: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wb.Close()
+			waitUntil(t, "connect", conn.Connected)
+
+			// A light.
+			if err := wled.Apply(ctx, cue.Action{Do: cue.Color, Color: "#ff0000"}); err != nil {
+				t.Fatal(err)
+			}
+			const wantWLED = `{"on":true,"bri":255,"seg":[{"col":[[255,0,0]],"fx":0}]}`
+			mqtttest.Await(t, all, 10*time.Second, "WLED command", func(m mqtttest.Msg) bool {
+				return m.Topic == "wled/stage/api" && m.Payload == wantWLED && !m.Retained
+			})
+
+			// A wearable that answers.
+			if err := wa.Apply(ctx, cue.Action{Do: cue.Haptic, Pattern: "short"}); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "ack from anna", func() bool { return wa.State().(WearableState).Status == "acked" })
+			if st := wa.State().(WearableState); st.Sends != 1 {
+				t.Fatalf("anna: %+v", st)
+			}
+
+			// A wearable that is switched off: two sends, then the lamp.
+			if err := wb.Apply(ctx, cue.Action{Do: cue.Haptic, Pattern: "double"}); err != nil {
+				t.Fatal(err)
+			}
+			var sent []mqtttest.Msg
+			for len(sent) < 2 {
+				sent = append(sent, mqtttest.Await(t, all, 10*time.Second, "cue to bob", func(m mqtttest.Msg) bool {
+					return m.Topic == "fieldkit/box1/cue/bob/cmd"
+				}))
+			}
+			if sent[0].Payload != sent[1].Payload || sent[0].Retained || sent[1].Retained {
+				t.Fatalf("repeat differs or is retained: %+v", sent)
+			}
+			select {
+			case ev := <-alerts.C():
+				if ev.Topic != "cue/bob/alert" {
+					t.Fatalf("alert on %s", ev.Topic)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no alert for bob")
+			}
+			if got := fb.actions(); len(got) != 1 || got[0].Pattern != "double" {
+				t.Fatalf("fallback got %+v", got)
+			}
+
+			// Kick the agent off the broker (another client takes its id);
+			// once back, it tells the WLED its state again.
+			before := conn.Connects()
+			kick := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("fieldkit-box1").SetAutoReconnect(false))
+			if tok := kick.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("kick: %v", tok.Error())
+			}
+			kick.Disconnect(50)
+			waitUntil(t, "reconnect", func() bool { return conn.Connects() > before && conn.Connected() })
+			mqtttest.Await(t, all, 10*time.Second, "re-asserted WLED state", func(m mqtttest.Msg) bool {
+				return m.Topic == "wled/stage/api" && m.Payload == wantWLED
+			})
+		})
+	}
+}
