@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"fieldkit/internal/confutil"
+	"fieldkit/web/preflight"
 )
 
 // Config is the whole file.
@@ -30,6 +31,8 @@ type Config struct {
 	HTTP    HTTP   `yaml:"http"`
 	MQTT    MQTT   `yaml:"mqtt"`
 	Log     Log    `yaml:"log"`
+	// Preflight lists the manual pre-show items crew members sign off.
+	Preflight preflight.Config `yaml:"preflight"`
 
 	// File is where the config came from ("" for the built-in demo).
 	File string `yaml:"-"`
@@ -40,6 +43,12 @@ type Config struct {
 // HTTP is the local API and crew page.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// Auth is "auto" (tokens required unless listen is loopback),
+	// "required" or "open" (loopback only).
+	Auth string `yaml:"auth"`
+	// TLSCert and TLSKey are PEM files; both set serves HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // MQTT names an external broker (URL) or the embedded one (Listen).
@@ -51,6 +60,16 @@ type MQTT struct {
 	CAFile       string `yaml:"ca_file"`
 	// Prefix of the box's topics; default fieldkit/<box>.
 	Prefix string `yaml:"prefix"`
+	// Users may log in to the embedded broker besides the agent itself.
+	Users []MQTTUser `yaml:"users"`
+}
+
+// MQTTUser is an account on the embedded broker. A user with a wearable
+// is kept to that wearable's cue topics.
+type MQTTUser struct {
+	Name         string `yaml:"name"`
+	PasswordFile string `yaml:"password_file"`
+	Wearable     string `yaml:"wearable"`
 }
 
 // Log settings.
@@ -153,6 +172,8 @@ func (c *Config) Validate(p *confutil.Problems) {
 		p.Addf("http.listen", "%v", err)
 	}
 	c.validateMQTT(p.At("mqtt"))
+	c.validateSecurity(p)
+	c.Preflight.Validate(p.At("preflight"))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -252,4 +273,72 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// Auth modes for http.auth.
+const (
+	AuthAuto     = "auto"
+	AuthRequired = "required"
+	AuthOpen     = "open"
+)
+
+// AuthOn reports whether HTTP callers must present a token: always
+// off loopback, and on loopback when the config asks for it.
+func (h HTTP) AuthOn() bool {
+	return h.Auth == AuthRequired || !Loopback(h.Listen)
+}
+
+var wearableRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// validateSecurity checks the HTTP auth and TLS keys and the embedded
+// broker's accounts: a broker reachable from the venue network must not
+// take anonymous clients.
+func (c *Config) validateSecurity(p *confutil.Problems) {
+	h := c.HTTP
+	switch h.Auth {
+	case "", AuthAuto, AuthRequired:
+	case AuthOpen:
+		if !Loopback(h.Listen) {
+			p.Addf("http.auth", "open (no tokens) is only allowed when http.listen is loopback, not %s; use auto or required", h.Listen)
+		}
+	default:
+		p.Addf("http.auth", "unknown mode %q; expected auto, required or open", h.Auth)
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		p.Addf("http.tls_cert", "set both tls_cert and tls_key, or neither")
+	}
+	for key, f := range map[string]string{"http.tls_cert": h.TLSCert, "http.tls_key": h.TLSKey} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			p.Addf(key, "cannot read %s: %v", f, unwrapPathErr(err))
+		}
+	}
+	m := c.MQTT
+	if m.URL == "" && m.Listen != "" && !Loopback(m.Listen) && (m.Username == "" || m.PasswordFile == "") {
+		p.Addf("mqtt.username", "the embedded broker listens on %s, beyond this box: set mqtt.username and mqtt.password_file (the agent's own account) and list other clients in mqtt.users", m.Listen)
+	}
+	if len(m.Users) > 0 && m.URL != "" {
+		p.Addf("mqtt.users", "users are accounts on the embedded broker; with an external broker (mqtt.url) configure them there")
+	}
+	seen := map[string]bool{m.Username: m.Username != ""}
+	for i, u := range m.Users {
+		up := p.At(fmt.Sprintf("mqtt.users[%d]", i))
+		switch {
+		case u.Name == "":
+			up.Addf("name", "missing; every MQTT user needs a name")
+		case seen[u.Name]:
+			up.Addf("name", "%q is listed twice (or is the agent's own mqtt.username)", u.Name)
+		}
+		seen[u.Name] = true
+		if u.PasswordFile == "" {
+			up.Addf("password_file", "missing; put the user's password in a file (mode 0600) and name it here")
+		} else if _, err := os.Stat(u.PasswordFile); err != nil {
+			up.Addf("password_file", "cannot read %s: %v", u.PasswordFile, unwrapPathErr(err))
+		}
+		if u.Wearable != "" && !wearableRE.MatchString(u.Wearable) {
+			up.Addf("wearable", "%q: expected 1-32 lower-case letters, digits, '_' or '-'", u.Wearable)
+		}
+	}
 }
