@@ -21,6 +21,8 @@ declare -A want=(
 	[gcc]=/usr/bin/gcc
 	[gcc-aarch64-linux-gnu]=/usr/bin/aarch64-linux-gnu-gcc
 	[gcc-arm-linux-gnueabihf]=/usr/bin/arm-linux-gnueabihf-gcc
+	[libc6-dev-arm64-cross]=/usr/aarch64-linux-gnu/include/stdio.h
+	[libc6-dev-armhf-cross]=/usr/arm-linux-gnueabihf/include/stdio.h
 	[qemu-user-static]=/usr/bin/qemu-aarch64-static
 	[file]=/usr/bin/file
 )
