@@ -109,3 +109,16 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 
 // Box is the ledger's box id.
 func (l *Reader) Box() string { return l.box }
+
+// FirstKey is the public key that signed record 1, as the ledger recorded
+// it: what a cloud that has never seen this box is told to trust.
+func (l *Reader) FirstKey(ctx context.Context) (ed25519.PublicKey, error) {
+	c, err := startChain(ctx, l.db, l.box, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.anchor == nil {
+		return nil, fmt.Errorf("receipts: the first key is pruned away with the records it signed")
+	}
+	return c.anchor, nil
+}
