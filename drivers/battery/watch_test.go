@@ -1,0 +1,351 @@
+package battery
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fieldkit/internal/bus"
+	"fieldkit/internal/clock"
+	"fieldkit/internal/doctor"
+	"fieldkit/internal/httpapi"
+	"fieldkit/internal/mqttc"
+)
+
+// memMQTT records what the watch would send to the broker and lets the
+// test deliver messages to its handlers.
+type memMQTT struct {
+	mu       sync.Mutex
+	handlers map[string]mqttc.Handler
+	retained map[string][]byte
+	sets     map[string]int
+}
+
+func newMemMQTT() *memMQTT {
+	return &memMQTT{handlers: map[string]mqttc.Handler{}, retained: map[string][]byte{}, sets: map[string]int{}}
+}
+
+func (m *memMQTT) Handle(f string, h mqttc.Handler) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.handlers[f] = h
+	return nil
+}
+
+func (m *memMQTT) SetRetained(t string, b []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.retained[t] = append([]byte(nil), b...)
+	m.sets[t]++
+}
+
+func (m *memMQTT) Prefix() string { return "fieldkit/box1" }
+
+func (m *memMQTT) deliver(t *testing.T, topic, payload string) error {
+	t.Helper()
+	m.mu.Lock()
+	h := m.handlers[topic]
+	m.mu.Unlock()
+	if h == nil {
+		t.Fatalf("no handler for %s", topic)
+	}
+	return h(context.Background(), mqttc.Message{Topic: topic, Payload: []byte(payload)})
+}
+
+func (m *memMQTT) state(t *testing.T, rig string) State {
+	t.Helper()
+	m.mu.Lock()
+	b, ok := m.retained[StateTopic("fieldkit/box1", rig)]
+	m.mu.Unlock()
+	var st State
+	if ok {
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatalf("state %s: %v", b, err)
+		}
+	}
+	return st
+}
+
+type harness struct {
+	t     *testing.T
+	w     *Watch
+	clk   *clock.Fake
+	mq    *memMQTT
+	b     *bus.Bus
+	reg   *prometheus.Registry
+	stop  func()
+	alert *bus.Subscription
+}
+
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, clk: clock.NewFake(tStart), mq: newMemMQTT(), b: bus.New(nil), reg: prometheus.NewRegistry()}
+	h.alert = h.b.Subscribe("battery/+/alert", 64)
+	w, err := New(cfg, Deps{Box: "box1", MQTT: h.mq, Bus: h.b, Clock: h.clk, Metrics: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.w = w
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	h.stop = func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+// tick advances the fake clock by d once the rig loops wait on it.
+func (h *harness) tick(timers int, d time.Duration) {
+	h.t.Helper()
+	if !h.clk.WaitForTimers(timers, 5*time.Second) {
+		h.t.Fatalf("the watch never armed %d timers", timers)
+	}
+	h.clk.Advance(d)
+}
+
+func (h *harness) nextAlert(within time.Duration) Alert {
+	h.t.Helper()
+	select {
+	case ev := <-h.alert.C():
+		var a Alert
+		if err := json.Unmarshal(ev.Payload, &a); err != nil {
+			h.t.Fatalf("alert %s: %v", ev.Payload, err)
+		}
+		if ev.Topic != AlertTopic(a.Rig) {
+			h.t.Fatalf("alert for %s on %s", a.Rig, ev.Topic)
+		}
+		return a
+	case <-time.After(within):
+		h.t.Fatal("no alert")
+	}
+	return Alert{}
+}
+
+func (h *harness) noAlert() {
+	h.t.Helper()
+	select {
+	case ev := <-h.alert.C():
+		h.t.Fatalf("unexpected alert %s", ev.Payload)
+	default:
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestSimCrossesWarn(t *testing.T) {
+	off := time.Duration(0)
+	h := start(t, Config{{Name: "enc1", Source: KindSim, StartPercent: 27, Drain: 20 * time.Minute, Poll: time.Second,
+		Thresholds: Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}})
+
+	// The discovery config is there before any reading.
+	waitUntil(t, "discovery", func() bool {
+		h.mq.mu.Lock()
+		defer h.mq.mu.Unlock()
+		return len(h.mq.retained["homeassistant/sensor/fieldkit_box1/enc1_charge/config"]) > 0
+	})
+	waitUntil(t, "first state", func() bool { return h.mq.state(t, "enc1").Updated != nil })
+	st := h.mq.state(t, "enc1")
+	if st.Level != "ok" || !st.Calculating || st.Source != "sim" || st.Percent == nil || *st.Percent < 26 || *st.Percent > 28 {
+		t.Fatalf("first state %+v", st)
+	}
+	// 1 % every 12 s: 27 % → under 25 % after ~25 s, confirmed 2 polls later.
+	var a Alert
+	for i := 0; i < 60; i++ {
+		h.tick(2, time.Second)
+		select {
+		case ev := <-h.alert.C():
+			json.Unmarshal(ev.Payload, &a)
+		default:
+		}
+		if a.Level != "" {
+			break
+		}
+	}
+	if a.Level != "warn" || a.Prev != "ok" || a.Rig != "enc1" || a.Percent == nil || *a.Percent >= 25 || *a.Percent < 22 {
+		t.Fatalf("alert %+v", a)
+	}
+	waitUntil(t, "retained warn", func() bool { return h.mq.state(t, "enc1").Level == "warn" })
+	if got := gauge(t, h.reg, "fieldkit_battery_alert_level", "enc1"); got != 2 {
+		t.Fatalf("alert level gauge %v", got)
+	}
+
+	// The pre-show gate fails now.
+	res := doctor.Run(context.Background(), h.w.Checks(), time.Second)
+	if len(res) != 1 || res[0].Status != doctor.Fail || !strings.Contains(res[0].Detail, "enc1: warn") || res[0].Fix == "" {
+		t.Fatalf("doctor %+v", res)
+	}
+
+	// The API shows the same.
+	rt := httpapi.NewRouter(nil, nil)
+	h.w.Routes(rt)
+	rec := httptest.NewRecorder()
+	rt.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/batteries", nil))
+	var body struct{ Batteries []State }
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil || len(body.Batteries) != 1 || body.Batteries[0].Level != "warn" {
+		t.Fatalf("GET /api/batteries: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	rt.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/batteries/nope", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("unknown rig: %d", rec.Code)
+	}
+}
+
+func TestMQTTRigStaleAndBack(t *testing.T) {
+	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Topic: "wearables/w1/telemetry", Field: "bat.pct", Unit: UnitPercent, StaleAfter: time.Minute}})
+	waitUntil(t, "subscription", func() bool {
+		h.mq.mu.Lock()
+		defer h.mq.mu.Unlock()
+		return h.mq.handlers["wearables/w1/telemetry"] != nil
+	})
+	if err := h.mq.deliver(t, "wearables/w1/telemetry", `{"bat":{"pct":"n/a"}}`); err == nil {
+		t.Fatal("a bad payload was accepted (it must be answered on .../error)")
+	}
+	if err := h.mq.deliver(t, "wearables/w1/telemetry", `{"bat":{"pct":18}}`); err != nil {
+		t.Fatal(err)
+	}
+	a := h.nextAlert(5 * time.Second) // a pack already low when first seen is news
+	if a.Level != "warn" || a.Prev != "unknown" || *a.Percent != 18 {
+		t.Fatalf("alert %+v", a)
+	}
+	// Silence for a minute: stale.
+	h.tick(1, time.Minute)
+	a = h.nextAlert(5 * time.Second)
+	if a.Level != "stale" || a.Prev != "warn" {
+		t.Fatalf("alert %+v", a)
+	}
+	waitUntil(t, "retained stale", func() bool { st := h.mq.state(t, "wear1"); return st.Stale && st.Level == "stale" })
+	res := doctor.Run(context.Background(), h.w.Checks(), time.Second)
+	if res[0].Status != doctor.Fail || !strings.Contains(res[0].Detail, "no reading for 1m0s") {
+		t.Fatalf("doctor %+v", res)
+	}
+	// A fresh pack reports: judged at once, not after confirmation.
+	if err := h.mq.deliver(t, "wearables/w1/telemetry", `{"bat":{"pct":97}}`); err != nil {
+		t.Fatal(err)
+	}
+	a = h.nextAlert(5 * time.Second)
+	if a.Level != "ok" || a.Prev != "stale" {
+		t.Fatalf("alert %+v", a)
+	}
+	res = doctor.Run(context.Background(), h.w.Checks(), time.Second)
+	if res[0].Status != doctor.OK || !strings.Contains(res[0].Detail, "wear1 97 %") {
+		t.Fatalf("doctor %+v", res)
+	}
+	h.noAlert()
+}
+
+// Noise on the telemetry around the warn line never makes the alert flap.
+func TestNoFlappingThroughTheWatch(t *testing.T) {
+	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Topic: "w", Unit: UnitPercent}})
+	waitUntil(t, "subscription", func() bool { h.mq.mu.Lock(); defer h.mq.mu.Unlock(); return h.mq.handlers["w"] != nil })
+	for _, p := range []string{"30", "24", "26", "24", "27", "25", "24", "24", "24", "26", "27", "26", "24", "26", "27"} {
+		if err := h.mq.deliver(t, "w", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := h.nextAlert(5 * time.Second)
+	if a.Level != "warn" {
+		t.Fatalf("alert %+v", a)
+	}
+	waitUntil(t, "all samples", func() bool { st := h.w.States()[0]; return st.Percent != nil && *st.Percent == 27 })
+	h.noAlert()
+}
+
+func TestDiscoveryPayload(t *testing.T) {
+	ds := discovery("box-1", "fieldkit/box-1", Rig{Name: "enc-1", Source: KindINA226, Preset: "vmount-26v"})
+	if len(ds) != 2 {
+		t.Fatalf("%d entities", len(ds))
+	}
+	var charge, tte map[string]any
+	json.Unmarshal(ds["homeassistant/sensor/fieldkit_box_1/enc_1_charge/config"], &charge)
+	json.Unmarshal(ds["homeassistant/sensor/fieldkit_box_1/enc_1_tte/config"], &tte)
+	for k, want := range map[string]any{
+		"state_topic": "fieldkit/box-1/battery/enc-1/state", "value_template": "{{ value_json.percent }}",
+		"unit_of_measurement": "%", "device_class": "battery", "unique_id": "fieldkit_box_1_enc_1_charge",
+		"availability_topic": "fieldkit/box-1/status", "payload_available": "online", "payload_not_available": "offline",
+	} {
+		if charge[k] != want {
+			t.Errorf("charge %s = %v, want %v", k, charge[k], want)
+		}
+	}
+	for k, want := range map[string]any{"value_template": "{{ value_json.tte_s }}", "unit_of_measurement": "s", "device_class": "duration"} {
+		if tte[k] != want {
+			t.Errorf("tte %s = %v, want %v", k, tte[k], want)
+		}
+	}
+	dev, _ := charge["device"].(map[string]any)
+	if ids, _ := dev["identifiers"].([]any); len(ids) != 1 || ids[0] != "fieldkit_box_1_enc_1" || dev["model"] != "ina226 vmount-26v" {
+		t.Errorf("device %v", dev)
+	}
+	no := false
+	h := start(t, Config{{Name: "quiet", Source: KindSim, HomeAssistant: &no}})
+	waitUntil(t, "first state", func() bool { return h.mq.state(t, "quiet").Updated != nil })
+	h.mq.mu.Lock()
+	defer h.mq.mu.Unlock()
+	for topic := range h.mq.retained {
+		if strings.HasPrefix(topic, "homeassistant/") {
+			t.Fatalf("discovery published for a rig that opted out: %s", topic)
+		}
+	}
+}
+
+// firmware-agent doctor runs the check without Run: it reads once.
+func TestCheckWithoutRun(t *testing.T) {
+	w, err := New(Config{{Name: "low", Source: KindSim, StartPercent: 8}, {Name: "full", Source: KindSim, StartPercent: 95}},
+		Deps{Clock: clock.NewFake(tStart)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := doctor.Run(context.Background(), w.Checks(), time.Second)
+	if res[0].Status != doctor.Fail || !strings.Contains(res[0].Detail, "low: critical") || strings.Contains(res[0].Detail, "full:") {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name, rig string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "rig" && l.GetValue() == rig {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{rig=%q}", name, rig)
+	return 0
+}
