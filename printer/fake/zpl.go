@@ -47,10 +47,10 @@ type zplBlock struct {
 }
 
 type zplBarcode struct {
-	height  int
-	hri     bool
-	above   bool
-	hasHgt  bool
+	height int
+	hri    bool
+	above  bool
+	hasHgt bool
 }
 
 type zplQR struct {
