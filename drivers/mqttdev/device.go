@@ -47,9 +47,14 @@ type Opts struct {
 	// instead of a switch (Switch.Set).
 	Dimmable bool
 	// Base is the Zigbee2MQTT base topic (default zigbee2mqtt).
-	Base  string
-	Clock clock.Clock
-	Log   *slog.Logger
+	Base string
+	// Settle is how long after a reconnect the state is re-asserted.
+	// The MQTT client re-sends its own unacknowledged messages as the
+	// link comes up, and publishing at that very moment races inside
+	// paho (eclipse-paho/paho.mqtt.golang#703).
+	Settle time.Duration
+	Clock  clock.Clock
+	Log    *slog.Logger
 }
 
 // State is a device's desired state.
@@ -83,6 +88,7 @@ type Device struct {
 	mu     sync.Mutex
 	st     State
 	queue  chan []Message
+	kick   chan struct{} // re-assert after a reconnect
 	closed bool
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -108,6 +114,9 @@ func NewDevice(c Conn, opts *Opts) (*Device, error) {
 	if o.Channel < 0 {
 		return nil, fmt.Errorf("%w: channel %d", ErrBadOpts, o.Channel)
 	}
+	if o.Settle == 0 {
+		o.Settle = 100 * time.Millisecond
+	}
 	if o.Clock == nil {
 		o.Clock = clock.Real()
 	}
@@ -119,7 +128,7 @@ func NewDevice(c Conn, opts *Opts) (*Device, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Device{c: c, o: o, clk: o.Clock, log: o.Log.With("output", o.Name, "kind", string(o.Kind)),
-		st: State{Brightness: 100}, queue: make(chan []Message, 256), stop: cancel, done: make(chan struct{})}
+		st: State{Brightness: 100}, queue: make(chan []Message, 256), kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
 	go d.publisher(ctx)
 	c.OnConnect(d.reassert)
 	return d, nil
@@ -220,12 +229,11 @@ func (d *Device) enqueue(msgs []Message) {
 // reassert publishes the desired state again after a reconnect: a plug
 // that rebooted, or a broker that lost its sessions, is put right.
 func (d *Device) reassert() {
-	d.mu.Lock()
-	touched := d.st.Action != ""
-	msgs := d.encodeLocked()
-	d.mu.Unlock()
-	if touched {
-		d.enqueue(msgs)
+	d.pending.Add(1)
+	select {
+	case d.kick <- struct{}{}:
+	default: // one is already due
+		d.pending.Add(-1)
 	}
 }
 
@@ -235,23 +243,39 @@ func (d *Device) publisher(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case msgs := <-d.queue:
-			for _, m := range msgs {
-				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				err := d.c.Publish(pctx, m.Topic, 1, false, m.Payload)
-				cancel()
-				d.mu.Lock()
-				if err != nil {
-					d.st.Error = err.Error()
-				} else {
-					d.st.Error = ""
-				}
-				d.mu.Unlock()
-				if err != nil {
-					d.log.Warn("MQTT device command not delivered; it is sent again after the next reconnect", "topic", m.Topic, "err", err)
-				}
+		case <-d.kick:
+			if !cue.SleepUntil(ctx, d.clk, d.clk.Now().Add(d.o.Settle)) {
+				return
+			}
+			d.mu.Lock()
+			touched := d.st.Action != ""
+			msgs := d.encodeLocked()
+			d.mu.Unlock()
+			if touched {
+				d.publish(ctx, msgs)
 			}
 			d.pending.Add(-1)
+		case msgs := <-d.queue:
+			d.publish(ctx, msgs)
+			d.pending.Add(-1)
+		}
+	}
+}
+
+func (d *Device) publish(ctx context.Context, msgs []Message) {
+	for _, m := range msgs {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := d.c.Publish(pctx, m.Topic, 1, false, m.Payload)
+		cancel()
+		d.mu.Lock()
+		if err != nil {
+			d.st.Error = err.Error()
+		} else {
+			d.st.Error = ""
+		}
+		d.mu.Unlock()
+		if err != nil {
+			d.log.Warn("MQTT device command not delivered; it is sent again after the next reconnect", "topic", m.Topic, "err", err)
 		}
 	}
 }

@@ -114,6 +114,10 @@ func TestPulseOnTheClockAndReassert(t *testing.T) {
 	}
 	fc.waitPubs(t, 2)
 	fc.reconnect()
+	if !clk.WaitForTimers(1, 5*time.Second) {
+		t.Fatal("re-assert does not settle on the clock")
+	}
+	clk.Advance(100 * time.Millisecond)
 	want := []string{"cmnd/plug1/Dimmer q1 r=false 30", "cmnd/plug1/POWER q1 r=false ON"}
 	if got := fc.waitPubs(t, 2); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("re-asserted %q, want %q", got, want)
