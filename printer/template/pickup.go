@@ -1,0 +1,260 @@
+// Package template turns order data into labels. The pickup label is the
+// one pickup staff hand over with an order: the order number large, the
+// buyer's display name (left out in discreet mode), the items and total,
+// a QR code of the receipt token or URL, the receipt's sequence number
+// and short hash, and the order number as a CODE128 for a scanner.
+package template
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"fieldkit/printer/label"
+)
+
+// ErrInvalid is wrapped by errors about the pickup data.
+var ErrInvalid = errors.New("invalid pickup label data")
+
+// Pickup is the data of a pickup label, in the JSON form the API takes:
+//
+//	{"order":"A-1042","buyer":"Ada L.","discreet":false,
+//	 "items":[{"qty":2,"name":"Tee black M","price":2500}],
+//	 "total":5000,"currency":"EUR",
+//	 "qr":"https://example.com/r/8F3KQ2","receipt_seq":1042,"receipt_hash":"3f9a2c1b…"}
+//
+// Prices are in minor units (cents), as receipts keep them.
+type Pickup struct {
+	Order string `json:"order"`
+	// Buyer is the display name; not printed when Discreet is set.
+	Buyer    string `json:"buyer,omitempty"`
+	Discreet bool   `json:"discreet,omitempty"`
+	Items    []Item `json:"items,omitempty"`
+	// Total in minor units; printed when there are items or it is set.
+	Total    int64  `json:"total,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	// QR is a receipt token or URL to scan at pickup.
+	QR string `json:"qr,omitempty"`
+	// ReceiptSeq and ReceiptHash (hex) tie the label to the signed
+	// receipt; the hash is printed shortened to 8 characters.
+	ReceiptSeq  uint64 `json:"receipt_seq,omitempty"`
+	ReceiptHash string `json:"receipt_hash,omitempty"`
+	// NoBarcode leaves out the CODE128 of the order number.
+	NoBarcode bool `json:"no_barcode,omitempty"`
+}
+
+// Item is one order line.
+type Item struct {
+	Qty   int    `json:"qty"`
+	Name  string `json:"name"`
+	Price int64  `json:"price"` // line total in minor units
+}
+
+// Limits on pickup data.
+const (
+	MaxOrder = 16
+	MaxItems = 20
+)
+
+// DecodePickup reads the JSON form strictly (unknown keys refused).
+func DecodePickup(data []byte) (Pickup, error) {
+	var p Pickup
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Pickup{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if dec.More() {
+		return Pickup{}, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalid)
+	}
+	return p, p.Validate()
+}
+
+// Validate checks the data before any layout.
+func (p Pickup) Validate() error {
+	if p.Order == "" || utf8.RuneCountInString(p.Order) > MaxOrder {
+		return fmt.Errorf("%w: order %q: want 1-%d characters", ErrInvalid, p.Order, MaxOrder)
+	}
+	if len(p.Items) > MaxItems {
+		return fmt.Errorf("%w: %d items: at most %d per label", ErrInvalid, len(p.Items), MaxItems)
+	}
+	for i, it := range p.Items {
+		if it.Qty < 1 || it.Qty > 999 {
+			return fmt.Errorf("%w: items[%d]: qty %d: want 1-999", ErrInvalid, i, it.Qty)
+		}
+		if it.Name == "" {
+			return fmt.Errorf("%w: items[%d]: empty name", ErrInvalid, i)
+		}
+	}
+	if p.Currency != "" && (len(p.Currency) != 3 || strings.ToUpper(p.Currency) != p.Currency) {
+		return fmt.Errorf("%w: currency %q: want a three-letter code such as EUR", ErrInvalid, p.Currency)
+	}
+	if p.ReceiptHash != "" && p.ReceiptSeq == 0 {
+		return fmt.Errorf("%w: receipt_hash without receipt_seq", ErrInvalid)
+	}
+	return nil
+}
+
+// charDots is the width of one size-1 character in each language's font
+// at 203 dpi (ESC/POS font A, TSPL font 3, ZPL font 0 on average).
+var charDots = map[label.Language]int{label.ESCPOS: 12, label.TSPL: 16, label.ZPL: 13}
+
+// Columns returns how many size-1 characters fit on a line for profile.
+func Columns(prof label.Profile) int {
+	prof = prof.WithDefaults()
+	cw := charDots[prof.Language]
+	if cw == 0 {
+		cw = 16
+	}
+	return max(prof.WidthDots*203/prof.DPI/cw, 8)
+}
+
+// Render lays the pickup label out for the printer profile: sizes and
+// columns follow the paper width so that nothing wraps or is cut off.
+func Render(p Pickup, prof label.Profile) (label.Label, error) {
+	if err := p.Validate(); err != nil {
+		return label.Label{}, err
+	}
+	cols := Columns(prof)
+	var els []label.Element
+	add := func(e label.Element) { els = append(els, e) }
+
+	add(label.Text{Text: p.Order, Size: fitSize(p.Order, cols, 4), Bold: true, Align: label.Center})
+	if p.Buyer != "" && !p.Discreet {
+		name := clip(p.Buyer, cols/2)
+		add(label.Text{Text: name, Size: fitSize(name, cols, 2), Align: label.Center})
+	}
+	if !p.Discreet {
+		for _, it := range p.Items {
+			add(label.Text{Text: columns(fmt.Sprintf("%d x %s", it.Qty, it.Name), money(it.Price, p.Currency), cols)})
+		}
+		if len(p.Items) > 0 || p.Total != 0 {
+			add(label.Text{Text: columns("Total", strings.TrimSpace(money(p.Total, p.Currency)+" "+p.Currency), cols), Bold: true})
+		}
+	}
+	if p.QR != "" {
+		q := label.QR{Data: p.QR, EC: label.ECM, Align: label.Center}
+		q.Module = 6
+		for q.Module > 1 {
+			if q.CheckFits(prof.WithDefaults().WidthDots*2/3) == nil {
+				break
+			}
+			q.Module--
+		}
+		add(q)
+	}
+	if p.ReceiptSeq != 0 {
+		line := fmt.Sprintf("Receipt #%d", p.ReceiptSeq)
+		if h := p.ReceiptHash; h != "" {
+			line += " " + h[:min(8, len(h))]
+		}
+		add(label.Text{Text: clip(line, cols), Align: label.Center})
+	}
+	if !p.NoBarcode {
+		c := label.Code128{Data: p.Order, Height: 48, Align: label.Center}
+		// The barcode is a convenience: an order number a scanner
+		// cannot take (non-ASCII, too long for the paper) is left to
+		// the text above.
+		if asciiPrintable(p.Order) {
+			if _, err := c.BarModule(prof.WithDefaults().WidthDots); err == nil {
+				add(c)
+			}
+		}
+	}
+	add(label.Cut{})
+	l := label.Label{Elements: els}
+	if id := sanitizeID(p.Order); id != "" {
+		l.ID = id
+	}
+	return l, l.Validate()
+}
+
+// fitSize returns the largest size up to want at which s fits in cols
+// size-1 columns.
+func fitSize(s string, cols, want int) int {
+	n := max(utf8.RuneCountInString(s), 1)
+	for size := want; size > 1; size-- {
+		if n*size <= cols {
+			return size
+		}
+	}
+	return 1
+}
+
+// columns puts left and right on one line of cols characters, clipping
+// left when they do not both fit.
+func columns(left, right string, cols int) string {
+	room := cols - utf8.RuneCountInString(right) - 1
+	left = clip(left, max(room, 1))
+	pad := cols - utf8.RuneCountInString(left) - utf8.RuneCountInString(right)
+	return left + strings.Repeat(" ", max(pad, 1)) + right
+}
+
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if n <= 1 {
+		return string(r[:n])
+	}
+	return string(r[:n-1]) + "."
+}
+
+// money formats an amount in minor units: two decimals, or none for the
+// currencies without a minor unit.
+func money(minor int64, currency string) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	s := fmt.Sprintf("%s%d.%02d", sign, minor/100, minor%100)
+	switch currency {
+	case "JPY", "KRW", "ISK", "HUF", "CLP":
+		s = fmt.Sprintf("%s%d", sign, minor)
+	}
+	return s
+}
+
+func asciiPrintable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// sanitizeID keeps the characters a label id allows.
+func sanitizeID(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("._:-", r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// SamplePickup is the reference pickup label: a six-character order
+// number, a buyer name, three items, a bold total, a QR of a 45-character
+// receipt URL, the order as CODE128, and a cut. The label-bytes bench
+// measures it.
+func SamplePickup() Pickup {
+	return Pickup{
+		Order:    "A-1042",
+		Buyer:    "Ada Lovelace",
+		Currency: "EUR",
+		Items: []Item{
+			{Qty: 1, Name: "Tee black M", Price: 2500},
+			{Qty: 2, Name: "Enamel pin", Price: 1200},
+			{Qty: 1, Name: "Tote bag", Price: 1800},
+		},
+		Total: 5500,
+		QR:    "https://fieldkit.example/r/8F3KQ2XH7M4P9TWZAB", // 45 characters
+	}
+}
