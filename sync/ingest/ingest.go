@@ -215,9 +215,9 @@ func readBatch(r *http.Request) (*batch, error) {
 	return b, nil
 }
 
-func (s *Server) alarm(box, kind, msg string) {
+func (s *Server) alarm(tx *sql.Tx, box, kind, msg string) {
 	s.log.Error("receipt ingest alarm", "box", box, "kind", kind, "msg", msg)
-	_, _ = s.db.Exec(`INSERT INTO alarms(at_ms, box, kind, msg) VALUES (?, ?, ?, ?)`, s.o.Clock.Now().UnixMilli(), box, kind, msg)
+	_, _ = tx.Exec(`INSERT INTO alarms(at_ms, box, kind, msg) VALUES (?, ?, ?, ?)`, s.o.Clock.Now().UnixMilli(), box, kind, msg)
 	if s.o.OnAlarm != nil {
 		s.o.OnAlarm(box, kind, msg)
 	}
@@ -317,7 +317,7 @@ func (s *Server) ingest(ctx context.Context, b *batch, boxKey string) (int, Resp
 				continue
 			}
 			msg := fmt.Sprintf("seq %d arrived again with another hash: the box's chain forked (tamper alarm)", r.Seq)
-			s.alarm(b.box, "fork", msg)
+			s.alarm(tx, b.box, "fork", msg)
 			code, resp.Fork, resp.Error, resp.ExpectedSeq = http.StatusConflict, true, msg, c.Seq+1
 			break
 		}
@@ -326,7 +326,7 @@ func (s *Server) ingest(ctx context.Context, b *batch, boxKey string) (int, Resp
 			break
 		}
 		if _, _, err := c.CheckVerified(sg, r, ok[i]); err != nil {
-			s.alarm(b.box, "invalid", err.Error())
+			s.alarm(tx, b.box, "invalid", err.Error())
 			code, resp.Error = http.StatusUnprocessableEntity, err.Error()
 			break
 		}
@@ -356,6 +356,15 @@ func (s *Server) ingest(ctx context.Context, b *batch, boxKey string) (int, Resp
 		cb, _ := json.Marshal(sc)
 		cpText = string(cb)
 	}
+	if c.Seq == 0 {
+		// Nothing accepted from a new box: remember nothing but the alarm,
+		// so that its first real batch is trusted afresh.
+		delete(s.chains, b.box)
+		if err := tx.Commit(); err != nil {
+			return http.StatusServiceUnavailable, Response{Error: err.Error()}
+		}
+		return code, resp
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO boxes(box, seq, head, turnover, sign_kid, keys, last_ts, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(box) DO UPDATE SET seq=excluded.seq, head=excluded.head, turnover=excluded.turnover, sign_kid=excluded.sign_kid,
 		keys=excluded.keys, last_ts=excluded.last_ts, checkpoint=excluded.checkpoint`,
@@ -368,11 +377,6 @@ func (s *Server) ingest(ctx context.Context, b *batch, boxKey string) (int, Resp
 		return http.StatusServiceUnavailable, Response{Error: err.Error()}
 	}
 	resp.AckedThrough, resp.Checkpoint = c.Seq, sc
-	if c.Seq == 0 {
-		// Nothing accepted from a new box: forget it, so that its first
-		// real batch is trusted afresh.
-		delete(s.chains, b.box)
-	}
 	return code, resp
 }
 
