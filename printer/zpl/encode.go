@@ -98,10 +98,14 @@ func (e *encoder) element(el label.Element) error {
 		text, _ := e.page.Encode(el.Text)
 		data, hex := fieldData(text)
 		just := "LCR"[el.Align]
+		// ^FB wraps; give it as many lines as the text needs, estimating
+		// font 0 at 0.55 of its height per character.
+		est := utf8.RuneCountInString(el.Text) * h * 55 / 100
+		lines := min(max(1, (est+e.p.WidthDots-1)/e.p.WidthDots), 9)
 		// field sets the text in a block from x to the right edge less
 		// cut dots; the bold copy is the same text shifted by 2 dots.
 		field := func(x, cut int) {
-			fmt.Fprintf(b, "^FO%d,%d^A0N,%d,%d^FB%d,1,0,%c,0", x, e.y, h, h, e.p.WidthDots-x-cut, just)
+			fmt.Fprintf(b, "^FO%d,%d^A0N,%d,%d^FB%d,%d,0,%c,0", x, e.y, h, h, e.p.WidthDots-x-cut, lines, just)
 			if hex {
 				b.WriteString("^FH")
 			}
@@ -118,11 +122,10 @@ func (e *encoder) element(el label.Element) error {
 			}
 		}
 		if el.Underline {
-			// Font 0 averages about 0.55 of its height per character.
-			w := min(utf8.RuneCountInString(el.Text)*h*55/100, e.p.WidthDots)
+			w := min(est, e.p.WidthDots)
 			fmt.Fprintf(b, "^FO%d,%d^GB%d,%d,%d^FS", el.Align.Offset(w, e.p.WidthDots), e.y+h, w, e.dots(2), e.dots(2))
 		}
-		e.y += h + h/4
+		e.y += lines * (h + h/4)
 	case label.Code128:
 		m, err := el.BarModule(e.p.WidthDots)
 		if err != nil {
