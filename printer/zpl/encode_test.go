@@ -72,6 +72,9 @@ func TestCommands(t *testing.T) {
 			label.Profile{LengthDots: 200},
 			"^XA^CI28^PW384^LL200^FO0,8^A0N,24,24^FB384,1,0,L,0^FD1^FS^XZ\n" +
 				"^XA^CI28^PW384^LL200^FO0,8^A0N,24,24^FB384,1,0,L,0^FD2^FS^XZ\n"},
+		{"long text wraps in its block", []label.Element{label.Text{Text: "abcdefghijklmnopqrstuvwxyz", Size: 2}}, profile,
+			// about 26*48*0.55 = 686 dots: two lines of 48+12.
+			"^XA^CI28^PW384^LL136^FO0,8^A0N,48,48^FB384,2,0,L,0^FDabcdefghijklmnopqrstuvwxyz^FS^XZ\n"},
 		{"300 dpi", []label.Element{label.Text{Text: "x"}}, label.Profile{DPI: 300, WidthDots: 600},
 			"^XA^CI28^PW600^LL67^FO0,12^A0N,35,35^FB600,1,0,L,0^FDx^FS^XZ\n"},
 	}
