@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"fieldkit/drivers/battery"
 	"fieldkit/internal/confutil"
 	"fieldkit/web/preflight"
 )
@@ -33,6 +34,8 @@ type Config struct {
 	Log     Log    `yaml:"log"`
 	// Preflight lists the manual pre-show items crew members sign off.
 	Preflight preflight.Config `yaml:"preflight"`
+	// Batteries lists the battery rigs the battery watch follows.
+	Batteries battery.Config `yaml:"batteries"`
 
 	// File is where the config came from ("" for the built-in demo).
 	File string `yaml:"-"`
@@ -174,6 +177,7 @@ func (c *Config) Validate(p *confutil.Problems) {
 	c.validateMQTT(p.At("mqtt"))
 	c.validateSecurity(p)
 	c.Preflight.Validate(p.At("preflight"))
+	c.Batteries.Validate(p.At("batteries"))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
