@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# mkdeb.sh BINARY DEBARCH VERSION OUTDIR: packages one firmware-agent
+# binary as fieldkit_VERSION_DEBARCH.deb with dpkg-deb.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$1 arch=$2 version=$3 out=$4
+root=$(mktemp -d)
+chmod 0755 "$root"
+trap 'rm -rf "$root"' EXIT
+
+install -D -m 0755 "$bin" "$root/usr/bin/firmware-agent"
+install -D -m 0644 systemd/firmware-agent.service "$root/lib/systemd/system/firmware-agent.service"
+install -D -m 0644 systemd/99-fieldkit.rules "$root/lib/udev/rules.d/99-fieldkit.rules"
+install -D -m 0644 packaging/deb/agent.yaml "$root/etc/fieldkit/agent.yaml"
+install -D -m 0644 packaging/deb/copyright "$root/usr/share/doc/fieldkit/copyright"
+install -D -m 0644 README.md "$root/usr/share/doc/fieldkit/README.md"
+install -d "$root/usr/share/man/man1"
+gzip -9n < packaging/deb/firmware-agent.1 > "$root/usr/share/man/man1/firmware-agent.1.gz"
+chmod 0644 "$root/usr/share/man/man1/firmware-agent.1.gz"
+date=$(date -R -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")
+printf 'fieldkit (%s) stable; urgency=medium\n\n  * Build of %s.\n\n -- fieldkit team <team@fieldkit.invalid>  %s\n' \
+	"$version" "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" "$date" |
+	gzip -9n > "$root/usr/share/doc/fieldkit/changelog.gz"
+chmod 0644 "$root/usr/share/doc/fieldkit/changelog.gz"
+
+install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/fieldkit"
+
+install -d -m 0755 "$root/DEBIAN"
+for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$root/DEBIAN/$s"; done
+echo /etc/fieldkit/agent.yaml > "$root/DEBIAN/conffiles"
+size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: fieldkit
+Version: $version
+Architecture: $arch
+Maintainer: fieldkit team <team@fieldkit.invalid>
+Installed-Size: $size
+Depends: adduser, init-system-helpers (>= 1.54)
+Recommends: systemd
+Section: misc
+Priority: optional
+Homepage: https://fieldkit.invalid/
+Description: venue agent for pop-up live-commerce crews
+ fieldkit runs on a Raspberry Pi class box at a venue: it fires lighting,
+ LED and haptic cues in timed scenes over GPIO and MQTT, warns before an
+ encoder's battery dies, prints pickup labels on thermal printers, and
+ keeps a signed receipt ledger that drains to the cloud when the venue's
+ internet is back.
+CONTROL
+deb="$out/fieldkit_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+echo "$deb"
