@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"fieldkit/drivers/battery"
+	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
 	"fieldkit/web/preflight"
 )
@@ -32,6 +33,8 @@ type Config struct {
 	HTTP    HTTP   `yaml:"http"`
 	MQTT    MQTT   `yaml:"mqtt"`
 	Log     Log    `yaml:"log"`
+	// Cues holds the top-level outputs: and buttons: sections.
+	Cues outputs.Config `yaml:",inline"`
 	// Preflight lists the manual pre-show items crew members sign off.
 	Preflight preflight.Config `yaml:"preflight"`
 	// Batteries lists the battery rigs the battery watch follows.
@@ -175,6 +178,7 @@ func (c *Config) Validate(p *confutil.Problems) {
 		p.Addf("http.listen", "%v", err)
 	}
 	c.validateMQTT(p.At("mqtt"))
+	c.Cues.Validate(p.At(""))
 	c.validateSecurity(p)
 	c.Preflight.Validate(p.At("preflight"))
 	c.Batteries.Validate(p.At("batteries"))
