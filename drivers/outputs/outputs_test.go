@@ -288,3 +288,40 @@ func FuzzConfig(f *testing.F) {
 		_ = doc.Err(p)
 	})
 }
+
+// BenchmarkStepOfTwelve is one scene step: twelve outputs of mixed kinds
+// each given an action, back to back, as the engine dispatches them.
+func BenchmarkStepOfTwelve(b *testing.B) {
+	y := "outputs:\n"
+	for i := 0; i < 6; i++ {
+		y += fmt.Sprintf("  lamp%d: {kind: gpio, pin: GPIO%d}\n", i, 5+i)
+	}
+	for i := 0; i < 3; i++ {
+		y += fmt.Sprintf("  bar%d: {kind: ws2812, spi: SPI%d.0, leds: 30}\n", i, i)
+	}
+	for i := 0; i < 3; i++ {
+		y += fmt.Sprintf("  wled%d: {kind: wled, topic: wled/%d}\n", i, i)
+	}
+	var c Config
+	if _, err := confutil.Decode("b.yaml", []byte(y), &c); err != nil {
+		b.Fatal(err)
+	}
+	targets, _, err := Build(c, Deps{Board: newBoard(), MQTT: &fakeMQTT{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer CloseAll(targets)
+	list := make([]cue.Target, 0, len(targets))
+	for _, t := range targets {
+		list = append(list, t)
+	}
+	acts := []cue.Action{{Do: cue.On}, {Do: cue.Blink, Period: time.Second, Count: 3}, {Do: cue.Off}}
+	for i := 0; b.Loop(); i++ {
+		a := acts[i%len(acts)]
+		for _, t := range list {
+			if err := t.Apply(context.Background(), a); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
