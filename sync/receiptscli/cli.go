@@ -1,0 +1,286 @@
+// Package receiptscli is the `firmware-agent receipts ...` command line:
+// verify, export, pubkey, report, rotate-key and the reference ingest.
+package receiptscli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"fieldkit/sync/ingest"
+	"fieldkit/sync/receipts"
+)
+
+// Env is what the agent's config says about receipts.
+type Env struct {
+	Box     string
+	DataDir string
+	Config  receipts.Config
+}
+
+// ErrBad is returned when verification finds a bad record (exit status 1
+// with the reason already printed).
+var ErrBad = errors.New("the ledger does not verify")
+
+const usage = `usage: receipts COMMAND [flags]
+  verify [--db FILE | --file export.ndjson] [--pubkey PEM] [--checkpoint FILE]
+  export [--db FILE] [--after N] [--out FILE]
+  pubkey [--key FILE]
+  report [--db FILE] [--since 8h|RFC3339] [--json]
+  rotate-key                      (with the agent stopped, or use POST /api/receipts/rotate-key)
+  ingest --listen ADDR --db FILE [--key FILE] [--token-file FILE]
+`
+
+// RunCLI runs one receipts subcommand.
+func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
+	cfg := env.Config.WithDefaults(env.DataDir)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("receipts: a command is needed")
+	}
+	fs := flag.NewFlagSet("receipts "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switch args[0] {
+	case "verify":
+		db := fs.String("db", cfg.DB, "ledger database")
+		file := fs.String("file", "", "NDJSON export to verify instead of the database")
+		pub := fs.String("pubkey", "", "PEM public key of the box's first key (default: the ledger's own record)")
+		cpFile := fs.String("checkpoint", "", "the cloud's signed checkpoint (JSON) to catch a truncated tail")
+		cloudKey := fs.String("cloud-key", "", "PEM key the checkpoint must be signed with")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return verify(ctx, stdout, *db, *file, *pub, *cpFile, *cloudKey, cfg.KeyFile)
+	case "export":
+		db := fs.String("db", cfg.DB, "ledger database")
+		after := fs.Uint64("after", 0, "export records after this seq")
+		out := fs.String("out", "", "file to write (default stdout)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		r, err := receipts.OpenReader(*db)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		w := stdout
+		if *out != "" {
+			f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		n, err := r.Export(ctx, w, *after, 0)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "exported %d records\n", n)
+		return nil
+	case "pubkey":
+		key := fs.String("key", cfg.KeyFile, "signing key file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		k, err := receipts.LoadKey(*key)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(receipts.PublicPEM(k.Pub))
+		return err
+	case "report":
+		db := fs.String("db", cfg.DB, "ledger database")
+		since := fs.String("since", "", "only sales since (RFC 3339 or a duration back from now)")
+		asJSON := fs.Bool("json", false, "print JSON")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		var t time.Time
+		if *since != "" {
+			var err error
+			if t, err = receipts.ParseSince(*since, time.Now()); err != nil {
+				return err
+			}
+		}
+		r, err := receipts.OpenReader(*db)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		z, err := r.Report(ctx, t, receipts.VerifyOptions{})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(z)
+		}
+		z.WriteText(stdout)
+		return nil
+	case "rotate-key":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		l, err := receipts.Open(receipts.Options{Path: cfg.DB, KeyFile: cfg.KeyFile, Box: env.Box, Currency: cfg.Currency})
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		s, err := l.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rotated: record %d announces key %s\n", s.Seq, l.PublicKey().ID)
+		_, err = stdout.Write(receipts.PublicPEM(l.PublicKey().Pub))
+		return err
+	case "ingest":
+		listen := fs.String("listen", "127.0.0.1:8090", "address to serve on")
+		db := fs.String("db", "ingest.db", "ingest database")
+		key := fs.String("key", "", "checkpoint signing key (default <db>.key, made on first run)")
+		tokenFile := fs.String("token-file", "", "bearer token clients must send")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return serveIngest(ctx, stderr, *listen, *db, *key, *tokenFile)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("receipts: unknown command %q", args[0])
+}
+
+func readPub(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := receipts.ParsePublicPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKeyFile, keyFile string) error {
+	var first, cloud ed25519.PublicKey
+	var err error
+	if pubFile != "" {
+		if first, err = readPub(pubFile); err != nil {
+			return err
+		}
+	}
+	if cloudKeyFile != "" {
+		if cloud, err = readPub(cloudKeyFile); err != nil {
+			return err
+		}
+	}
+	var cp *receipts.Checkpoint
+	if cpFile != "" {
+		b, err := os.ReadFile(cpFile)
+		if err != nil {
+			return err
+		}
+		var sc receipts.SignedCheckpoint
+		if err := json.Unmarshal(b, &sc); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", cpFile, err)
+		}
+		if cp, err = sc.Open(cloud); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", cpFile, err)
+		}
+	}
+	var rep *receipts.Report
+	if file != "" {
+		if first == nil {
+			return errors.New("verify --file needs --pubkey: the PEM printed by `receipts pubkey` on the box")
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if rep, err = receipts.VerifyExport(f, first, cp); err != nil {
+			return err
+		}
+	} else {
+		r, err := receipts.OpenReader(db)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		o := receipts.VerifyOptions{First: first, Checkpoint: cp}
+		if k, err := receipts.LoadKey(keyFile); err == nil {
+			o.Current = k.Pub
+		}
+		if rep, err = r.Verify(ctx, o); err != nil {
+			return err
+		}
+	}
+	for _, wn := range rep.Warnings {
+		fmt.Fprintln(w, "warning:", wn)
+	}
+	if !rep.OK() {
+		fmt.Fprintf(w, "FAIL %s (after %d good records)\n", rep.Problem, rep.Count)
+		return fmt.Errorf("%w: %s", ErrBad, rep.Problem)
+	}
+	fmt.Fprintf(w, "ok: box %s, %d records, seq %d-%d, turnover %d, head %s\n", rep.Box, rep.Count, rep.First, rep.Last, rep.Turnover, rep.Head)
+	return nil
+}
+
+func serveIngest(ctx context.Context, stderr io.Writer, listen, db, keyFile, tokenFile string) error {
+	if keyFile == "" {
+		keyFile = db + ".key"
+	}
+	k, _, err := receipts.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return err
+	}
+	var token string
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return err
+		}
+		token = string(trimNL(b))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ing, err := ingest.Open(ingest.Options{DB: db, Key: k.Priv, TrustOnFirstUse: true, Token: token, Log: log})
+	if err != nil {
+		return err
+	}
+	defer ing.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: ing, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(stderr, "ingest listening on %s (checkpoint key %s)\n%s", ln.Addr(), k.ID, receipts.PublicPEM(k.Pub))
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
