@@ -1,13 +1,3 @@
-//go:build !race
-
-// The MQTT client (paho v1.5.1) races with itself when anything is
-// published as the link comes back (it re-marks its stored messages as
-// duplicates while its writer sends them: eclipse-paho/paho.mqtt.golang
-// #703). The agent's connection publishes its online status at exactly
-// that moment, so every reconnect under the race detector trips it, with
-// or without these devices. This test runs without -race until the
-// connection works around it.
-
 package mqttdev
 
 import (

@@ -95,6 +95,7 @@ func New(o Options) *Conn {
 		SetUsername(o.Username).
 		SetPassword(o.Password).
 		SetCleanSession(true).
+		SetStore(noStore{}).
 		SetOrderMatters(false).
 		SetKeepAlive(15*time.Second).
 		SetPingTimeout(5*time.Second).
