@@ -16,6 +16,7 @@ import (
 	"fieldkit/drivers/battery"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
+	"fieldkit/sync/receipts"
 	"fieldkit/web/preflight"
 )
 
@@ -39,6 +40,8 @@ type Config struct {
 	Preflight preflight.Config `yaml:"preflight"`
 	// Batteries lists the battery rigs the battery watch follows.
 	Batteries battery.Config `yaml:"batteries"`
+	// Receipts is the signed receipt ledger and its uplink.
+	Receipts receipts.Config `yaml:"receipts"`
 
 	// File is where the config came from ("" for the built-in demo).
 	File string `yaml:"-"`
@@ -182,6 +185,7 @@ func (c *Config) Validate(p *confutil.Problems) {
 	c.validateSecurity(p)
 	c.Preflight.Validate(p.At("preflight"))
 	c.Batteries.Validate(p.At("batteries"))
+	c.Receipts.Validate(p.At("receipts"))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
