@@ -184,6 +184,7 @@ const (
 	maxPending = 1 << 20 // bytes of one command kept for decoding
 	maxOps     = 4096    // ops per label
 	maxDots    = 8000    // largest coordinate the renderer draws to (1 m)
+	maxFont    = 1000    // tallest character cell, dots (12 cm)
 )
 
 func addOp(l *Label, op Op) {

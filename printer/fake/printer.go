@@ -57,7 +57,7 @@ func DefaultOpts() Opts {
 
 // Stats counts what the printer has seen.
 type Stats struct {
-	Received  int64 // bytes read from all transports
+	Received  int64 // bytes taken into the input buffer, all transports
 	Queries   int   // status queries received (answered or not)
 	Printed   int   // labels printed
 	Pending   int   // finished labels waiting for paper or a closed cover
@@ -267,19 +267,21 @@ func (p *Printer) printPending() {
 	p.pending = nil
 }
 
-// room is how many bytes the reader may take now: everything while the
-// printer prints, what is left of the buffer while it holds.
-func (p *Printer) room(chunk int) (int, <-chan struct{}) {
+// room is how many of n bytes the printer takes into its buffer now: all
+// while it prints, what is left of the buffer while it holds.
+func (p *Printer) room(n int) (int, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state.printing() {
-		return chunk, p.changed
+		return n, p.changed
 	}
-	return min(chunk, max(0, p.opts.BufferBytes-p.held)), p.changed
+	return min(n, max(0, p.opts.BufferBytes-p.held)), p.changed
 }
 
 // serve reads from one connection until it fails or stop closes, pacing
 // reads to the baud rate and answering status queries on the same line.
+// Bytes read but not yet taken into the buffer wait in a small line FIFO;
+// while they wait, nothing more is read and the host's writes back up.
 func (p *Printer) serve(rw io.ReadWriter, stop <-chan struct{}) {
 	chunk := 4096
 	var perByte time.Duration
@@ -291,32 +293,33 @@ func (p *Printer) serve(rw io.ReadWriter, stop <-chan struct{}) {
 	buf := make([]byte, chunk)
 	var lineFree time.Time // when the simulated wire has delivered all read bytes
 	for {
-		n, changed := p.room(chunk)
-		if n == 0 {
-			select {
-			case <-changed:
-				continue
-			case <-stop:
+		k, err := rw.Read(buf)
+		if k > 0 && perByte > 0 {
+			now := time.Now()
+			if lineFree.Before(now) {
+				lineFree = now
+			}
+			lineFree = lineFree.Add(time.Duration(k) * perByte)
+			if !sleepUntil(lineFree, stop) {
 				return
 			}
 		}
-		k, err := rw.Read(buf[:n])
-		if k > 0 {
-			if perByte > 0 {
-				now := time.Now()
-				if lineFree.Before(now) {
-					lineFree = now
-				}
-				lineFree = lineFree.Add(time.Duration(k) * perByte)
-				if !sleepUntil(lineFree, stop) {
+		for fifo := buf[:k]; len(fifo) > 0; {
+			n, changed := p.room(len(fifo))
+			if n == 0 {
+				select {
+				case <-changed:
+					continue
+				case <-stop:
 					return
 				}
 			}
-			if out := p.ingest(buf[:k]); len(out) > 0 {
+			if out := p.ingest(fifo[:n]); len(out) > 0 {
 				if _, werr := rw.Write(out); werr != nil {
 					p.log.Debug("status reply", "err", werr)
 				}
 			}
+			fifo = fifo[n:]
 		}
 		if err != nil {
 			return

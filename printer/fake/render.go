@@ -33,7 +33,9 @@ func renderLabel(l *Label, widthDots int) *image.Gray {
 	for i := range img.Pix {
 		img.Pix[i] = 0xFF
 	}
-	c := canvas{img}
+	// Overdraw is bounded so that hostile input (thousands of page-sized
+	// boxes or glyphs) costs milliseconds, not minutes.
+	c := &canvas{img: img, budget: 16*w*h + 1<<20}
 	for _, op := range l.Ops {
 		switch op := op.(type) {
 		case Text:
@@ -51,15 +53,19 @@ func renderLabel(l *Label, widthDots int) *image.Gray {
 	return img
 }
 
-type canvas struct{ img *image.Gray }
+type canvas struct {
+	img    *image.Gray
+	budget int // pixels left to ink
+}
 
 // fill inks the rectangle [x, x+w) × [y, y+h), clipped to the paper.
-func (c canvas) fill(x, y, w, h int) {
+func (c *canvas) fill(x, y, w, h int) {
 	b := c.img.Bounds()
 	x0, y0, x1, y1 := max(x, 0), max(y, 0), min(x+w, b.Max.X), min(y+h, b.Max.Y)
-	if x0 >= x1 || y0 >= y1 {
+	if x0 >= x1 || y0 >= y1 || c.budget <= 0 {
 		return
 	}
+	c.budget -= (x1 - x0) * (y1 - y0)
 	for yy := y0; yy < y1; yy++ {
 		row := c.img.Pix[yy*c.img.Stride:]
 		for xx := x0; xx < x1; xx++ {
@@ -68,7 +74,7 @@ func (c canvas) fill(x, y, w, h int) {
 	}
 }
 
-func (c canvas) text(t Text) {
+func (c *canvas) text(t Text) {
 	// The 5×7 glyph sits in a 6×9 grid of the cell: one column of
 	// spacing, a row above and a row below for the underline.
 	pw, ph := max(1, t.CharW/6), max(1, t.CharH/9)
@@ -97,7 +103,7 @@ func (c canvas) text(t Text) {
 	}
 }
 
-func (c canvas) barcode(b Barcode) {
+func (c *canvas) barcode(b Barcode) {
 	for i, bar := range code128Modules(b.Codes) {
 		if bar {
 			c.fill(b.X+i*b.Module, b.Y, b.Module, b.Height)
@@ -105,7 +111,7 @@ func (c canvas) barcode(b Barcode) {
 	}
 }
 
-func (c canvas) qr(q QR) {
+func (c *canvas) qr(q QR) {
 	m, err := qrMatrix(q.Data, q.ECC)
 	if err != nil {
 		return
@@ -119,7 +125,7 @@ func (c canvas) qr(q QR) {
 	}
 }
 
-func (c canvas) box(b Box) {
+func (c *canvas) box(b Box) {
 	t := max(1, b.Thick)
 	if 2*t >= b.W || 2*t >= b.H {
 		c.fill(b.X, b.Y, b.W, b.H)
@@ -131,7 +137,7 @@ func (c canvas) box(b Box) {
 	c.fill(b.X+b.W-t, b.Y, t, b.H)
 }
 
-func (c canvas) raster(r Raster) {
+func (c *canvas) raster(r Raster) {
 	stride := (r.W + 7) / 8
 	for y := 0; y < r.H; y++ {
 		for x := 0; x < r.W; x++ {

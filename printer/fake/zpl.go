@@ -155,9 +155,9 @@ func (d *zpl) exec() {
 		d.f.y = argInt(args, 1, 0, 0, maxDots)
 		d.f.baseline = code == "FT"
 	case "CF":
-		if h := argInt(args, 1, 0, 1, 32000); h > 0 {
+		if h := argInt(args, 1, 0, 1, maxFont); h > 0 {
 			d.cfH = h
-			d.cfW = argInt(args, 2, h*2/3, 1, 32000)
+			d.cfW = argInt(args, 2, h*2/3, 1, maxFont)
 		}
 	case "FB":
 		just := byte('L')
@@ -228,9 +228,9 @@ func (d *zpl) exec() {
 // font handles ^Af o,h,w: the font for the next field only.
 func (d *zpl) font(name byte, params []byte) {
 	args := splitArgs(params)
-	h := argInt(args, 1, d.cfH, 1, 32000)
+	h := argInt(args, 1, d.cfH, 1, maxFont)
 	d.f.fontH = h
-	d.f.fontW = argInt(args, 2, h*2/3, 1, 32000)
+	d.f.fontW = argInt(args, 2, h*2/3, 1, maxFont)
 	_ = name // every font draws with the built-in glyphs, at its size
 }
 
