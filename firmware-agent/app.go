@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"fieldkit/boards"
+	"fieldkit/drivers/cue"
 	"fieldkit/internal/broker"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
@@ -45,8 +46,10 @@ type app struct {
 	started time.Time
 
 	httpLn net.Listener
-	checks []doctor.Check
-	status map[string]func() any
+	// targets are the cue outputs by name, for the scene engine.
+	targets map[string]cue.Target
+	checks  []doctor.Check
+	status  map[string]func() any
 	// reload hooks run on SIGHUP.
 	reload  []func() error
 	closers []func() error
@@ -102,6 +105,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	}
 	a.httpLn = ln
 	a.closers = append(a.closers, func() error { return ignoreClosed(ln.Close()) })
+	if a.httpLn, err = wrapTLS(cfg.HTTP, ln); err != nil {
+		return nil, err
+	}
 	built = true
 	return a, nil
 }
@@ -117,7 +123,11 @@ func (a *app) buildMQTT() error {
 	m := a.cfg.MQTT
 	url := m.URL
 	if url == "" {
-		b, err := broker.New(broker.Options{Listen: m.Listen, Log: a.log})
+		bo, err := brokerOptions(a.cfg, a.log)
+		if err != nil {
+			return err
+		}
+		b, err := broker.New(bo)
 		if err != nil {
 			return err
 		}

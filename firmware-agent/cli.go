@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,11 @@ usage:
   firmware-agent doctor [--config FILE]
   firmware-agent version
 `
+
+// demoYAML is the configuration of the demo.
+//
+//go:embed demo.yaml
+var demoYAML []byte
 
 // errUsage marks errors that are the caller's wording, answered with exit 2.
 var errUsage = errors.New("usage")
@@ -106,7 +112,11 @@ func (f *runFlags) register(fs *flag.FlagSet, full bool) {
 func (f *runFlags) load() (*config.Config, error) {
 	var cfg *config.Config
 	if f.config == "" {
-		cfg = config.Demo()
+		var err error
+		if cfg, err = config.Parse("demo.yaml (built in)", demoYAML); err != nil {
+			return nil, fmt.Errorf("the built-in demo config is broken: %w", err)
+		}
+		cfg.File = "" // the demo, as status and the crew page say
 	} else {
 		var err error
 		if cfg, err = config.Load(f.config); err != nil {

@@ -16,9 +16,9 @@ func TestConfigCheckErrors(t *testing.T) {
 		name, src, want string
 	}{
 		{"unknown key", "box: b1\nboard: sim\nhttp:\n  listne: 127.0.0.1:8080\n",
-			`bad.yaml:4: unknown key "listne" in http; expected one of: listen`},
+			`bad.yaml:4: unknown key "listne" in http; expected one of: auth, listen,`},
 		{"unknown top key", "box: b1\nbaord: sim\n",
-			`bad.yaml:2: unknown key "baord"; expected one of: board, box, data_dir, http, log, mqtt, pins`},
+			`bad.yaml:2: unknown key "baord"; expected one of: batteries, board, box, buttons,`},
 		{"wrong type", "box: b1\nhttp: 8080\n",
 			`bad.yaml:2: "8080" is a whole number, expected a mapping (key: value)`},
 		{"bad box id", "box: Berlin Box!\n",
