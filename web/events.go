@@ -30,7 +30,6 @@ type Source struct {
 // DefaultSources are the sections of the crew page.
 var DefaultSources = []Source{
 	{Name: "status", Path: "/api/status"},
-	{Name: "whoami", Path: "/api/whoami", Every: time.Minute},
 	{Name: "preflight", Path: "/api/preflight/state"},
 	{Name: "scenes", Path: "/api/scenes"},
 	{Name: "batteries", Path: "/api/batteries"},

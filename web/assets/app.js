@@ -214,7 +214,7 @@
     $("receipt-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v)]));
   }
 
-  const handlers = { status, whoami, preflight, scenes, batteries, printers, receipts, uplink };
+  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink };
   function connect() {
     const es = new EventSource("/api/events");
     const s = $("stream");
@@ -237,6 +237,7 @@
     $("reset-signoffs").addEventListener("click", (e) => {
       if (confirm("Clear every sign-off for the next show?")) post("/api/preflight/reset", { by: who() }, e.target);
     });
+    fetch("/api/whoami", { credentials: "same-origin" }).then((r) => r.ok ? r.json() : null).then(whoami, () => {});
     connect();
   });
 })();
