@@ -16,6 +16,7 @@ import (
 	"fieldkit/drivers/battery"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
+	"fieldkit/scenes"
 	"fieldkit/sync/receipts"
 	"fieldkit/web/preflight"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	Batteries battery.Config `yaml:"batteries"`
 	// Receipts is the signed receipt ledger and its uplink.
 	Receipts receipts.Config `yaml:"receipts"`
+	// Scenes is where the scene files are.
+	Scenes scenes.Config `yaml:"scenes"`
 
 	// File is where the config came from ("" for the built-in demo).
 	File string `yaml:"-"`
@@ -186,6 +189,7 @@ func (c *Config) Validate(p *confutil.Problems) {
 	c.Preflight.Validate(p.At("preflight"))
 	c.Batteries.Validate(p.At("batteries"))
 	c.Receipts.Validate(p.At("receipts"))
+	c.Scenes.Validate(p.At("scenes"))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
