@@ -210,3 +210,26 @@ func checkParts(cfg *config.Config) error {
 
 // partChecks are added by part_*.go files.
 var partChecks []func(cfg *config.Config) error
+
+// configFromArgs takes a leading --config FILE and --data DIR off args
+// (for the part subcommands) and loads the config they name, or the demo.
+func configFromArgs(args []string, stderr io.Writer) (*config.Config, []string, error) {
+	var f runFlags
+	for len(args) >= 2 {
+		switch args[0] {
+		case "--config", "-config":
+			f.config = args[1]
+		case "--data", "-data":
+			f.data = args[1]
+		default:
+			goto done
+		}
+		args = args[2:]
+	}
+done:
+	cfg, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, args, nil
+}

@@ -32,3 +32,9 @@ type Fixed bool
 
 // Synced returns the set answer.
 func (f Fixed) Synced() bool { return bool(f) }
+
+// Func adapts a function to Checker, for tests that change the answer.
+type Func func() bool
+
+// Synced calls f.
+func (f Func) Synced() bool { return f() }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"fieldkit/internal/clock"
+	"fieldkit/internal/clocksync"
 	"fieldkit/internal/sqlitex"
 )
 
@@ -55,7 +56,7 @@ type Options struct {
 	// compares against.
 	MaxBatch int
 	Clock    clock.Clock
-	Sync     SyncStatus // nil: KernelClock
+	Sync     SyncStatus // nil: the kernel's NTP state
 	BootID   string     // "": read from /proc
 	Bus      Publisher  // may be nil
 	Log      *slog.Logger
@@ -140,7 +141,7 @@ func Open(o Options) (*Ledger, error) {
 		o.Clock = clock.Real()
 	}
 	if o.Sync == nil {
-		o.Sync = KernelClock{}
+		o.Sync = clocksync.Kernel{}
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -535,7 +536,7 @@ func (l *Ledger) build(r *appendReq, h *headRow, key *Key) (*Record, error) {
 	rec := &Record{
 		V: Version, Box: l.o.Box, Kid: key.ID, Seq: h.seq + 1,
 		TS:          l.o.Clock.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		ClockSynced: l.o.Sync.ClockSynced(),
+		ClockSynced: l.o.Sync.Synced(),
 		Boot:        l.o.BootID, Prev: h.hash, Turnover: h.turnover,
 	}
 	if r.rotate != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"fieldkit/internal/clock"
+	"fieldkit/internal/clocksync"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
@@ -396,9 +397,9 @@ func (s *Service) checkDisk(context.Context) doctor.Result {
 func (s *Service) checkClock(context.Context) doctor.Result {
 	sync := s.d.Sync
 	if sync == nil {
-		sync = KernelClock{}
+		sync = clocksync.Kernel{}
 	}
-	if !sync.ClockSynced() {
+	if !sync.Synced() {
 		return doctor.Warnf("connect the box to a network with NTP, or fit an RTC; receipts are marked clock_synced=false until then",
 			"the system clock is not synchronised (%s)", s.d.Clock.Now().UTC().Format(time.RFC3339))
 	}

@@ -4,18 +4,16 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"fieldkit/internal/clocksync"
 )
 
 // SyncStatus tells whether the wall clock has been set by NTP or an RTC.
 // A Pi without an RTC boots at 1970; its receipts say clock_synced=false.
-type SyncStatus interface {
-	ClockSynced() bool
-}
+type SyncStatus = clocksync.Checker
 
 // SyncFunc adapts a function to SyncStatus.
-type SyncFunc func() bool
-
-func (f SyncFunc) ClockSynced() bool { return f() }
+type SyncFunc = clocksync.Func
 
 // DefaultBootIDPath is where Linux publishes the id of the current boot.
 const DefaultBootIDPath = "/proc/sys/kernel/random/boot_id"

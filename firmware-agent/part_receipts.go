@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"fieldkit/internal/config"
+	"fieldkit/internal/doctor"
+	"fieldkit/sync/receipts"
+	"fieldkit/sync/receiptscli"
+	"fieldkit/sync/uplink"
+)
+
+// The receipt ledger, its uplink to the cloud, and the receipts command.
+func init() {
+	partBuilders = append(partBuilders, buildReceipts)
+	subcommands["receipts"] = cmdReceipts
+	offlineCheckBuilders = append(offlineCheckBuilders, func(ctx context.Context, cfg *config.Config) []doctor.Check {
+		// Opening the ledger here is safe beside a running agent: SQLite
+		// in WAL mode lets a second process read.
+		svc, err := receipts.New(cfg.Receipts, receipts.Deps{Box: cfg.Box, DataDir: cfg.DataDir})
+		if err != nil {
+			return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
+				return doctor.Failf("check the receipts: section and the data dir", "%v", err)
+			}}}
+		}
+		cs := svc.Checks()
+		return append(cs, doctor.Check{Name: "receipts (close)", Run: func(context.Context) doctor.Result {
+			if err := svc.Close(); err != nil {
+				return doctor.Warnf("", "closing the ledger: %v", err)
+			}
+			return doctor.Pass("")
+		}})
+	})
+}
+
+func buildReceipts(_ context.Context, a *app) error {
+	svc, err := receipts.New(a.cfg.Receipts, receipts.Deps{
+		Box: a.cfg.Box, DataDir: a.cfg.DataDir, Clock: a.clock, Bus: a.bus, MQTT: a.mqtt,
+		Health: a.health, Metrics: a.metrics, Log: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	a.closers = append(a.closers, svc.Close)
+	up, err := uplink.New(svc.Config().Uplink, svc.Ledger(), uplink.Deps{
+		Clock: a.clock, Bus: a.bus, MQTT: a.mqtt, Health: a.health, Metrics: a.metrics, Log: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("receipts uplink: %w", err)
+	}
+	a.addPart("receipts", false, svc.Run)
+	a.addPart("receipts-uplink", false, up.Run)
+	svc.Routes(a.router)
+	up.Routes(a.router)
+	a.checks = append(a.checks, svc.Checks()...)
+	a.checks = append(a.checks, up.Checks()...)
+	a.status["receipts"] = func() any { return up.Status() }
+	return nil
+}
+
+func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, rest, err := configFromArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	err = receiptscli.RunCLI(ctx, rest, stdout, stderr, receiptscli.Env{Box: cfg.Box, DataDir: cfg.DataDir, Config: cfg.Receipts})
+	if err == receiptscli.ErrBad {
+		return errSilentFail
+	}
+	return err
+}
