@@ -16,6 +16,7 @@ import (
 	"fieldkit/drivers/battery"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
+	printers "fieldkit/printer/service"
 	"fieldkit/scenes"
 	"fieldkit/sync/receipts"
 	"fieldkit/web/preflight"
@@ -41,6 +42,8 @@ type Config struct {
 	Preflight preflight.Config `yaml:"preflight"`
 	// Batteries lists the battery rigs the battery watch follows.
 	Batteries battery.Config `yaml:"batteries"`
+	// Printers are the label printers, by name.
+	Printers printers.Config `yaml:"printers"`
 	// Receipts is the signed receipt ledger and its uplink.
 	Receipts receipts.Config `yaml:"receipts"`
 	// Scenes is where the scene files are.
@@ -188,6 +191,7 @@ func (c *Config) Validate(p *confutil.Problems) {
 	c.validateSecurity(p)
 	c.Preflight.Validate(p.At("preflight"))
 	c.Batteries.Validate(p.At("batteries"))
+	c.Printers.Validate(p.At("printers"))
 	c.Receipts.Validate(p.At("receipts"))
 	c.Scenes.Validate(p.At("scenes"))
 	switch c.Log.Level {

@@ -222,6 +222,11 @@ func (p *Port) Query(ctx context.Context, req []byte, f Framer, timeout time.Dur
 	for {
 		got, ok := c.take(f)
 		if ok {
+			// Bytes beyond a whole reply that arrived with it mean the
+			// printer is not speaking the protocol we think.
+			if extra := c.pending(); extra > 0 {
+				return got, fmt.Errorf("%w: %d unexpected bytes after the reply from %s", ErrIncomplete, extra, c.dev)
+			}
 			return got, nil
 		}
 		select {
