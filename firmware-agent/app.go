@@ -177,6 +177,11 @@ func (a *app) mirrorBus(ctx context.Context) error {
 			if !a.mqtt.Connected() {
 				continue
 			}
+			// A state the agent keeps retained on MQTT already went out
+			// with its owner's SetRetained; do not send it twice.
+			if _, owned := a.mqtt.Retained(a.cfg.MQTT.Prefix + "/" + ev.Topic); owned {
+				continue
+			}
 			if err := a.mqtt.Publish(ctx, a.cfg.MQTT.Prefix+"/"+ev.Topic, 1, false, ev.Payload); err != nil && ctx.Err() == nil {
 				a.log.Debug("bus mirror publish failed", "topic", ev.Topic, "err", err)
 			}

@@ -156,7 +156,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func preflightFromAgent(ctx context.Context, cfg *config.Config) ([]doctor.Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cfg.HTTP.Listen+"/api/preflight", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, agentURL(cfg)+"/api/preflight", nil)
 	if err != nil {
 		return nil, err
 	}

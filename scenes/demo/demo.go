@@ -1,5 +1,5 @@
 // Package demo holds the example scenes the agent runs with no config: a
-// drop countdown and a wrap-up, on the demo outputs (strip, motor,
+// drop countdown, a wrap-up and a battery swap warning, on the demo outputs (strip, motor,
 // cue_lamp, wled_stage, tasmota_spot, presenter).
 package demo
 

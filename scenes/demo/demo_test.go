@@ -83,7 +83,7 @@ func TestDropCountdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := e.List().Scenes; len(names) != 2 || names[0].Name != "drop-countdown" || names[1].Name != "wrap-up" {
+	if names := e.List().Scenes; len(names) != 3 || names[0].Name != "drop-countdown" || names[1].Name != "swap-battery" || names[2].Name != "wrap-up" {
 		t.Fatalf("scenes %+v", names)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
