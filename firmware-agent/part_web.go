@@ -24,13 +24,14 @@ func init() {
 	partBuilders = append(partBuilders, buildWeb)
 	subcommands["token"] = cmdToken
 	agentToken = func(cfg *config.Config) string {
-		// The doctor command asks the running agent with the crew token;
-		// it reads the file as the same user as the agent.
+		// Commands on the box (doctor, scene reload) talk to the running
+		// agent with the admin token: whoever can read the token files
+		// already holds every role.
 		s, _, err := auth.OpenStore(cfg.DataDir)
 		if err != nil {
 			return ""
 		}
-		tok, _ := s.Token(httpapi.Crew)
+		tok, _ := s.Token(httpapi.Admin)
 		return tok
 	}
 }

@@ -188,8 +188,14 @@ func CheckSameOrigin(r *http.Request) error {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
 	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return ErrCrossSite
+	// Sec-Fetch-Site is set by the browser and cannot be forged by a page;
+	// where it is present it decides. Origin is the fallback for older
+	// browsers (it may be "null" under a strict referrer policy).
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		if s != "same-origin" && s != "none" {
+			return ErrCrossSite
+		}
+		return nil
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)

@@ -72,7 +72,7 @@
         p.duty_percent ? " · " + p.duty_percent.toFixed(0) + " % @ " + p.pwm_hz + " Hz" : ""))));
     if (!list.length) tb.append(el("tr", null, el("td", { colspan: 3, class: "muted" }, "no pin driven yet")));
     $("parts").replaceChildren(...(s.parts || []).map((p) =>
-      el("li", null, el("span", { class: "grow" }, p.name), badge(p.state), p.reason ? el("span", { class: "fix" }, p.reason) : null)));
+      el("li", null, el("span", { class: "grow" }, p.name), badge(p.state), p.reason ? el("span", { class: "detail" }, p.reason) : null)));
   }
 
   function whoami(w) {
@@ -112,6 +112,7 @@
     if (!l) return;
     $("scenes-error").hidden = !l.load_error;
     $("scenes-error").textContent = l.load_error || "";
+    if (!l.scenes.length) { $("scene-list").replaceChildren(el("li", { class: "muted" }, "no scenes loaded" + (l.dir ? " from " + l.dir : ""))); return; }
     $("scene-list").replaceChildren(...l.scenes.map((s) => {
       const st = (s.status && s.status.state) || "idle";
       const running = st === "running";
