@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
@@ -116,7 +117,7 @@ func TestSimBoard(t *testing.T) {
 	if err := s.Press("button"); err != nil {
 		t.Fatal(err)
 	}
-	if !btn.WaitForEdge(0) || btn.Read() != gpio.Low {
+	if !btn.WaitForEdge(time.Second) || btn.Read() != gpio.Low {
 		t.Fatal("press did not arrive as a falling edge")
 	}
 
