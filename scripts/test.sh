@@ -2,8 +2,8 @@
 # The whole fieldkit test suite, on a fresh Debian/Ubuntu machine.
 # It installs what the tests drive for real (Mosquitto, Chromium, the ARM
 # cross compilers and qemu-user) with apt-get when they are missing, then
-# runs vet, gofmt, the unit and process tests under the race detector, and
-# the cross-built unit tests under emulation.
+# runs vet, gofmt, the unit and process tests under the race detector, the
+# cross-built unit tests under emulation, and checks the .deb packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,9 @@ declare -A want=(
 	[libc6-dev-armhf-cross]=/usr/arm-linux-gnueabihf/include/stdio.h
 	[qemu-user-static]=/usr/bin/qemu-aarch64-static
 	[file]=/usr/bin/file
+	[dpkg-dev]=/usr/bin/dpkg-architecture
+	[curl]=/usr/bin/curl
+	[python3]=/usr/bin/python3
 )
 missing=()
 for pkg in "${!want[@]}"; do
@@ -68,5 +71,8 @@ go test -race -count=1 -timeout 12m ./...
 
 log "cross-built unit tests under qemu-user"
 ./scripts/cross-test.sh
+
+log "packages: arm64 and armhf .deb, contents, and the packaged binary under qemu-user"
+./scripts/package-test.sh
 
 log "all green"
