@@ -130,6 +130,7 @@ func (r *rig) start() {
 	r.t.Cleanup(func() {
 		if r.stop != nil {
 			r.stop()
+			r.stop = nil
 		}
 	})
 }
@@ -397,4 +398,35 @@ func TestUnpluggedBeforeWriteRetriesThenFails(t *testing.T) {
 	}
 	r.fp.Plug()
 	r.waitJob("w", queue.Done)
+}
+
+func TestStopMidQueueLeavesNothingUncertain(t *testing.T) {
+	r := newRig(t, 115200)
+	r.start()
+	const n = 30
+	for i := range n {
+		r.submit(fmt.Sprintf("s-%02d", i), textLabel(fmt.Sprintf("S %02d", i)))
+	}
+	if err := r.fp.WaitPrinted(ctxT(t), 5); err != nil {
+		t.Fatal(err)
+	}
+	r.halt() // a clean stop while printing: the label being sent is finished and confirmed
+	ctx := context.Background()
+	if c, _ := r.svc.Store().Count(ctx, "counter", queue.Printing, queue.Uncertain); c != 0 {
+		t.Fatalf("%d jobs printing or uncertain after a clean stop", c)
+	}
+	if r.fp.Printed() == n {
+		t.Fatal("the queue drained before the stop; the test proved nothing")
+	}
+	r.start()
+	r.waitJob(fmt.Sprintf("s-%02d", n-1), queue.Done)
+	if c, _ := r.svc.Store().Count(ctx, "counter", queue.Done); c != n {
+		t.Fatalf("%d done, want %d", c, n)
+	}
+	texts := r.printedTexts()
+	for i := range n {
+		if c := texts[fmt.Sprintf("S %02d", i)]; c != 1 {
+			t.Fatalf("S %02d printed %d times", i, c)
+		}
+	}
 }

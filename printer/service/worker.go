@@ -264,7 +264,10 @@ func (w *worker) print(ctx context.Context, job queue.Job) {
 		w.retryOrFail(ctx, j, "could not record the write in the queue: "+err.Error())
 		return
 	}
-	n, err := w.tr.Write(ctx, data)
+	// Once begun, a label is sent whole even if the agent is stopping: a
+	// label cut off half-way is garbage on the printer and an uncertain
+	// job. The transport's write timeout still bounds it.
+	n, err := w.tr.Write(keep, data)
 	if err != nil {
 		if n == 0 {
 			// No byte left: safe to try again.
@@ -282,7 +285,11 @@ func (w *worker) print(ctx context.Context, job queue.Job) {
 	if err := w.store.WriteFinished(keep, j.ID); err != nil {
 		w.log.Error("cannot record write end", "job", j.ID, "err", err)
 	}
-	rep := w.refresh(ctx, w.confirmTimeout(len(data)))
+	// Likewise wait for the confirmation while stopping, for as long as
+	// the probes can take, rather than leave a printed label uncertain.
+	cctx, cancel := context.WithTimeout(keep, w.confirmTimeout(len(data))+time.Duration(len(w.probe))*w.cfg.StatusTimeout)
+	rep := w.refresh(cctx, w.confirmTimeout(len(data)))
+	cancel()
 	if !rep.State.CanPrint() {
 		w.finish(keep, j.ID, queue.Uncertain, "sent, but the printer then reported "+rep.String()+"; check whether the label came out whole, then reprint or cancel")
 		return
