@@ -87,6 +87,11 @@ func readRequest(path string) (service.JobRequest, error) {
 	if err != nil {
 		return service.JobRequest{}, err
 	}
+	return parseRequest(path, b)
+}
+
+// parseRequest tells the three forms apart by their keys.
+func parseRequest(path string, b []byte) (service.JobRequest, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(b, &keys); err != nil {
 		return service.JobRequest{}, fmt.Errorf("%s: not a JSON object: %v", path, err)
