@@ -66,7 +66,13 @@ type agentProc struct {
 func startAgent(t *testing.T, dir, link, tag string) *agentProc {
 	t.Helper()
 	addrFile := filepath.Join(dir, "addr-"+tag)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAgentProcess$", "-test.count=1")
+	name, args := os.Args[0], []string{"-test.run=^TestAgentProcess$", "-test.count=1"}
+	// Cross-built tests run under qemu-user, which the kernel does not
+	// know to start by itself: re-run through the same emulator.
+	if w := os.Getenv("FIELDKIT_TEST_EXEC_WRAPPER"); w != "" {
+		name, args = w, append([]string{name}, args...)
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "FIELDKIT_PRINTER_AGENT="+dir, "FIELDKIT_PRINTER_LINK="+link, "FIELDKIT_PRINTER_ADDR="+addrFile)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
