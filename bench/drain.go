@@ -23,6 +23,7 @@ func init() { register("drain", benchDrain) }
 func benchDrain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
 	n := fs.Int("records", 100_000, "records to drain")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the drain (sender and ingest) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +73,12 @@ func benchDrain(ctx context.Context, args []string) error {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	stopProf, err := startCPUProfile(*prof)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer stopProf()
 	start := time.Now()
 	go func() { done <- up.Run(rctx) }()
 	for {
@@ -90,6 +97,7 @@ func benchDrain(ctx context.Context, args []string) error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	el := time.Since(start)
+	stopProf()
 	cancel()
 	<-done
 	st, err := ing.Box(ctx, "bench")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ func benchReceipts(ctx context.Context, args []string) error {
 	clients := fs.Int("clients", 64, "concurrent clients")
 	dur := fs.Duration("duration", 3*time.Second, "time per mode")
 	dir := fs.String("dir", "", "directory for the ledgers (default a temp dir; use the box's disk)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the group-commit run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,7 +36,12 @@ func benchReceipts(ctx context.Context, args []string) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
+	stopProf, err := startCPUProfile(*prof)
+	if err != nil {
+		return err
+	}
 	group, lat, err := appendRun(ctx, filepath.Join(*dir, "group"), 0, *clients, *dur)
+	stopProf()
 	if err != nil {
 		return err
 	}
@@ -51,6 +58,23 @@ func benchReceipts(ctx context.Context, args []string) error {
 	emit("receipts", "append_p99_us", p(0.99), "us")
 	emit("receipts", "clients", float64(*clients), "clients")
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned func is
+// called; an empty path profiles nothing.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func appendRun(ctx context.Context, dir string, maxBatch, clients int, dur time.Duration) (float64, []time.Duration, error) {

@@ -3,9 +3,7 @@ package receipts
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -72,6 +70,11 @@ type Ledger struct {
 	db  *sql.DB
 	log *slog.Logger
 
+	// Encoded once: the box and boot id as JSON strings.
+	boxJSON, bootJSON []byte
+	// byClient finds stored records by client id (a JSON array of ids).
+	byClient *sql.Stmt
+
 	keyMu sync.Mutex
 	key   *Key
 
@@ -79,8 +82,9 @@ type Ledger struct {
 	quit chan struct{}
 	done chan struct{}
 	once sync.Once
-	// queued counts appends handed to the writer (tests wait on it).
-	queued atomic.Int64
+	// queued counts appends handed to the writer, built those it has
+	// built into a batch (tests wait on them).
+	queued, built atomic.Int64
 
 	mu        sync.Mutex
 	usage     int64
@@ -93,7 +97,8 @@ type Ledger struct {
 type appendReq struct {
 	ctx    context.Context
 	order  *Order
-	rotate *Key // a rotation record announcing this key
+	tail   []byte // the order's part of the record bytes (encodeTail)
+	rotate *Key   // a rotation record announcing this key
 	resp   chan appendResp
 }
 
@@ -167,6 +172,12 @@ func Open(o Options) (*Ledger, error) {
 	if err := l.init(created); err != nil {
 		db.Close()
 		return nil, err
+	}
+	l.boxJSON, l.bootJSON = jsonString(o.Box), jsonString(o.BootID)
+	l.byClient, err = db.Prepare(`SELECT client_id, seq, body, sig FROM records WHERE client_id IN (SELECT value FROM json_each(?))`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("receipts: %w", err)
 	}
 	l.refreshUsage(context.Background())
 	go l.writer()
@@ -254,6 +265,7 @@ func (l *Ledger) finishRotation(next *Key) error {
 func (l *Ledger) Close() error {
 	l.once.Do(func() { close(l.quit) })
 	<-l.done
+	l.byClient.Close()
 	return l.db.Close()
 }
 
@@ -294,7 +306,11 @@ func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, er
 	if err := o.Validate(l.o.Currency); err != nil {
 		return Signed{}, false, err
 	}
-	return l.submit(ctx, &appendReq{ctx: ctx, order: &o})
+	tail, err := l.encodeTail(&o)
+	if err != nil {
+		return Signed{}, false, err
+	}
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail})
 }
 
 // Rotate makes a new key and writes a rotation record signed by the old
@@ -336,236 +352,6 @@ func (l *Ledger) submit(ctx context.Context, r *appendReq) (Signed, bool, error)
 			return Signed{}, false, ErrClosed
 		}
 	}
-}
-
-func (l *Ledger) writer() {
-	defer close(l.done)
-	for {
-		var first *appendReq
-		select {
-		case first = <-l.reqs:
-		case <-l.quit:
-			l.drainClosed()
-			return
-		}
-		batch := []*appendReq{first}
-	fill:
-		for len(batch) < l.o.MaxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		l.commit(batch)
-	}
-}
-
-func (l *Ledger) drainClosed() {
-	for {
-		select {
-		case r := <-l.reqs:
-			r.resp <- appendResp{err: ErrClosed}
-		default:
-			return
-		}
-	}
-}
-
-type headRow struct {
-	seq      uint64
-	hash     string
-	turnover int64
-	kid      string
-	keys     string
-}
-
-// commit writes batch in one transaction: one fsync for all of them.
-func (l *Ledger) commit(batch []*appendReq) {
-	resps := make([]appendResp, len(batch))
-	answer := func() {
-		for i, r := range batch {
-			r.resp <- resps[i]
-		}
-	}
-	failAll := func(err error) {
-		for i := range resps {
-			resps[i] = appendResp{err: err}
-		}
-		answer()
-	}
-	full := l.alarmLevel() >= 100
-
-	tx, err := l.db.Begin()
-	if err != nil {
-		failAll(fmt.Errorf("receipts: begin: %w", err))
-		return
-	}
-	defer tx.Rollback()
-	var h headRow
-	if err := tx.QueryRow(`SELECT seq, hash, turnover, kid, keys FROM head WHERE id=1`).Scan(&h.seq, &h.hash, &h.turnover, &h.kid, &h.keys); err != nil {
-		failAll(fmt.Errorf("receipts: read chain head: %w", err))
-		return
-	}
-	l.keyMu.Lock()
-	key := l.key
-	l.keyMu.Unlock()
-	if h.kid != key.ID {
-		if err := l.matchKey(); err != nil {
-			failAll(err)
-			return
-		}
-		l.keyMu.Lock()
-		key = l.key
-		l.keyMu.Unlock()
-	}
-	byClient, err := tx.Prepare(`SELECT seq, body, sig FROM records WHERE client_id = ?`)
-	if err != nil {
-		failAll(fmt.Errorf("receipts: %w", err))
-		return
-	}
-	defer byClient.Close()
-	ins, err := tx.Prepare(`INSERT INTO records(seq, client_id, type, ts_ms, total, body, sig, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		failAll(fmt.Errorf("receipts: %w", err))
-		return
-	}
-	defer ins.Close()
-
-	inBatch := map[string]int{}
-	var rotatedTo *Key
-	wrote := 0
-	for i, r := range batch {
-		if r.order != nil {
-			o := r.order
-			if j, ok := inBatch[o.ClientID]; ok {
-				resps[i] = appendResp{s: resps[j].s, replay: true, err: resps[j].err}
-				continue
-			}
-			var seq uint64
-			var body, sig []byte
-			err := byClient.QueryRow(o.ClientID).Scan(&seq, &body, &sig)
-			if err == nil {
-				resps[i] = appendResp{s: makeSigned(seq, body, sig), replay: true}
-				continue
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				failAll(fmt.Errorf("receipts: look up client_id: %w", err))
-				return
-			}
-			if full {
-				resps[i] = appendResp{err: ErrDiskFull}
-				continue
-			}
-			if r.ctx.Err() != nil {
-				// The caller gave up before its record was written: nothing
-				// to answer for; a retry with the same client_id writes it.
-				resps[i] = appendResp{err: r.ctx.Err()}
-				continue
-			}
-		}
-		rec, err := l.build(r, &h, key)
-		if err != nil {
-			resps[i] = appendResp{err: err}
-			continue
-		}
-		s, err := signRecord(rec, key.Priv)
-		if err != nil {
-			resps[i] = appendResp{err: err}
-			continue
-		}
-		sigRaw, _ := s.RawSig()
-		var cid any
-		if rec.ClientID != "" {
-			cid = rec.ClientID
-		}
-		if _, err := ins.Exec(rec.Seq, cid, rec.Type, l.o.Clock.Now().UnixMilli(), rec.Total, []byte(s.Record), sigRaw, s.Hash); err != nil {
-			failAll(fmt.Errorf("receipts: insert record %d: %w", rec.Seq, err))
-			return
-		}
-		h.seq, h.hash, h.turnover = rec.Seq, s.Hash, rec.Turnover
-		if r.rotate != nil {
-			keys := map[string]string{}
-			_ = json.Unmarshal([]byte(h.keys), &keys)
-			keys[r.rotate.ID] = base64.StdEncoding.EncodeToString(r.rotate.Pub)
-			kb, _ := json.Marshal(keys)
-			h.keys, h.kid = string(kb), r.rotate.ID
-			key, rotatedTo = r.rotate, r.rotate
-		}
-		if r.order != nil {
-			inBatch[r.order.ClientID] = i
-		}
-		resps[i] = appendResp{s: s}
-		wrote++
-	}
-	if wrote > 0 {
-		if _, err := tx.Exec(`UPDATE head SET seq=?, hash=?, turnover=?, kid=?, keys=? WHERE id=1`, h.seq, h.hash, h.turnover, h.kid, h.keys); err != nil {
-			failAll(fmt.Errorf("receipts: update chain head: %w", err))
-			return
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		failAll(fmt.Errorf("receipts: commit: %w", err))
-		return
-	}
-	if rotatedTo != nil {
-		l.keyMu.Lock()
-		if err := l.finishRotation(rotatedTo); err != nil {
-			l.log.Error("key rotation recorded but the key file could not be swapped; the ledger finishes it on restart", "err", err)
-			l.key = rotatedTo
-		}
-		l.keyMu.Unlock()
-	}
-	l.mu.Lock()
-	l.commits++
-	l.committed += uint64(wrote)
-	close(l.notify)
-	l.notify = make(chan struct{})
-	l.mu.Unlock()
-	answer()
-	if wrote > 0 {
-		l.refreshUsage(context.Background())
-	}
-}
-
-var tokenEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// build makes the next record after h.
-func (l *Ledger) build(r *appendReq, h *headRow, key *Key) (*Record, error) {
-	rec := &Record{
-		V: Version, Box: l.o.Box, Kid: key.ID, Seq: h.seq + 1,
-		TS:          l.o.Clock.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		ClockSynced: l.o.Sync.Synced(),
-		Boot:        l.o.BootID, Prev: h.hash, Turnover: h.turnover,
-	}
-	if r.rotate != nil {
-		rec.Type = TypeRotation
-		rec.NewKid = r.rotate.ID
-		rec.NewKey = base64.StdEncoding.EncodeToString(r.rotate.Pub)
-		return rec, nil
-	}
-	o := r.order
-	rec.Type = TypeSale
-	rec.Order, rec.ClientID, rec.Items = o.Order, o.ClientID, o.Items
-	rec.Total, rec.Currency, rec.Pay = o.Total, o.Currency, o.Pay
-	rec.Turnover = h.turnover + o.Total
-	discreet := l.o.DiscreetDefault
-	if o.Discreet != nil {
-		discreet = *o.Discreet
-	}
-	switch {
-	case discreet:
-		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("receipts: buyer token: %w", err)
-		}
-		rec.Buyer = &Buyer{Token: tokenEnc.EncodeToString(b[:])}
-	case o.Buyer != nil && *o.Buyer != (Buyer{}):
-		b := *o.Buyer
-		rec.Buyer = &b
-	}
-	return rec, nil
 }
 
 // Get returns record seq.

@@ -212,7 +212,7 @@ func TestGroupCommit(t *testing.T) {
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for i := 1; i <= n; i++ {
+	send := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -220,13 +220,26 @@ func TestGroupCommit(t *testing.T) {
 			errs <- err
 		}()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for l.queued.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d appends queued", l.queued.Load())
+	// pickedUp waits until the writer has built want appends into
+	// batches.
+	pickedUp := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for l.built.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d appends queued, %d built", l.queued.Load(), l.built.Load())
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
+	// The first append goes into a transaction that stalls on the lock;
+	// the others arrive while it waits.
+	send(1)
+	pickedUp(1)
+	for i := 2; i <= n; i++ {
+		send(i)
+	}
+	pickedUp(n)
 	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
