@@ -20,48 +20,63 @@ import (
 	"fieldkit/sync/receipts"
 )
 
-// TestCrashKill9 runs the ledger's HTTP API as a separate process, posts
-// receipts from 16 clients, and kill -9s the process at random moments 20
-// times, restarting it each time. Clients retry with the same client_id
-// until they get a 2xx. Afterwards every acknowledged receipt must be in
-// the ledger, unchanged, and the chain must verify with no gap and no
-// duplicate.
+// TestCrashKill9 runs the agent itself (firmware-agent, demo config,
+// receipts on by default) as a separate process, posts receipts to its
+// HTTP API from 16 clients, and kill -9s it at random moments 20 times,
+// restarting it each time. Clients retry with the same client_id until
+// they get a 2xx. Afterwards `firmware-agent receipts verify` must pass,
+// and every acknowledged receipt must be in the ledger, unchanged, with no
+// gap and no duplicate.
 func TestCrashKill9(t *testing.T) {
 	const (
 		clients = 16
 		kills   = 20
 	)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "crashagent")
-	if out, err := exec.Command("go", "build", "-o", bin, "fieldkit/sync/receipts/internal/crashagent").CombinedOutput(); err != nil {
+	bin := filepath.Join(dir, "firmware-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, "fieldkit/firmware-agent").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, mqttAddr := freePort(t), freePort(t)
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer logf.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("agent log tail:\n%s", b)
+		}
+	})
 
+	hc := &http.Client{Timeout: 5 * time.Second}
 	start := func() *exec.Cmd {
-		ready := filepath.Join(dir, "ready")
-		os.Remove(ready)
-		cmd := exec.Command(bin, "-data", data, "-listen", addr, "-ready", ready)
-		cmd.Stderr = os.Stderr
+		cmd := exec.Command(bin, "run", "--data", data, "--http", addr, "--mqtt-listen", mqttAddr)
+		cmd.Dir = dir
+		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for {
-			if _, err := os.Stat(ready); err == nil {
-				return cmd
+			resp, err := hc.Get("http://" + addr + "/api/receipts?after=0&limit=1")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return cmd
+				}
 			}
 			if time.Now().After(deadline) {
 				cmd.Process.Kill()
+				cmd.Wait()
 				t.Fatal("agent did not start")
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 
@@ -75,7 +90,6 @@ func TestCrashKill9(t *testing.T) {
 		stop  atomic.Bool
 		wg    sync.WaitGroup
 	)
-	hc := &http.Client{Timeout: 5 * time.Second}
 	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func() {
@@ -125,6 +139,11 @@ func TestCrashKill9(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
+	out, err := exec.Command(bin, "receipts", "--data", data, "verify").CombinedOutput()
+	if err != nil {
+		t.Fatalf("firmware-agent receipts verify: %v\n%s", err, out)
+	}
+	t.Logf("verify: %s", bytes.TrimSpace(out))
 	r, err := receipts.OpenReader(filepath.Join(data, "receipts.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -163,4 +182,14 @@ func TestCrashKill9(t *testing.T) {
 		t.Fatalf("only %d receipts acknowledged; the test did not exercise the ledger", len(acked))
 	}
 	t.Logf("%d kills, %d acknowledged receipts, %d stored, head seq %d", kills, len(acked), rep.Count, rep.Last)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
