@@ -25,6 +25,7 @@ func benchFootprint(ctx context.Context, args []string) error {
 	runs := fs.Int("runs", 5, "start-ups to time")
 	idle := fs.Duration("idle", 10*time.Second, "how long the demo idles before RSS is read")
 	bin := fs.String("bin", "", "a built firmware-agent (default: build one)")
+	wrap := fs.String("wrap", "", "run the binary through this emulator (qemu-aarch64-static) for a cross-built one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func benchFootprint(ctx context.Context, args []string) error {
 	var starts []time.Duration
 	var rss float64
 	for i := 0; i < *runs; i++ {
-		d, kb, err := startDemo(ctx, *bin, filepath.Join(dir, fmt.Sprint("data", i)), i == *runs-1, *idle)
+		d, kb, err := startDemo(ctx, *wrap, *bin, filepath.Join(dir, fmt.Sprint("data", i)), i == *runs-1, *idle)
 		if err != nil {
 			return err
 		}
@@ -74,7 +75,7 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startDemo(ctx context.Context, bin, data string, measureRSS bool, idle time.Duration) (time.Duration, float64, error) {
+func startDemo(ctx context.Context, wrap, bin, data string, measureRSS bool, idle time.Duration) (time.Duration, float64, error) {
 	h, err := freeAddr()
 	if err != nil {
 		return 0, 0, err
@@ -83,7 +84,12 @@ func startDemo(ctx context.Context, bin, data string, measureRSS bool, idle time
 	if err != nil {
 		return 0, 0, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "run", "--data", data, "--http", h, "--mqtt-listen", m)
+	args := []string{"run", "--data", data, "--http", h, "--mqtt-listen", m}
+	name := bin
+	if wrap != "" {
+		name, args = wrap, append([]string{bin}, args...)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
