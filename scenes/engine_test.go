@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -235,10 +236,9 @@ steps:
 }
 
 func TestWebhookRetries(t *testing.T) {
-	n := 0
+	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		n++
-		if n < 3 {
+		if n.Add(1) < 3 {
 			w.WriteHeader(http.StatusBadGateway)
 		}
 	}))
@@ -247,14 +247,23 @@ func TestWebhookRetries(t *testing.T) {
 	if _, err := r.e.Fire("hook", "test", nil); err != nil {
 		t.Fatal(err)
 	}
-	for r.state("hook").State == StateRunning || r.state("hook").State == StateIdle {
-		// Each retry backs off on the engine clock.
+	// Each retry backs off on the engine clock: keep moving it until the
+	// run ends (on a slow, emulated machine that can take a while).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := r.state("hook").State
+		if st == StateDone || st == StateFailed || st == StateCancelled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook run still %s after 30 s", st)
+		}
 		if r.clk.WaitForTimers(1, 20*time.Millisecond) {
 			r.clk.Advance(10 * time.Second)
 		}
 	}
-	if st := r.state("hook"); st.State != StateDone || n != 3 {
-		t.Fatalf("state %+v after %d tries", st, n)
+	if st := r.state("hook"); st.State != StateDone || n.Load() != 3 {
+		t.Fatalf("state %+v after %d tries", st, n.Load())
 	}
 }
 
