@@ -27,6 +27,7 @@ import (
 	"fieldkit/internal/lifecycle"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/sdnotify"
+	"fieldkit/printer/service"
 )
 
 // app is one running agent: the shared plumbing and the parts built on it.
@@ -48,8 +49,10 @@ type app struct {
 	httpLn net.Listener
 	// targets are the cue outputs by name, for the scene engine.
 	targets map[string]cue.Target
-	checks  []doctor.Check
-	status  map[string]func() any
+	// printerSvc is the label printers, for pickup labels of receipts.
+	printerSvc *service.Service
+	checks     []doctor.Check
+	status     map[string]func() any
 	// reload hooks run on SIGHUP.
 	reload  []func() error
 	closers []func() error

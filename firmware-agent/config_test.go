@@ -39,6 +39,8 @@ func TestConfigCheckErrors(t *testing.T) {
 			`bad.yaml:2: log.level: unknown level "loud"; expected debug, info, warn or error`},
 		{"syntax", "box: [b1\n",
 			`bad.yaml:1: YAML syntax:`},
+		{"undefined printer", "printers:\n  counter: {language: escpos, transport: fake}\nreceipts:\n  pickup_printer: countr\n",
+			`bad.yaml:4: receipts.pickup_printer: no printer named "countr"; define it under printers: or leave pickup_printer out`},
 		{"list for text", "box: b1\nhttp:\n  listen: [a, b]\n",
 			`bad.yaml:3: found a list, expected text`},
 	}

@@ -37,6 +37,7 @@ func buildPrinters(_ context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("printers: %w", err)
 	}
+	a.printerSvc = svc
 	a.addPart("printers", false, svc.Run)
 	svc.Routes(a.router)
 	a.checks = append(a.checks, svc.Checks()...)

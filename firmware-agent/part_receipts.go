@@ -36,10 +36,16 @@ func init() {
 }
 
 func buildReceipts(_ context.Context, a *app) error {
-	svc, err := receipts.New(a.cfg.Receipts, receipts.Deps{
+	d := receipts.Deps{
 		Box: a.cfg.Box, DataDir: a.cfg.DataDir, Clock: a.clock, Bus: a.bus, MQTT: a.mqtt,
 		Health: a.health, Metrics: a.metrics, Log: a.log,
-	})
+	}
+	if pp := a.cfg.Receipts.PickupPrinter; pp != "" && a.printerSvc != nil {
+		labels := newPickupLabels(a, pp)
+		d.OnCommit = labels.offer
+		a.addPart("pickup-labels", false, labels.run)
+	}
+	svc, err := receipts.New(a.cfg.Receipts, d)
 	if err != nil {
 		return fmt.Errorf("receipts: %w", err)
 	}

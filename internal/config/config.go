@@ -193,6 +193,11 @@ func (c *Config) Validate(p *confutil.Problems) {
 	c.Batteries.Validate(p.At("batteries"))
 	c.Printers.Validate(p.At("printers"))
 	c.Receipts.Validate(p.At("receipts"))
+	if pp := c.Receipts.PickupPrinter; pp != "" {
+		if _, ok := c.Printers[pp]; !ok {
+			p.Addf("receipts.pickup_printer", "no printer named %q; define it under printers: or leave pickup_printer out", pp)
+		}
+	}
 	c.Scenes.Validate(p.At("scenes"))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -30,13 +30,16 @@ import (
 //	    batch_records: 500
 //	    batch_bytes: 262144
 type Config struct {
-	DB              string       `yaml:"db"`
-	KeyFile         string       `yaml:"key_file"`
-	Currency        string       `yaml:"currency"`
-	DiskBudgetMB    int          `yaml:"disk_budget_mb"`
-	RetentionDays   int          `yaml:"retention_days"`
-	DiscreetDefault bool         `yaml:"discreet_default"`
-	Uplink          UplinkConfig `yaml:"uplink"`
+	DB              string `yaml:"db"`
+	KeyFile         string `yaml:"key_file"`
+	Currency        string `yaml:"currency"`
+	DiskBudgetMB    int    `yaml:"disk_budget_mb"`
+	RetentionDays   int    `yaml:"retention_days"`
+	DiscreetDefault bool   `yaml:"discreet_default"`
+	// PickupPrinter, when set, names the printer that gets a pickup label
+	// for every new receipt (seq and short hash on it).
+	PickupPrinter string       `yaml:"pickup_printer"`
+	Uplink        UplinkConfig `yaml:"uplink"`
 }
 
 // UplinkConfig is where and how the ledger drains to the cloud. An empty

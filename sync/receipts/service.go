@@ -47,6 +47,10 @@ type Deps struct {
 	Health  Health
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
+	// OnCommit, when set, is called with every new receipt once it is
+	// durable (not for a replayed client_id). It runs on the caller's
+	// goroutine and must not block.
+	OnCommit func(Receipt)
 }
 
 // HealthName is the part's name in the health registry.
@@ -167,6 +171,9 @@ func (s *Service) Append(ctx context.Context, o Order) (Signed, bool, error) {
 	if err == nil && !replay {
 		s.appended.Inc()
 		s.latency.Observe(time.Since(t0).Seconds())
+		if s.d.OnCommit != nil {
+			s.d.OnCommit(toReceipt(sg, false))
+		}
 	}
 	return sg, replay, err
 }
