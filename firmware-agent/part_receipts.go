@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
+	"time"
 
 	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
@@ -60,6 +66,7 @@ func buildReceipts(_ context.Context, a *app) error {
 	a.addPart("receipts-uplink", false, up.Run)
 	svc.Routes(a.router)
 	up.Routes(a.router)
+	routeZSlip(a, svc)
 	a.checks = append(a.checks, svc.Checks()...)
 	a.checks = append(a.checks, up.Checks()...)
 	a.status["receipts"] = func() any { return up.Status() }
@@ -71,9 +78,48 @@ func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if len(rest) > 0 && rest[0] == "report" && slices.Contains(rest, "--print") {
+		return printReport(ctx, cfg, rest[1:], stdout, stderr)
+	}
 	err = receiptscli.RunCLI(ctx, rest, stdout, stderr, receiptscli.Env{Box: cfg.Box, DataDir: cfg.DataDir, Config: cfg.Receipts})
 	if err == receiptscli.ErrBad {
 		return errSilentFail
 	}
 	return err
+}
+
+// printReport asks the running agent to print the end-of-show report:
+// receipts report --print PRINTER [--since 8h|RFC3339].
+func printReport(ctx context.Context, cfg *config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("receipts report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	printer := fs.String("print", "", "printer to print the report on (through the running agent)")
+	since := fs.String("since", "", "only receipts since this RFC 3339 time or duration back (8h)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	body, _ := json.Marshal(map[string]string{"printer": *printer, "since": *since})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, agentURL(cfg)+"/api/receipts/report/print", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok := agentToken(cfg); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("the agent at %s did not answer (is it running?): %w", agentURL(cfg), err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID    string `json:"id"`
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("printing the report: %s: %s", resp.Status, out.Error)
+	}
+	fmt.Fprintf(stdout, "report queued on %s as job %s\n", *printer, out.ID)
+	return nil
 }

@@ -61,4 +61,33 @@ func TestSalePrintsPickupLabel(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("a replayed sale queued a second label: %s", resp.Status)
 	}
+
+	// The end-of-show report prints as a slip from the verified ledger.
+	resp, err = http.Post("http://"+p.http+"/api/receipts/report/print", "application/json", strings.NewReader(`{"printer":"counter"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zjob struct {
+		ID    string `json:"id"`
+		Label struct {
+			Elements []map[string]any `json:"elements"`
+		} `json:"label"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&zjob)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("report print: %s %v", resp.Status, err)
+	}
+	if first, _ := zjob.Label.Elements[0]["text"].(string); !strings.HasPrefix(first, "Z REPORT") {
+		t.Fatalf("slip starts with %q", first)
+	}
+	var found bool
+	for _, e := range zjob.Label.Elements {
+		if s, _ := e["text"].(string); strings.HasPrefix(s, "receipts  1 (seq 1-1)") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("slip lacks the receipt count: %+v", zjob.Label.Elements)
+	}
 }

@@ -282,13 +282,22 @@ func (s *Service) getReport(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	z, err := s.l.Report(r.Context(), since, VerifyOptions{})
+	z, err := s.Report(r.Context(), since)
 	if err != nil {
 		httpapi.Error(w, http.StatusConflict, err.Error())
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, z)
 }
+
+// Report is the end-of-show report since a time (zero: everything kept),
+// derived from the verified ledger.
+func (s *Service) Report(ctx context.Context, since time.Time) (*ZReport, error) {
+	return s.l.Report(ctx, since, VerifyOptions{})
+}
+
+// Now is the ledger's clock, for callers that parse "since" durations.
+func (s *Service) Now() time.Time { return s.d.Clock.Now() }
 
 // ParseSince reads an RFC 3339 time or a duration back from now ("8h").
 func ParseSince(v string, now time.Time) (time.Time, error) {
