@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -100,12 +103,92 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
 
+// showConfig is a show's config: the demo's outputs and battery, the
+// demo scenes and a short lamp test, two manual pre-show items.
+func showConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := filepath.Glob("../scenes/demo/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("demo scenes: %v %v", files, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lamp := "name: lamp-test\ndescription: Cue lamp on for two seconds\nsteps:\n" +
+		"  - {at: 0s, target: cue_lamp, do: \"on\"}\n  - {at: 2s, target: cue_lamp, do: \"off\"}\n"
+	if err := os.WriteFile(filepath.Join(dir, "lamp-test.yaml"), []byte(lamp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return `outputs:
+  cue_lamp:     {kind: gpio, pin: cue_lamp}
+  motor:        {kind: pwm, pin: motor}
+  strip:        {kind: ws2812, spi: "0.0", leds: 30}
+  wled_stage:   {kind: wled, topic: wled/stage}
+  tasmota_spot: {kind: tasmota, topic: stage-spot}
+  presenter:    {kind: wearable, id: presenter, fallback: cue_lamp}
+batteries:
+  - name: demo-pack
+    source: sim
+    preset: vmount-14v
+    start_percent: 40
+    drain: 20m
+    thresholds: {warn_tte: 0s, critical_tte: 0s, swap_tte: 0s}
+scenes:
+  dir: ` + dir + `
+preflight:
+  allow_warn: true
+  items:
+    - {id: creator, label: Creator confirmed, owner: producer}
+    - {id: coupons, label: Coupons staged, owner: host}
+`
+}
+
+// waitPin polls /api/status until the sim pin named name has level.
+func waitPin(t *testing.T, p *agentProc, crew, name string, level bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		a := call(t, "GET", "http://"+p.http+"/api/status", crew)
+		var s struct {
+			Board struct {
+				State struct {
+					Pins []struct {
+						Names []string `json:"names"`
+						Level bool     `json:"level"`
+					} `json:"pins"`
+				} `json:"state"`
+			} `json:"board"`
+		}
+		if err := json.Unmarshal([]byte(a.body), &s); err != nil {
+			t.Fatalf("status: %v\n%s", err, a.body)
+		}
+		for _, pin := range s.Board.State.Pins {
+			if slices.Contains(pin.Names, name) {
+				last = fmt.Sprint(pin.Level)
+				if pin.Level == level {
+					return
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("sim pin %s never reached level %v in /api/status (last %q)", name, level, last)
+}
+
 // The crew page in a real browser: a wrong token is refused and changes
 // nothing; the right one shows the live status; a crew member signs a
 // pre-show item off and the gate and page follow.
 func TestBrowserCrewPage(t *testing.T) {
 	ctx, consoleErrors := browser(t)
-	p, dataDir := startSecured(t, "preflight:\n  allow_warn: true\n  items:\n    - {id: creator, label: Creator confirmed, owner: producer}\n    - {id: coupons, label: Coupons staged, owner: host}\n")
+	p, dataDir := startSecured(t, showConfig(t))
 	crew, _ := readTokens(t, dataDir)
 	base := "http://" + p.http
 
@@ -167,6 +250,27 @@ func TestBrowserCrewPage(t *testing.T) {
 	} else {
 		waitJS(t, ctx, "the gate to say hold", `document.getElementById("gate").className === "gate hold"`)
 	}
+
+	// A scene button: the page shows it running, the sim board's pin
+	// goes high in /api/status, then the scene is done and the pin low.
+	lamp := `document.querySelector('#scene-list li[data-scene="lamp-test"]')`
+	waitJS(t, ctx, "the scene list", lamp+` !== null`)
+	step(t, ctx, "press Run", chromedp.Click(chromedp.CSS(`#scene-list li[data-scene="lamp-test"] button.run`)))
+	waitJS(t, ctx, "the scene running on the page", lamp+`.querySelector(".scene-state").textContent.startsWith("running")`)
+	waitPin(t, p, crew, "cue_lamp", true)
+	waitJS(t, ctx, "the scene done on the page", lamp+`.querySelector(".scene-state").textContent === "done"`)
+	waitPin(t, p, crew, "cue_lamp", false)
+
+	// Cancel: a long scene runs, the Cancel button stops it.
+	long := `document.querySelector('#scene-list li[data-scene="drop-countdown"]')`
+	step(t, ctx, "run the countdown", chromedp.Click(chromedp.CSS(`#scene-list li[data-scene="drop-countdown"] button.run`)))
+	waitJS(t, ctx, "the countdown running", long+`.querySelector(".scene-state").textContent.startsWith("running")`)
+	waitJS(t, ctx, "Cancel enabled", `!`+long+`.querySelector("button.cancel").disabled`)
+	step(t, ctx, "press Cancel", chromedp.Click(chromedp.CSS(`#scene-list li[data-scene="drop-countdown"] button.cancel`)))
+	waitJS(t, ctx, "the countdown cancelled", long+`.querySelector(".scene-state").textContent === "cancelled"`)
+
+	// The battery gauge is on the page with its time to empty.
+	waitJS(t, ctx, "the battery gauge", `(document.querySelector('#battery-list li[data-rig="demo-pack"]')||{}).innerText?.includes("time left")`)
 
 	if *screenshot != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

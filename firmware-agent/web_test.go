@@ -173,7 +173,7 @@ func call(t *testing.T, method, url, bearer string) answer {
 	defer resp.Body.Close()
 	var b []byte
 	if resp.Header.Get("Content-Type") != "text/event-stream" {
-		b, _ = io.ReadAll(io.LimitReader(resp.Body, 4096))
+		b, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	}
 	return answer{resp.StatusCode, string(b), resp.Header.Get("WWW-Authenticate") != ""}
 }
