@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,6 +134,8 @@ func showConfig(t *testing.T) string {
   wled_stage:   {kind: wled, topic: wled/stage}
   tasmota_spot: {kind: tasmota, topic: stage-spot}
   presenter:    {kind: wearable, id: presenter, fallback: cue_lamp}
+printers:
+  counter: {language: escpos, transport: fake, width_dots: 576}
 batteries:
   - name: demo-pack
     source: sim
@@ -271,6 +274,33 @@ func TestBrowserCrewPage(t *testing.T) {
 
 	// The battery gauge is on the page with its time to empty.
 	waitJS(t, ctx, "the battery gauge", `(document.querySelector('#battery-list li[data-rig="demo-pack"]')||{}).innerText?.includes("time left")`)
+
+	// A pickup label prints; Reprint on the page queues a second print of
+	// it, and both show in the queue.
+	req, _ := http.NewRequest("POST", base+"/api/printers/counter/jobs",
+		strings.NewReader(`{"id":"A-1042","label":{"elements":[{"text":"Order A-1042"},{"cut":true}]}}`))
+	req.Header.Set("Authorization", "Bearer "+crew)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("queueing a label: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	job := `#printer-list [data-printer="counter"] li[data-job="A-1042"]`
+	waitJS(t, ctx, "the printed job on the page", `document.querySelector('`+job+`[data-state="done"]') !== null`)
+	step(t, ctx, "press Reprint", chromedp.Click(chromedp.CSS(job+` button.reprint`)))
+	waitJS(t, ctx, "the reprint in the queue", `[...document.querySelectorAll('#printer-list [data-printer="counter"] li[data-job]')].some(li => li.innerText.includes("reprint of A-1042"))`)
+	a = call(t, "GET", base+"/api/printers/counter/jobs", crew)
+	if strings.Count(a.body, `"reprint_of": "A-1042"`) != 1 {
+		t.Fatalf("jobs after one Reprint:\n%s", a.body)
+	}
+	// The wrong token cannot reprint.
+	if w := call(t, "POST", base+"/api/jobs/A-1042/reprint", crew+"x"); w.code != 401 {
+		t.Fatalf("reprint with a wrong token: %d", w.code)
+	}
+	if a2 := call(t, "GET", base+"/api/printers/counter/jobs", crew); strings.Count(a2.body, `"reprint_of"`) != 1 {
+		t.Fatalf("a refused reprint changed the queue:\n%s", a2.body)
+	}
 
 	if *screenshot != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

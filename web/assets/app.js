@@ -167,23 +167,29 @@
     const p = lastPrinters;
     if (!p) return;
     $("printer-list").replaceChildren(...listOf(p, "printers").map((pr) => {
-      const jobs = listOf(jobsOf[pr.name], "jobs");
+      const jobs = listOf(jobsOf[pr.name], "jobs").slice(0, 8);
+      const facts = [pr.language, pr.transport, pr.queue_depth ? pr.queue_depth + " queued" : "queue empty",
+        pr.uncertain ? pr.uncertain + " uncertain" : null, pr.parked ? "parked" : null].filter(Boolean).join(" · ");
       return el("div", { "data-printer": pr.name },
-        el("h3", null, pr.name, " ", badge(pr.state || pr.status), " ", el("span", { class: "muted small" }, [pr.lang, pr.model, pr.reason].filter(Boolean).join(" · "))),
-        el("ul", { class: "rows small jobs" }, jobs.length ? jobs.map(job) : el("li", { class: "muted" }, "queue empty")));
+        el("h3", null, pr.name, " ", badge(pr.state), " ", el("span", { class: "muted small" }, facts)),
+        (pr.flags || []).length ? el("div", { class: "small warn" }, pr.flags.join(", ")) : null,
+        pr.last_error ? el("div", { class: "small error" }, pr.last_error) : null,
+        el("ul", { class: "rows small jobs" }, jobs.length ? jobs.map(job) : el("li", { class: "muted" }, "no jobs yet")));
     }));
   }
   function job(j) {
-    const st = j.state || j.status;
+    const st = j.state;
     const act = (verb, label, cls) => el("button", { class: verb + " " + (cls || "quiet"),
-      onclick: (e) => post("/api/jobs/" + enc(j.id) + "/" + verb, null, e.target).then((ok) => { if (ok && lastPrinters) printers(lastPrinters); }) }, label);
-    return el("li", { "data-job": j.id },
-      el("span", { class: "grow" }, "#" + j.id, " ", el("span", { class: "muted" }, j.title || j.kind || "", j.created_at ? " · " + clock(j.created_at) : "")),
+      onclick: (e) => post("/api/jobs/" + enc(j.id) + "/" + verb, null, e.target).then((ok) => { if (ok) loadJobs(j.printer); }) }, label);
+    return el("li", { "data-job": j.id, "data-state": st },
+      el("span", { class: "grow" }, el("b", null, j.id), " ", el("span", { class: "muted" },
+        clock(j.created), j.reprint_of ? " · reprint of " + j.reprint_of : "", j.attempts > 1 ? " · " + j.attempts + " tries" : "")),
       badge(st),
-      st === "uncertain" ? el("span", { class: "fix" }, "The printer went quiet mid-job: look at the label. Printed fine → Mark printed; missing or torn → Reprint.") : null,
-      st === "uncertain" ? act("resolve", "Mark printed") : null,
-      st === "done" || st === "printed" || st === "failed" || st === "uncertain" || st === "cancelled" ? act("reprint", "Reprint") : null,
-      st === "queued" || st === "printing" || st === "retrying" || st === "parked" ? act("cancel", "Cancel", "danger") : null);
+      st === "uncertain" ? el("span", { class: "fix" }, "The printer went quiet mid-job: look at the label. Printed fine → Printed OK; missing or torn → Reprint.") : null,
+      j.error && st !== "done" ? el("span", { class: "detail" }, j.error) : null,
+      st === "uncertain" ? act("cancel", "Printed OK") : null,
+      st === "done" || st === "failed" || st === "uncertain" || st === "cancelled" ? act("reprint", "Reprint") : null,
+      st === "queued" || st === "parked" ? act("cancel", "Cancel", "danger") : null);
   }
 
   // --- receipts and the cloud link
