@@ -2,12 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
 	"io/fs"
+	"math/big"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -367,5 +377,61 @@ func TestBrokerAccounts(t *testing.T) {
 			t.Fatal("the agent did not log in to its own broker")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With http.tls_cert/tls_key the agent serves HTTPS, and the login
+// cookie is Secure.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "box.local"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+
+	cfg := writeConfig(t, "box: show1\nboard: sim\nhttp:\n  auth: required\n  tls_cert: "+certFile+"\n  tls_key: "+keyFile+"\n")
+	dataDir := t.TempDir()
+	p := startAgent(t, nil, "--config", cfg, "--data", dataDir, "--mqtt-listen", mqtttest.FreePort(t))
+	pool := x509.NewCertPool()
+	leaf, _ := x509.ParseCertificate(der)
+	pool.AddCert(leaf)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var resp *http.Response
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err = c.Get("https://" + p.http + "/healthz")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("https healthz: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp.Body.Close()
+	crew, _ := readTokens(t, dataDir)
+	resp, err = c.PostForm("https://"+p.http+"/login", url.Values{"token": {crew}, "name": {"Ana"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if sc := resp.Header.Get("Set-Cookie"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(sc, "Secure") {
+		t.Fatalf("login over TLS: %d, cookie %q", resp.StatusCode, sc)
+	}
+	// Plain HTTP on the TLS port gets nowhere.
+	if r, err := http.Get("http://" + p.http + "/api/status"); err == nil && r.StatusCode == 200 {
+		t.Fatal("plain HTTP answered on the TLS listener")
 	}
 }
