@@ -1,12 +1,15 @@
 package receipts
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"fieldkit/internal/ed25519batch"
 )
 
 // Reason says why a record failed verification.
@@ -298,16 +301,52 @@ func (c *Chain) VerifySignatures(ss []Signed, recs []*Record, workers int) []boo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				if recs[i] == nil {
-					continue
-				}
-				pub, found := keys[recs[i].Kid]
-				sig, err := ss[i].RawSig()
-				ok[i] = found && err == nil && ed25519.Verify(pub, SignedMessage([]byte(ss[i].Record)), sig)
-			}
+			verifyRange(keys, ss[lo:hi], recs[lo:hi], ok[lo:hi])
 		}()
 	}
 	wg.Wait()
 	return ok
+}
+
+// batchMax bounds one batch check: past ~64 signatures the per-signature
+// cost hardly falls, and a bad signature sends the whole batch to the
+// one-by-one check.
+const batchMax = 64
+
+// verifyRange checks runs of records signed by one key with one batch
+// check each; a run that fails is checked record by record, so ok names
+// exactly the bad ones.
+func verifyRange(keys map[string]ed25519.PublicKey, ss []Signed, recs []*Record, ok []bool) {
+	msgs := make([][]byte, 0, batchMax)
+	sigs := make([][]byte, 0, batchMax)
+	idx := make([]int, 0, batchMax)
+	var runKey ed25519.PublicKey
+	flush := func() {
+		if len(idx) == 0 {
+			return
+		}
+		all := ed25519batch.Verify(runKey, msgs, sigs)
+		for j, i := range idx {
+			ok[i] = all || ed25519.Verify(runKey, msgs[j], sigs[j])
+		}
+		msgs, sigs, idx = msgs[:0], sigs[:0], idx[:0]
+	}
+	for i := range ss {
+		if recs[i] == nil {
+			continue
+		}
+		pub, found := keys[recs[i].Kid]
+		sig, err := ss[i].RawSig()
+		if !found || err != nil {
+			continue
+		}
+		if len(idx) == batchMax || (len(idx) > 0 && !bytes.Equal(pub, runKey)) {
+			flush()
+		}
+		runKey = pub
+		msgs = append(msgs, SignedMessage([]byte(ss[i].Record)))
+		sigs = append(sigs, sig)
+		idx = append(idx, i)
+	}
+	flush()
 }
