@@ -277,9 +277,23 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return fmt.Errorf("uplink: %w", err)
 	}
 	cursor := b.AckedThrough
+	// next is the batch after the one in flight, read and compressed
+	// while the cloud works on the current one: on a long backlog the
+	// sender's half of the work then costs no time. It is used only when
+	// the cloud acknowledged exactly up to where it starts.
+	var next *prepared
 	for ctx.Err() == nil {
 		committed := u.l.Committed()
-		batch, err := u.l.Unsynced(ctx, cursor, u.cfg.BatchRecords, u.cfg.BatchBytes)
+		var cur prepared
+		var err error
+		if next != nil && next.err == nil && next.after == cursor && len(next.batch) > 0 {
+			cur = *next
+		} else {
+			cur = u.prepare(ctx, cursor)
+			err = cur.err
+		}
+		next = nil
+		batch := cur.batch
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -304,7 +318,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 			continue
 		}
 		u.setStateIf(Draining)
-		out := u.send(ctx, batch)
+		ahead := make(chan prepared, 1)
+		go func(after uint64) { ahead <- u.prepare(ctx, after) }(batch[len(batch)-1].Seq)
+		out := u.send(ctx, batch, cur.body)
+		p := <-ahead
+		next = &p
 		switch {
 		case out.err == nil:
 			cursor = max(cursor, out.acked)
@@ -383,22 +401,44 @@ type outcome struct {
 	err        error
 }
 
-// send uploads one batch and classifies the answer.
-func (u *Uplink) send(ctx context.Context, batch []receipts.Signed) outcome {
+// prepared is a batch read from the ledger and its gzip NDJSON body.
+type prepared struct {
+	after uint64 // the batch holds the unsynced records after this seq
+	batch []receipts.Signed
+	body  []byte
+	err   error
+}
+
+// prepare reads the next batch after seq and compresses it.
+func (u *Uplink) prepare(ctx context.Context, after uint64) prepared {
+	batch, err := u.l.Unsynced(ctx, after, u.cfg.BatchRecords, u.cfg.BatchBytes)
+	if err != nil || len(batch) == 0 {
+		return prepared{after: after, err: err}
+	}
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	for _, s := range batch {
+		// Writing to memory fails only on a record that cannot be
+		// encoded, which send reports and parks on.
 		if err := receipts.WriteLine(zw, s); err != nil {
-			return outcome{park: true, err: err}
+			return prepared{after: after, batch: batch}
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return outcome{park: true, err: err}
+		return prepared{after: after, batch: batch}
+	}
+	return prepared{after: after, batch: batch, body: buf.Bytes()}
+}
+
+// send uploads one batch and classifies the answer.
+func (u *Uplink) send(ctx context.Context, batch []receipts.Signed, body []byte) outcome {
+	if body == nil {
+		return outcome{park: true, err: fmt.Errorf("seq %d-%d: a record cannot be encoded for upload", batch[0].Seq, batch[len(batch)-1].Seq)}
 	}
 	first, last := batch[0].Seq, batch[len(batch)-1].Seq
 	rctx, cancel := context.WithTimeout(ctx, u.d.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.cfg.URL, bytes.NewReader(buf.Bytes()))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return outcome{park: true, err: err}
 	}
@@ -418,12 +458,12 @@ func (u *Uplink) send(ctx context.Context, batch []receipts.Signed) outcome {
 		return outcome{err: fmt.Errorf("upload seq %d-%d: %w", first, last, err)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return outcome{err: fmt.Errorf("upload seq %d-%d: reading the answer: %w", first, last, err)}
 	}
 	var r ingest.Response
-	_ = json.Unmarshal(body, &r)
+	_ = json.Unmarshal(answer, &r)
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusOK:
