@@ -192,6 +192,8 @@ func benchEngine(ctx context.Context, conn *mqttc.Conn, targets map[string]cue.T
 			return nil, nil, err
 		}
 	}
+	// The scheduler set up as the agent sets it up for its timelines.
+	scenes.ReserveProcs()
 	d := scenes.Deps{Targets: targets, Bus: bus.New(quietBenchLog()), Log: quietBenchLog()}
 	if conn != nil {
 		d.MQTT = conn

@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/internal/config"
 	"fieldkit/internal/confutil"
+	"fieldkit/scenes"
 )
 
 // Stamped at build time by the dist script (-ldflags -X).
@@ -175,6 +176,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
+	scenes.ReserveProcs()
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err

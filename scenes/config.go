@@ -12,10 +12,12 @@ import (
 //	  dir: /etc/fieldkit/scenes   # one scene per *.yaml file
 //	  max_payload: 65536          # largest trigger payload accepted, bytes
 //	  queue_limit: 8              # fires waiting behind a running "queue" scene
+//	  rt_priority: 10             # SCHED_FIFO priority of a running timeline; -1: none
 type Config struct {
 	Dir        string `yaml:"dir"`
 	MaxPayload int    `yaml:"max_payload"`
 	QueueLimit int    `yaml:"queue_limit"`
+	RTPriority int    `yaml:"rt_priority"`
 }
 
 // Defaults and bounds of Config.
@@ -23,6 +25,7 @@ const (
 	DefaultMaxPayload = 64 << 10
 	MaxMaxPayload     = 256 << 10 // the MQTT connection refuses more anyway
 	DefaultQueueLimit = 8
+	DefaultRTPriority = 10
 )
 
 // Validate checks the section; the scene files themselves are checked when
@@ -42,6 +45,9 @@ func (c *Config) Validate(p *confutil.Problems) {
 	}
 	if c.QueueLimit < 0 || c.QueueLimit > 100 {
 		p.Addf("queue_limit", "%d: expected 1 to 100 (or leave it out for %d)", c.QueueLimit, DefaultQueueLimit)
+	}
+	if c.RTPriority < -1 || c.RTPriority > 99 {
+		p.Addf("rt_priority", "%d: expected 1 to 99, or -1 for none (or leave it out for %d)", c.RTPriority, DefaultRTPriority)
 	}
 }
 
@@ -64,4 +70,15 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// rtPriority is the SCHED_FIFO priority for timelines, 0 for none.
+func (c Config) rtPriority() int {
+	switch c.RTPriority {
+	case 0:
+		return DefaultRTPriority
+	case -1:
+		return 0
+	}
+	return c.RTPriority
 }

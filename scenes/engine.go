@@ -71,6 +71,8 @@ type Engine struct {
 	label  string
 	met    *metrics
 
+	rtRefused sync.Once // logs once that timelines cannot be real-time
+
 	set atomic.Pointer[Set]
 
 	mu       sync.Mutex

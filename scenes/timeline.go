@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"sync"
 	"time"
 
@@ -97,6 +96,14 @@ func us(d time.Duration) *float64 {
 func (e *Engine) execute(s *slot, r *run, prev *run) {
 	defer e.runs.Done()
 	defer close(r.done)
+	if prio := e.cfg.rtPriority(); prio > 0 {
+		if err := realtimeThread(prio); err != nil {
+			e.rtRefused.Do(func() {
+				e.log.Info("scene timelines run at normal priority; steps may be a millisecond or more late on a busy box",
+					"rt_priority", prio, "err", err, "fix", "run as root, or with LimitRTPRIO= in the unit")
+			})
+		}
+	}
 	// The timeline counts from the fire, so that a slow goroutine start
 	// shows as lateness; after a restart, from the end of the old run.
 	start := r.fired
@@ -191,7 +198,7 @@ func (e *Engine) execute(s *slot, r *run, prev *run) {
 // spinWindow is how long before a step's time the timeline stops trusting
 // the timer and polls the clock instead: a loaded Linux box wakes timers
 // a millisecond or more late, which twelve lights and a presenter notice.
-const spinWindow = 2 * time.Millisecond
+const spinWindow = 5 * time.Millisecond
 
 // wait blocks until planned on the engine clock, or until ctx ends. The
 // timer brings it close; the last spinWindow is polled, bounded in real
@@ -208,12 +215,28 @@ func (e *Engine) wait(ctx context.Context, planned time.Time) bool {
 	if d > spinWindow && !e.sleep(ctx, d-spinWindow) {
 		return false
 	}
-	bound := time.Now().Add(2 * spinWindow)
-	for e.clk.Now().Before(planned) && time.Now().Before(bound) {
-		if ctx.Err() != nil {
-			return false
+	// The poll does not yield: on a busy box a goroutine that gives up its
+	// processor here gets it back only when another goroutine's burst of
+	// work ends, often a millisecond or more later. Holding it for at
+	// most two windows per step costs little and keeps the step on time.
+	// A clock that stands still while real time passes is a test's fake:
+	// it is not polled at all.
+	begin := time.Now()
+	bound, from := begin.Add(2*spinWindow), e.clk.Now()
+	for n := 0; ; n++ {
+		now := e.clk.Now()
+		if !now.Before(planned) {
+			return true
 		}
-		runtime.Gosched()
+		if n%64 == 0 {
+			real := time.Now()
+			if ctx.Err() != nil {
+				return false
+			}
+			if real.After(bound) || (now.Equal(from) && real.Sub(begin) > 100*time.Microsecond) {
+				break
+			}
+		}
 	}
 	if d := planned.Sub(e.clk.Now()); d > 0 {
 		return e.sleep(ctx, d)
