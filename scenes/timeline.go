@@ -219,8 +219,8 @@ func (e *Engine) wait(ctx context.Context, planned time.Time) bool {
 	// processor here gets it back only when another goroutine's burst of
 	// work ends, often a millisecond or more later. Holding it for at
 	// most two windows per step costs little and keeps the step on time.
-	// A clock that stands still while real time passes is a test's fake:
-	// it is not polled at all.
+	// A clock that stands still for 100 µs of real time is a test's fake:
+	// it is waited on with its timer instead.
 	begin := time.Now()
 	bound, from := begin.Add(2*spinWindow), e.clk.Now()
 	for n := 0; ; n++ {
