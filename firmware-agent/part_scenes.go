@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"fieldkit/drivers/outputs"
 	"fieldkit/internal/config"
 	"fieldkit/scenes"
 	"fieldkit/scenes/demo"
@@ -17,7 +20,24 @@ import (
 // The scene engine, and the scene command that talks to it.
 func init() {
 	partBuilders = append(partBuilders, buildScenes)
+	partChecks = append(partChecks, checkScenes)
 	subcommands["scene"] = cmdScene
+}
+
+// checkScenes loads the configured scene files against the configured
+// outputs, built for checking only (no hardware, nothing sent), so that
+// config check reports a scene's mistakes at file:line as run would.
+func checkScenes(cfg *config.Config) error {
+	if cfg.Scenes.Dir == "" {
+		return nil
+	}
+	targets, _, err := outputs.Build(cfg.Cues, outputs.Deps{CheckOnly: true, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer outputs.CloseAll(targets)
+	_, err = scenes.Load(os.DirFS(cfg.Scenes.Dir), cfg.Scenes.Dir, targets, cfg.MQTT.Prefix)
+	return err
 }
 
 func buildScenes(_ context.Context, a *app) error {

@@ -39,6 +39,11 @@ type Deps struct {
 	Bus   *bus.Bus
 	Clock clock.Clock
 	Log   *slog.Logger
+	// CheckOnly builds targets only to check scene files against them
+	// (config check): no hardware is opened, no chip is probed, nothing is
+	// sent over MQTT, and no buttons are made. Board and MQTT are ignored.
+	// Such targets must never be applied.
+	CheckOnly bool
 }
 
 // ErrInvalid is returned by Build for a config that does not validate.
@@ -59,12 +64,18 @@ func Build(cfg Config, d Deps) (map[string]cue.Target, []*button.Button, error) 
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
+	if d.CheckOnly {
+		d.Board, d.MQTT = checkBoard{}, checkConn{}
+	}
 	b := &builder{cfg: cfg, d: d, out: map[string]cue.Target{}}
 	for _, name := range sortedKeys(cfg.Outputs) {
 		if _, err := b.output(name); err != nil {
 			CloseAll(b.out)
 			return nil, nil, err
 		}
+	}
+	if d.CheckOnly {
+		return b.out, nil, nil
 	}
 	var buttons []*button.Button
 	for _, name := range sortedKeys(cfg.Buttons) {
@@ -145,6 +156,10 @@ func (b *builder) make(name string, o Output) (cue.Target, error) {
 		}
 		return &closing{Target: s, c: port}, nil
 	case "drv2605":
+		if b.d.CheckOnly {
+			// What the chip can play is known without asking it.
+			return checkTarget{drv2605.NewTarget(name, nil, log)}, nil
+		}
 		bus, err := b.board().I2C(o.I2C)
 		if err != nil {
 			return nil, err
