@@ -213,9 +213,15 @@ func (c *Conn) subscribeLocked(filter string, r *route) {
 		c.dispatch(hs, Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
 	})
 	go func() {
-		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
-			c.log.Error("MQTT subscribe failed", "filter", filter, "err", tok.Error())
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {
+			return
 		}
+		if !c.client.IsConnectionOpen() {
+			// Every route is subscribed again when the connection is back.
+			c.log.Info("MQTT subscribe interrupted by the lost connection; it is repeated on reconnect", "filter", filter)
+			return
+		}
+		c.log.Error("MQTT subscribe failed", "filter", filter, "err", tok.Error())
 	}()
 }
 
