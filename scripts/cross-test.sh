@@ -37,7 +37,7 @@ for arch in $arches; do
 		dir=$(go list -f '{{.Dir}}' "$pkg")
 		start=$(date +%s)
 		# Tests read testdata relative to their package directory.
-		if (cd "$dir" && FIELDKIT_TEST_EXEC_WRAPPER=$qemu "$qemu" "$OLDPWD/$bin" -test.count=1 -test.timeout=5m > "$OLDPWD/$bin.log" 2>&1); then
+		if (cd "$dir" && "$qemu" "$OLDPWD/$bin" -test.count=1 -test.timeout=5m > "$OLDPWD/$bin.log" 2>&1); then
 			echo "ok   $pkg ($arch, $(( $(date +%s) - start ))s)"
 		else
 			echo "FAIL $pkg ($arch)"; tail -40 "$bin.log"; fail=1
