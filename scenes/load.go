@@ -277,13 +277,7 @@ func (st *Step) validateCue(p *confutil.Problems, targets map[string]cue.Target)
 			continue
 		}
 		if err := t.Check(st.Action); err != nil {
-			// Drivers name the output in their refusals; the action's own
-			// checks (cue.Action.Validate) do not.
-			msg := err.Error()
-			if !strings.HasPrefix(msg, fmt.Sprintf("output %q", n)) {
-				msg = fmt.Sprintf("output %q (%s): %s", n, t.Kind(), msg)
-			}
-			p.Addf("do", "%s", msg)
+			p.Addf("do", "output %q (%s): %v", n, t.Kind(), err)
 		}
 	}
 	st.targets = names

@@ -50,6 +50,8 @@ type Target interface {
 	Name() string
 	Kind() string
 	// Check validates a for this target without acting (scene loading).
+	// Its errors, like Apply's, say what is wrong, not which output: the
+	// caller names the output.
 	Check(a Action) error
 	Apply(ctx context.Context, a Action) error
 	// State is the desired state, for the status API.

@@ -50,7 +50,7 @@ func (t *Target) Check(a cue.Action) error {
 	case cue.Off:
 		return nil
 	}
-	return fmt.Errorf("output %q (drv2605) cannot do %q; it can do haptic and off", t.name, a.Do)
+	return fmt.Errorf("cannot do %q; it can do haptic and off", a.Do)
 }
 
 // Apply starts the pattern (or stops the motor). The I2C traffic runs on

@@ -129,7 +129,7 @@ func (g *Out) Check(a cue.Action) error {
 	case cue.On, cue.Off, cue.Pulse, cue.Blink, cue.Level, cue.Haptic:
 		return nil
 	}
-	return fmt.Errorf("output %q (%s) cannot do %q; it can do on, off, pulse, blink, level and haptic: %w", g.o.Name, g.o.Kind, a.Do, ErrUnsupported)
+	return fmt.Errorf("cannot do %q; it can do on, off, pulse, blink, level and haptic: %w", a.Do, ErrUnsupported)
 }
 
 // Apply sets the first level at once and plays the rest of the action on

@@ -169,7 +169,7 @@ func (s *Strip) Check(a cue.Action) error {
 		return err
 	}
 	if a.Do == cue.Haptic {
-		return fmt.Errorf("output %q (%s) cannot play haptic patterns; use a motor, a drv2605 or a wearable: %w", s.o.Name, s.o.Kind, ErrUnsupported)
+		return fmt.Errorf("cannot play haptic patterns; use a motor, a drv2605 or a wearable: %w", ErrUnsupported)
 	}
 	return nil
 }

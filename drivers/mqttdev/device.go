@@ -146,13 +146,13 @@ func (d *Device) Check(a cue.Action) error {
 	dim := colour || d.o.Kind == Tasmota || d.o.Dimmable
 	switch {
 	case a.Do == cue.Color && !colour, a.Color != "" && !colour:
-		return fmt.Errorf("output %q (%s) has no colour; use on/off%s: %w", d.o.Name, d.o.Kind, map[bool]string{true: " or level", false: ""}[dim], ErrUnsupported)
+		return fmt.Errorf("has no colour; use on/off%s: %w", map[bool]string{true: " or level", false: ""}[dim], ErrUnsupported)
 	case a.Do == cue.Level && !dim:
-		return fmt.Errorf("output %q (%s switch) cannot dim; set dimmable: true for a Shelly dimmer: %w", d.o.Name, d.o.Kind, ErrUnsupported)
+		return fmt.Errorf("a switch cannot dim; set dimmable: true for a Shelly dimmer: %w", ErrUnsupported)
 	case a.Do == cue.Effect && a.Effect == "countdown":
-		return fmt.Errorf("output %q (%s): the countdown bar needs an LED strip driven by the box (ws2812, apa102): %w", d.o.Name, d.o.Kind, ErrUnsupported)
+		return fmt.Errorf("the countdown bar needs an LED strip driven by the box (ws2812, apa102): %w", ErrUnsupported)
 	case a.Do == cue.Effect && a.Effect != "solid" && d.o.Kind != WLED:
-		return fmt.Errorf("output %q (%s) has no %s effect; only WLED runs chase and flash: %w", d.o.Name, d.o.Kind, a.Effect, ErrUnsupported)
+		return fmt.Errorf("has no %s effect; only WLED runs chase and flash: %w", a.Effect, ErrUnsupported)
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func (w *Wearable) Check(a cue.Action) error {
 		return err
 	}
 	if a.Do != cue.Haptic {
-		return fmt.Errorf("output %q (wearable) only plays haptic patterns (do: haptic, pattern: ...), not %q: %w", w.o.Name, a.Do, ErrUnsupported)
+		return fmt.Errorf("only plays haptic patterns (do: haptic, pattern: ...), not %q: %w", a.Do, ErrUnsupported)
 	}
 	return nil
 }
