@@ -11,12 +11,9 @@ import (
 // or the collector, which stops it to scan its stack) waits for one to
 // free up, a millisecond or more; with spare processors it gets one at
 // once and the kernel shares the cores, where its real-time thread wins.
-// The agent calls it once at start; it returns the new count.
-func ReserveProcs() int {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return runtime.GOMAXPROCS(0)
+// The agent calls it once at start.
+func ReserveProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
 	}
-	n := 2 * runtime.GOMAXPROCS(0)
-	runtime.GOMAXPROCS(n)
-	return n
 }

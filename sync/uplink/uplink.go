@@ -285,15 +285,13 @@ func (u *Uplink) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		committed := u.l.Committed()
 		var cur prepared
-		var err error
 		if next != nil && next.err == nil && next.after == cursor && len(next.batch) > 0 {
 			cur = *next
 		} else {
 			cur = u.prepare(ctx, cursor)
-			err = cur.err
 		}
 		next = nil
-		batch := cur.batch
+		batch, err := cur.batch, cur.err
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -320,7 +318,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		u.setStateIf(Draining)
 		ahead := make(chan prepared, 1)
 		go func(after uint64) { ahead <- u.prepare(ctx, after) }(batch[len(batch)-1].Seq)
-		out := u.send(ctx, batch, cur.body)
+		out := u.send(ctx, cur)
 		p := <-ahead
 		next = &p
 		switch {
@@ -403,10 +401,11 @@ type outcome struct {
 
 // prepared is a batch read from the ledger and its gzip NDJSON body.
 type prepared struct {
-	after uint64 // the batch holds the unsynced records after this seq
-	batch []receipts.Signed
-	body  []byte
-	err   error
+	after  uint64 // the batch holds the unsynced records after this seq
+	batch  []receipts.Signed
+	body   []byte
+	err    error // reading the ledger failed: retried
+	encErr error // a record cannot be encoded: send parks on it
 }
 
 // prepare reads the next batch after seq and compresses it.
@@ -418,23 +417,22 @@ func (u *Uplink) prepare(ctx context.Context, after uint64) prepared {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	for _, s := range batch {
-		// Writing to memory fails only on a record that cannot be
-		// encoded, which send reports and parks on.
 		if err := receipts.WriteLine(zw, s); err != nil {
-			return prepared{after: after, batch: batch}
+			return prepared{after: after, batch: batch, encErr: fmt.Errorf("seq %d: %w", s.Seq, err)}
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return prepared{after: after, batch: batch}
+		return prepared{after: after, batch: batch, encErr: err}
 	}
 	return prepared{after: after, batch: batch, body: buf.Bytes()}
 }
 
 // send uploads one batch and classifies the answer.
-func (u *Uplink) send(ctx context.Context, batch []receipts.Signed, body []byte) outcome {
-	if body == nil {
-		return outcome{park: true, err: fmt.Errorf("seq %d-%d: a record cannot be encoded for upload", batch[0].Seq, batch[len(batch)-1].Seq)}
+func (u *Uplink) send(ctx context.Context, p prepared) outcome {
+	if p.encErr != nil {
+		return outcome{park: true, err: fmt.Errorf("a record cannot be encoded for upload: %w", p.encErr)}
 	}
+	batch, body := p.batch, p.body
 	first, last := batch[0].Seq, batch[len(batch)-1].Seq
 	rctx, cancel := context.WithTimeout(ctx, u.d.RequestTimeout)
 	defer cancel()
