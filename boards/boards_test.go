@@ -105,6 +105,14 @@ func TestSimBoard(t *testing.T) {
 	if st[1].Line != "GPIO18" || st[1].Duty != 50 || st[1].Hz != 200 {
 		t.Fatalf("motor status %+v", st[1])
 	}
+	// A haptic cue ends with the pin driven low: no duty is left over.
+	if err := motor.Out(gpio.Low); err != nil {
+		t.Fatal(err)
+	}
+	st = b.Status().(map[string]any)["pins"].([]SimPinStatus)
+	if st[1].Level || st[1].Duty != 0 || st[1].Hz != 0 {
+		t.Fatalf("motor after going low %+v, want low with no PWM", st[1])
+	}
 	if _, err := b.Pin("nope"); err == nil {
 		t.Fatal("unknown pin accepted")
 	}
