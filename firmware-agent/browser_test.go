@@ -25,7 +25,7 @@ import (
 	"fieldkit/internal/mqtttest"
 )
 
-var screenshot = flag.String("screenshot", "", "save a screenshot of the crew page to this PNG file (e.g. ../docs/crew-page.png)")
+var screenshot = flag.String("screenshot", "", "save screenshots of the crew page: FILE (laptop), and beside it FILE-phone, -stale and -demo (e.g. ../docs/crew-page.png)")
 
 // chromium finds the browser: $FIELDKIT_CHROMIUM, else Debian's
 // chromium on PATH. The test fails when it is missing: the browser test
@@ -660,7 +660,6 @@ func TestBrowserStaleWhenAgentGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the page live again", `!document.body.classList.contains("stale") && document.getElementById("stale").hidden && document.getElementById("stream").textContent === "live" && !document.querySelector('#scene-list li[data-scene="lamp-test"] button.run').disabled`)
-	saveScreenshot(t, ctx, "-phone-live", false)
 
 	// Stopped: the connection closes.
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -672,6 +671,38 @@ func TestBrowserStaleWhenAgentGone(t *testing.T) {
 	if d > 3*time.Second {
 		t.Errorf("stopped agent: the page showed it after %v, want within 3 s", d)
 	}
-	saveScreenshot(t, ctx, "-phone-stale", false)
+	saveScreenshot(t, ctx, "-stale", false)
+	noCSPViolations(t, ctx, plog)
+}
+
+// The demo's gate can go green by doing what the page says: it holds for
+// the two sign-offs it names, and opens once a crew member signs both
+// off on the page.
+func TestBrowserDemoGoesLive(t *testing.T) {
+	ctx, plog := browser(t, phone)
+	p := startAgent(t, nil, "--mqtt-listen", mqtttest.FreePort(t))
+	p.waitHealthy(t, 10*time.Second)
+	step(t, ctx, "open the demo", chromedp.Navigate("http://"+p.http+"/"))
+	waitJS(t, ctx, "the gate naming the sign-offs", `(() => { const g = document.getElementById("gate");
+  return g.className === "gate hold" && g.textContent.includes("Creator confirmed") && g.textContent.includes("Coupons staged"); })()`)
+	blocking, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#gate-blocking li")].map((li) => li.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocking {
+		if !strings.Contains(b, "not signed off") {
+			t.Errorf("the demo's gate is held by %q, which the page offers no way to do", b)
+		}
+	}
+	step(t, ctx, "tap the gate", chromedp.Click(chromedp.CSS("#gate")))
+	waitJS(t, ctx, "the sign-offs", `document.querySelectorAll("#manual button.signoff").length === 2`)
+	step(t, ctx, "say who signs", chromedp.SetValue(chromedp.CSS("#who"), "Ana"))
+	for _, item := range []string{"creator", "coupons"} {
+		step(t, ctx, "sign off "+item, chromedp.Click(chromedp.CSS(`#manual li[data-item=`+jsString(item)+`] button.signoff`)))
+		waitJS(t, ctx, item+" signed off", `(document.querySelector('#manual li[data-item=`+jsString(item)+`]')||{}).innerText?.includes("signed off by Ana")`)
+	}
+	waitJS(t, ctx, "the gate green", `document.getElementById("gate").className === "gate go" && document.getElementById("gate").textContent.startsWith("GO LIVE")`)
+	step(t, ctx, "close the pre-show check", chromedp.Click(chromedp.CSS("#gate")), chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`))
+	saveScreenshot(t, ctx, "-demo", false)
 	noCSPViolations(t, ctx, plog)
 }

@@ -127,7 +127,8 @@
     const g = $("gate");
     if (!p) { g.textContent = "Go-live gate: unknown"; g.className = "gate unknown"; return; }
     const n = p.gate.blocking.length;
-    g.textContent = p.gate.open ? "GO LIVE · all clear" :
+    const warns = p.checks.filter((c) => c.status === "warn").length;
+    g.textContent = p.gate.open ? "GO LIVE · " + (warns ? warns + " warning" + (warns > 1 ? "s" : "") + " to read, none holding" : "all clear") :
       "HOLD · " + n + " to do: " + p.gate.blocking.map((b) => b.split(/:| \(/)[0]).join(", ");
     g.className = "gate " + (p.gate.open ? "go" : "hold");
     g.title = p.gate.open ? "every check passes and every item is signed off" : p.gate.blocking.join("\n");
