@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"fieldkit/internal/config"
@@ -22,23 +26,35 @@ import (
 func init() {
 	partBuilders = append(partBuilders, buildReceipts)
 	subcommands["receipts"] = cmdReceipts
-	offlineCheckBuilders = append(offlineCheckBuilders, func(ctx context.Context, cfg *config.Config) []doctor.Check {
-		// Opening the ledger here is safe beside a running agent: SQLite
-		// in WAL mode lets a second process read.
-		svc, err := receipts.New(cfg.Receipts, receipts.Deps{Box: cfg.Box, DataDir: cfg.DataDir})
-		if err != nil {
-			return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
-				return doctor.Failf("check the receipts: section and the data dir", "%v", err)
-			}}}
+	offlineCheckBuilders = append(offlineCheckBuilders, offlineReceiptChecks)
+}
+
+// offlineReceiptChecks checks an existing ledger; before the first start
+// there is none, and doctor must not make one (a key made here would not
+// be the key the agent is set up with).
+func offlineReceiptChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
+	rc := cfg.Receipts.WithDefaults(cfg.DataDir)
+	var missing []string
+	for _, f := range []string{rc.KeyFile, rc.DB} {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, f)
 		}
-		cs := svc.Checks()
-		return append(cs, doctor.Check{Name: "receipts (close)", Run: func(context.Context) doctor.Result {
-			if err := svc.Close(); err != nil {
-				return doctor.Warnf("", "closing the ledger: %v", err)
-			}
-			return doctor.Pass("")
-		}})
-	})
+	}
+	if len(missing) > 0 {
+		return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
+			return doctor.Pass(fmt.Sprintf("no ledger yet (%s): the agent makes it at first start", strings.Join(missing, ", ")))
+		}}}
+	}
+	// Opening the ledger here is safe beside a running agent: SQLite in
+	// WAL mode lets a second process read.
+	svc, err := receipts.New(cfg.Receipts, receipts.Deps{Box: cfg.Box, DataDir: cfg.DataDir})
+	if err != nil {
+		return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
+			return doctor.Failf("check the receipts: section and the data dir", "%v", err)
+		}}}
+	}
+	afterChecks(ctx, func() { _ = svc.Close() })
+	return svc.Checks()
 }
 
 func buildReceipts(_ context.Context, a *app) error {

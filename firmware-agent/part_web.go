@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -26,13 +27,13 @@ func init() {
 	agentToken = func(cfg *config.Config) string {
 		// Commands on the box (doctor, scene reload) talk to the running
 		// agent with the admin token: whoever can read the token files
-		// already holds every role.
-		s, _, err := auth.OpenStore(cfg.DataDir)
+		// already holds every role. Read only: a box with no tokens yet
+		// gets none made here.
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, auth.TokenDir, httpapi.Admin.String()+".token"))
 		if err != nil {
 			return ""
 		}
-		tok, _ := s.Token(httpapi.Admin)
-		return tok
+		return strings.TrimSpace(string(b))
 	}
 }
 
