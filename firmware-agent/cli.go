@@ -191,6 +191,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
 	}
 	cfg, err := f.load()
+	if err == nil {
+		// Exactly what config check runs, before any hardware is opened.
+		err = checkParts(cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
@@ -219,15 +223,17 @@ func cmdConfigCheck(file string, stdout, stderr io.Writer) error {
 }
 
 // checkParts runs the validation that needs more than the file itself
-// (scene files, references between sections) by building the parts
-// without starting them.
+// (pins against the board, scene files, references between sections)
+// without opening hardware or starting anything. run and config check
+// both run it, so they accept and refuse the same files.
 func checkParts(cfg *config.Config) error {
+	var errs []error
 	for _, f := range partChecks {
 		if err := f(cfg); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // partChecks are added by part_*.go files.
