@@ -17,16 +17,17 @@ import (
 
 	"fieldkit/boards"
 	"fieldkit/drivers/cue"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/broker"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
-	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
 	"fieldkit/internal/lifecycle"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/sdnotify"
+	"fieldkit/internal/secret"
 	"fieldkit/printer/service"
 )
 
@@ -142,7 +143,7 @@ func (a *app) buildMQTT() error {
 	}
 	o := mqttc.Options{URL: url, ClientID: "fieldkit-" + a.cfg.Box, Username: m.Username, Prefix: m.Prefix, Log: a.log}
 	if m.PasswordFile != "" {
-		pw, err := config.ReadSecret(m.PasswordFile)
+		pw, err := secret.Read(m.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("mqtt.password_file: %w", err)
 		}

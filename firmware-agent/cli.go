@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"strings"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
 	"fieldkit/scenes"
 )

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"fieldkit/boards"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/clocksync"
-	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
 )
 

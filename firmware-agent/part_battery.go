@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"fieldkit/drivers/battery"
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
 	"fieldkit/printer/printcli"
 	"fieldkit/printer/service"

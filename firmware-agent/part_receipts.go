@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
 	"fieldkit/sync/receipts"
 	"fieldkit/sync/receiptscli"

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"fieldkit/drivers/outputs"
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/scenes"
 	"fieldkit/scenes/demo"
 	"fieldkit/scenes/scenecli"

@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/auth"
 	"fieldkit/internal/broker"
-	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/secret"
 	"fieldkit/web"
 	"fieldkit/web/preflight"
 )
@@ -118,14 +119,14 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, error)
 		if m.PasswordFile == "" {
 			return o, fmt.Errorf("mqtt.username %q: the embedded broker needs mqtt.password_file too", m.Username)
 		}
-		pw, err := config.ReadSecret(m.PasswordFile)
+		pw, err := secret.Read(m.PasswordFile)
 		if err != nil {
 			return o, fmt.Errorf("mqtt.password_file: %w", err)
 		}
 		users = append(users, broker.User{Name: m.Username, Password: pw})
 	}
 	for i, u := range m.Users {
-		pw, err := config.ReadSecret(u.PasswordFile)
+		pw, err := secret.Read(u.PasswordFile)
 		if err != nil {
 			return o, fmt.Errorf("mqtt.users[%d].password_file: %w", i, err)
 		}

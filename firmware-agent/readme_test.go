@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/mqtttest"
 	"fieldkit/scenes"
 )

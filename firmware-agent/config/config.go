@@ -271,15 +271,6 @@ func checkListen(addr string) error {
 	return nil
 }
 
-// ReadSecret reads a secret from a file, trimming the trailing newline.
-func ReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
-}
-
 // Loopback reports whether addr listens only on the loopback interface.
 func Loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
