@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
 )

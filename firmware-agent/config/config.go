@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
 	printers "fieldkit/printer/service"
