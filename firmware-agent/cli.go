@@ -41,9 +41,6 @@ var demoYAML []byte
 // errUsage marks errors that are the caller's wording, answered with exit 2.
 var errUsage = errors.New("usage")
 
-// subcommands beyond the core ones, registered by the part_*.go files.
-var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
-
 func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdout, stderr)
 	switch {
@@ -88,9 +85,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	}
-	if f, ok := subcommands[args[0]]; ok {
-		return f(ctx, args[1:], stdout, stderr)
+	case "print":
+		return cmdPrint(ctx, args[1:], stdout, stderr)
+	case "receipts":
+		return cmdReceipts(ctx, args[1:], stdout, stderr)
+	case "scene":
+		return cmdScene(ctx, args[1:], stdout, stderr)
+	case "token":
+		return cmdToken(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
@@ -199,19 +201,11 @@ func cmdConfigCheck(file string, stdout, stderr io.Writer) error {
 }
 
 // checkParts runs the validation that needs more than the file itself
-// (scene files, references between sections) by building the parts
-// without starting them.
+// (scene files against the outputs) by building the parts without
+// starting them.
 func checkParts(cfg *config.Config) error {
-	for _, f := range partChecks {
-		if err := f(cfg); err != nil {
-			return err
-		}
-	}
-	return nil
+	return checkScenes(cfg)
 }
-
-// partChecks are added by part_*.go files.
-var partChecks []func(cfg *config.Config) error
 
 // configFromArgs takes a leading --config FILE and --data DIR off args
 // (for the part subcommands) and loads the config they name, or the demo.

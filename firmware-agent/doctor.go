@@ -181,18 +181,10 @@ func preflightFromAgent(ctx context.Context, cfg *config.Config) ([]doctor.Resul
 	return body.Checks, nil
 }
 
-// agentToken finds a token for talking to the local agent ("" in the
-// open demo); part_*.go files may set it.
-var agentToken = func(cfg *config.Config) string { return "" }
-
 // offlineChecks builds the parts without running them, for their checks.
-func offlineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
+func offlineChecks(_ context.Context, cfg *config.Config) []doctor.Check {
 	checks := coreChecks(cfg, nil)
-	for _, b := range offlineCheckBuilders {
-		checks = append(checks, b(ctx, cfg)...)
-	}
-	return checks
+	checks = append(checks, batteryOfflineChecks(cfg)...)
+	checks = append(checks, printerOfflineChecks(cfg)...)
+	return append(checks, receiptsOfflineChecks(cfg)...)
 }
-
-// offlineCheckBuilders are added by part_*.go files.
-var offlineCheckBuilders []func(ctx context.Context, cfg *config.Config) []doctor.Check
