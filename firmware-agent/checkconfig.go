@@ -5,13 +5,9 @@ import (
 	"sort"
 
 	"fieldkit/boards"
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
 )
-
-// The checks run makes before it opens any hardware, shared with config
-// check so that a file config check passes is a file run starts with.
-func init() { partChecks = append([]func(*config.Config) error{checkPins}, partChecks...) }
 
 // checkPins resolves every pin the config names against the board's
 // profile, as opening the board would: logical names must be defined, and

@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
 	"fieldkit/scenes"
 )
@@ -49,9 +49,6 @@ var demoYAML []byte
 
 // errUsage marks errors that are the caller's wording, answered with exit 2.
 var errUsage = errors.New("usage")
-
-// subcommands beyond the core ones, registered by the part_*.go files.
-var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
 func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdout, stderr)
@@ -93,9 +90,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	}
-	if f, ok := subcommands[args[0]]; ok {
-		return f(ctx, args[1:], stdout, stderr)
+	case "print":
+		return cmdPrint(ctx, args[1:], stdout, stderr)
+	case "receipts":
+		return cmdReceipts(ctx, args[1:], stdout, stderr)
+	case "scene":
+		return cmdScene(ctx, args[1:], stdout, stderr)
+	case "token":
+		return cmdToken(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
@@ -223,21 +225,12 @@ func cmdConfigCheck(file string, stdout, stderr io.Writer) error {
 }
 
 // checkParts runs the validation that needs more than the file itself
-// (pins against the board, scene files, references between sections)
+// (pins against the board, scene files against the outputs and buttons)
 // without opening hardware or starting anything. run and config check
 // both run it, so they accept and refuse the same files.
 func checkParts(cfg *config.Config) error {
-	var errs []error
-	for _, f := range partChecks {
-		if err := f(cfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(checkPins(cfg), checkScenes(cfg))
 }
-
-// partChecks are added by part_*.go files.
-var partChecks []func(cfg *config.Config) error
 
 // configFromArgs takes a leading --config FILE and --data DIR off args
 // (for the part subcommands) and loads the config they name, or the demo.

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"fieldkit/boards"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/clocksync"
-	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
 )
 
@@ -203,17 +203,14 @@ func preflightFromAgent(ctx context.Context, cfg *config.Config) ([]doctor.Resul
 	return body.Checks, nil
 }
 
-// agentToken finds a token for talking to the local agent ("" in the
-// open demo); part_*.go files may set it.
-var agentToken = func(cfg *config.Config) string { return "" }
-
 // offlineChecks builds the parts without running them, for their checks.
+// They must change nothing on disk: doctor runs beside a stopped agent on
+// a box that may not be set up yet.
 func offlineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
 	checks := coreChecks(cfg, nil)
-	for _, b := range offlineCheckBuilders {
-		checks = append(checks, b(ctx, cfg)...)
-	}
-	return checks
+	checks = append(checks, batteryOfflineChecks(cfg)...)
+	checks = append(checks, printerOfflineChecks(cfg)...)
+	return append(checks, receiptsOfflineChecks(ctx, cfg)...)
 }
 
 type cleanupKey struct{}
@@ -233,8 +230,3 @@ func afterChecks(ctx context.Context, f func()) {
 	}
 	f()
 }
-
-// offlineCheckBuilders are added by part_*.go files. They must change
-// nothing on disk: doctor runs beside a stopped agent on a box that may
-// not be set up yet.
-var offlineCheckBuilders []func(ctx context.Context, cfg *config.Config) []doctor.Check

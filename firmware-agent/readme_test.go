@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/mqtttest"
 	"fieldkit/scenes"
 )
@@ -19,34 +19,7 @@ import (
 // The README's example config and scene file must stay valid: they are
 // what a crew copies first.
 func TestREADMEExamplesAreValid(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	var cfgText, sceneText string
-	for _, b := range blocks {
-		switch {
-		case strings.Contains(b[1], "box: popup-berlin-1") && strings.Contains(b[1], "outputs:"):
-			cfgText = b[1]
-		case strings.HasPrefix(b[1], "name: drop-countdown"):
-			sceneText = b[1]
-		}
-	}
-	if cfgText == "" || sceneText == "" {
-		t.Fatal("README lost its example config or scene file")
-	}
-	// The example names files under /etc/fieldkit; make them here.
-	etc := t.TempDir()
-	cfgText = strings.ReplaceAll(cfgText, "/etc/fieldkit/", etc+"/")
-	if err := os.Mkdir(filepath.Join(etc, "scenes"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"mqtt.password", "cloud.token"} {
-		if err := os.WriteFile(filepath.Join(etc, f), []byte("secret\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfgText, sceneText, _ := readmeExamples(t)
 	cfg, err := config.Parse("README.md", []byte(cfgText))
 	if err != nil {
 		t.Fatalf("README example config:\n%v", err)
@@ -68,6 +41,41 @@ func TestREADMEExamplesAreValid(t *testing.T) {
 	if _, err := scenes.Parse("README.md", []byte(sceneText), a.targets); err != nil {
 		t.Fatalf("README example scene: %v", err)
 	}
+}
+
+// readmeExamples returns the README's example config (the show config),
+// with the files it names under /etc/fieldkit made in a temporary dir,
+// and its example scene file; etc is that dir (with scenes/ in it).
+func readmeExamples(t *testing.T) (cfgText, sceneText, etc string) {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	for _, b := range blocks {
+		switch {
+		case strings.Contains(b[1], "box: popup-berlin-1") && strings.Contains(b[1], "outputs:"):
+			cfgText = b[1]
+		case strings.HasPrefix(b[1], "name: drop-countdown"):
+			sceneText = b[1]
+		}
+	}
+	if cfgText == "" || sceneText == "" {
+		t.Fatal("README lost its example config or scene file")
+	}
+	// The example names files under /etc/fieldkit; make them here.
+	etc = t.TempDir()
+	cfgText = strings.ReplaceAll(cfgText, "/etc/fieldkit/", etc+"/")
+	if err := os.Mkdir(filepath.Join(etc, "scenes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"mqtt.password", "cloud.token"} {
+		if err := os.WriteFile(filepath.Join(etc, f), []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfgText, sceneText, etc
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

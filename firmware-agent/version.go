@@ -8,14 +8,15 @@ import (
 )
 
 // Stamped at build time by the dist script (-ldflags -X); a plain go build
-// from a checkout leaves them empty and versionInfo reads the module
+// from a checkout leaves them empty and agentVersion reads the module
 // version and the commit the go command recorded.
 var (
 	version = ""
 	commit  = ""
 )
 
-func init() { version, commit = versionInfo(version, commit, debug.ReadBuildInfo) }
+// agentVersion is the version and commit of this binary.
+func agentVersion() (string, string) { return versionInfo(version, commit, debug.ReadBuildInfo) }
 
 // versionInfo fills what -ldflags left empty from the build info: the
 // module version (a tag, or a pseudo-version of the commit) and the VCS
@@ -55,6 +56,7 @@ func versionInfo(v, c string, read func() (*debug.BuildInfo, bool)) (string, str
 
 // versionLine is what version prints.
 func versionLine() string {
+	version, commit := agentVersion()
 	var b strings.Builder
 	fmt.Fprintf(&b, "firmware-agent %s", version)
 	if commit != "" {
@@ -62,4 +64,14 @@ func versionLine() string {
 	}
 	fmt.Fprintf(&b, " %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return b.String()
+}
+
+// statusVersion is the version with its commit, for /api/status and the
+// build-info metric ("1.4.0 (5d93b1a0c2e4)").
+func statusVersion() string {
+	v, c := agentVersion()
+	if c != "" {
+		return v + " (" + c + ")"
+	}
+	return v
 }
