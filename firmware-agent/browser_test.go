@@ -206,7 +206,7 @@ const demoBattery = `batteries:
     source: sim
     preset: vmount-14v
     start_percent: 40
-    drain: 20m
+    drain: 50m
     thresholds: {warn_tte: 0s, critical_tte: 0s, swap_tte: 0s}
 `
 

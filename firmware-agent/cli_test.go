@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"fieldkit/battery"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/mqtttest"
 )
 
@@ -213,5 +215,22 @@ func TestVersionStampedByDist(t *testing.T) {
 	out, err := exec.Command(bin, "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "firmware-agent 1.4.0+git5d93b1a (commit 5d93b1a0c2e4) go") {
 		t.Fatalf("version: %v\n%s", err, out)
+	}
+}
+
+// The demo's pack is the battery package's DemoConfig, whose drain the
+// battery tests time: 40 % lasting 20 minutes.
+func TestDemoBatteryIsTheTestedOne(t *testing.T) {
+	cfg, err := config.Parse("demo.yaml", demoYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := battery.DemoConfig()[0]
+	if len(cfg.Batteries) != 1 {
+		t.Fatalf("demo batteries %+v", cfg.Batteries)
+	}
+	got := cfg.Batteries[0]
+	if got.Name != want.Name || got.StartPercent != want.StartPercent || got.Drain != want.Drain || got.Preset != want.Preset {
+		t.Fatalf("demo.yaml pack %+v, battery.DemoConfig %+v", got, want)
 	}
 }
