@@ -545,6 +545,11 @@ func TestBrowserPhoneShowView(t *testing.T) {
 	setViewport(t, ctx, laptop)
 	checkGauges(t, ctx, base, "laptop")
 	noCSPViolations(t, ctx, plog)
+
+	// The probe counts for real: an inline style, as the old gauge used,
+	// is blocked and seen.
+	step(t, ctx, "set an inline style", chromedp.Evaluate[chromedp.Void](`document.querySelector("svg.gauge").parentElement.setAttribute("style", "width:40%")`))
+	waitJS(t, ctx, "the probe to see the violation", `window.__csp.length === 1 && window.__csp[0].startsWith("style-src")`)
 }
 
 // checkGauges compares each gauge's drawn width with the charge the API
