@@ -122,6 +122,8 @@ CREATE TABLE IF NOT EXISTS anchor (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL, hash TEXT NOT NULL, turnover INTEGER NOT NULL,
 	kid TEXT NOT NULL, keys TEXT NOT NULL, ts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS key_history (
+	seq INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS uplink (
 	id INTEGER PRIMARY KEY CHECK (id = 1), acked_through INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -559,6 +561,11 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
 		c.Seq, c.Head, c.Turnover, c.SignKid, string(kb), c.LastTS.Format(time.RFC3339Nano)); err != nil {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
 	}
+	// The rotation records go on proving, from the first key, which key
+	// signs the records that stay.
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO key_history(seq, body, sig) SELECT seq, body, sig FROM records WHERE seq <= ? AND type = ?`, last.Int64, TypeRotation); err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE seq <= ?`, last.Int64)
 	if err != nil {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
@@ -573,71 +580,97 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
 
 type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
 // startChain returns the chain state verification starts from: the
 // anchor left by pruning, or genesis with the box's first key.
 func (l *Ledger) startChain(ctx context.Context, q querier) (*Chain, error) {
-	return startChain(ctx, q, l.o.Box, nil)
+	c, p, err := startChain(ctx, q, l.o.Box, nil)
+	if err == nil && p != nil {
+		err = p
+	}
+	return c, err
 }
 
-func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain, error) {
+// startChain returns the chain state verification of the stored records
+// starts from. The one trust root is first, the key given by whoever
+// verifies (nil: the first key the ledger itself recorded, which proves
+// the chain intact but not whose it is). Every later key must come from a
+// rotation record signed by the key before it: after a prune those
+// records are kept in key_history and are checked here, one by one, from
+// the trust root. The anchor row only says where the stored records
+// resume (seq, hash, turnover); the key it names must be the key the
+// verified rotations lead to, and the keys it lists are never trusted.
+// A ledger that fails this is a Problem, not an error.
+func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain, *Problem, error) {
+	root := first
+	if root == nil {
+		k, err := recordedFirstKey(ctx, q)
+		if err != nil {
+			return nil, nil, err
+		}
+		root = k
+	}
+	c := NewChain(box, root.Pub)
 	var a struct {
-		seq           uint64
-		hash, kid, ts string
-		turnover      int64
-		keys          string
+		seq      uint64
+		hash     string
+		kid, ts  string
+		turnover int64
 	}
-	err := q.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid, keys, ts FROM anchor WHERE id=1`).Scan(&a.seq, &a.hash, &a.turnover, &a.kid, &a.keys, &a.ts)
-	if err == nil {
-		keys := map[string]string{}
-		if err := json.Unmarshal([]byte(a.keys), &keys); err != nil {
-			return nil, fmt.Errorf("receipts: anchor keys: %w", err)
-		}
-		c := &Chain{Box: box, Seq: a.seq, Head: a.hash, Turnover: a.turnover, SignKid: a.kid, Keys: map[string]ed25519.PublicKey{}}
-		for id, k := range keys {
-			b, err := base64.StdEncoding.DecodeString(k)
-			if err != nil {
-				return nil, fmt.Errorf("receipts: anchor key %s: %w", id, err)
-			}
-			c.Keys[id] = b
-		}
-		if first != nil {
-			if _, ok := c.Keys[first.ID]; !ok {
-				return nil, fmt.Errorf("receipts: the ledger was pruned under keys %v; key %s is not among them: %w", mapKeys(keys), first.ID, ErrKeyMismatch)
-			}
-		}
-		c.LastTS, _ = time.Parse(time.RFC3339Nano, a.ts)
-		return c, nil
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid, ts FROM anchor WHERE id=1`).Scan(&a.seq, &a.hash, &a.turnover, &a.kid, &a.ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("receipts: anchor: %w", err)
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipts: anchor: %w", err)
 	}
-	var kid, keys string
-	if first == nil {
-		if err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k='first_kid'`).Scan(&kid); err != nil {
-			return nil, fmt.Errorf("receipts: first key: %w", err)
-		}
-		if err := q.QueryRowContext(ctx, `SELECT keys FROM head WHERE id=1`).Scan(&keys); err != nil {
-			return nil, fmt.Errorf("receipts: keys: %w", err)
-		}
-		m := map[string]string{}
-		_ = json.Unmarshal([]byte(keys), &m)
-		b, err := base64.StdEncoding.DecodeString(m[kid])
-		if err != nil || len(b) != 32 {
-			return nil, fmt.Errorf("receipts: first key %s not recorded", kid)
-		}
-		return NewChain(box, b), nil
+	rows, err := q.QueryContext(ctx, `SELECT seq, body, sig FROM key_history WHERE seq <= ? ORDER BY seq`, a.seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipts: key history: %w", err)
 	}
-	return NewChain(box, first.Pub), nil
+	defer rows.Close()
+	for rows.Next() {
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			return nil, nil, fmt.Errorf("receipts: key history: %w", err)
+		}
+		if p := c.checkRotation(makeSigned(seq, body, sig)); p != nil {
+			return nil, p, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("receipts: key history: %w", err)
+	}
+	if a.kid != c.SignKid {
+		return nil, &Problem{Seq: a.seq + 1, Reason: UnknownKey, Detail: fmt.Sprintf(
+			"the ledger's anchor row names key %s as the signer after seq %d, but trusted key %s and the rotations it signed lead to key %s; no key is trusted because the database names it",
+			a.kid, a.seq, root.ID, c.SignKid)}, nil
+	}
+	c.Seq, c.Head, c.Turnover = a.seq, a.hash, a.turnover
+	c.LastTS, _ = time.Parse(time.RFC3339Nano, a.ts)
+	return c, nil, nil
 }
 
-func mapKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// recordedFirstKey is the first key as the ledger recorded it at its
+// creation.
+func recordedFirstKey(ctx context.Context, q querier) (*Key, error) {
+	var kid, keys string
+	if err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k='first_kid'`).Scan(&kid); err != nil {
+		return nil, fmt.Errorf("receipts: first key: %w", err)
 	}
-	return out
+	if err := q.QueryRowContext(ctx, `SELECT keys FROM head WHERE id=1`).Scan(&keys); err != nil {
+		return nil, fmt.Errorf("receipts: keys: %w", err)
+	}
+	m := map[string]string{}
+	_ = json.Unmarshal([]byte(keys), &m)
+	b, err := base64.StdEncoding.DecodeString(m[kid])
+	if err != nil || len(b) != ed25519.PublicKeySize || KeyID(b) != kid {
+		return nil, fmt.Errorf("receipts: first key %s not recorded", kid)
+	}
+	return &Key{Pub: b, ID: kid}, nil
 }
 
 // refreshUsage measures the database against the disk budget and raises

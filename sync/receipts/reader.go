@@ -35,9 +35,10 @@ func (l *Reader) Close() error { return l.db.Close() }
 
 // VerifyOptions say what to trust.
 type VerifyOptions struct {
-	// First is the box's first public key (the trust anchor). Nil trusts
-	// the key recorded in the ledger itself, which proves the chain is
-	// intact but not whose it is.
+	// First is the box's first public key: the one trust root. Every
+	// later key must be announced by a rotation record signed by the key
+	// before it. Nil starts from the first key recorded in the ledger
+	// itself, which proves the chain is intact but not whose it is.
 	First ed25519.PublicKey
 	// Current, when set, must be the key that signs the chain's head: the
 	// key file on the box.
@@ -54,9 +55,12 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 	if o.First != nil {
 		first = &Key{Pub: o.First, ID: KeyID(o.First)}
 	}
-	c, err := startChain(ctx, l.db, l.box, first)
+	c, p, err := startChain(ctx, l.db, l.box, first)
 	if err != nil {
 		return nil, err
+	}
+	if p != nil {
+		return &Report{Box: l.box, Problem: p}, nil
 	}
 	cp := o.Checkpoint
 	if cp == nil {
@@ -113,11 +117,11 @@ func (l *Reader) Box() string { return l.box }
 // FirstKey is the public key that signed record 1, as the ledger recorded
 // it: what a cloud that has never seen this box is told to trust.
 func (l *Reader) FirstKey(ctx context.Context) (ed25519.PublicKey, error) {
-	c, err := startChain(ctx, l.db, l.box, nil)
+	c, _, err := startChain(ctx, l.db, l.box, nil)
 	if err != nil {
 		return nil, err
 	}
-	if c.anchor == nil {
+	if c == nil || c.anchor == nil {
 		return nil, fmt.Errorf("receipts: the first key is pruned away with the records it signed")
 	}
 	return c.anchor, nil

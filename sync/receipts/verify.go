@@ -63,6 +63,7 @@ type Chain struct {
 	LastTS time.Time
 
 	anchor ed25519.PublicKey
+	rotSeq uint64 // the last kept rotation taken by checkRotation
 }
 
 // NewChain starts verification at record 1 with the box's first key.
@@ -178,6 +179,43 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 		c.SignKid = r.NewKid
 	}
 	return r, warn, nil
+}
+
+// checkRotation takes a key rotation record kept after its neighbours
+// were pruned (key_history): it must be signed by the key that signs at
+// this point of the chain, and then its new key signs from there on. The
+// links around it are gone; the records after the anchor prove those.
+func (c *Chain) checkRotation(s Signed) *Problem {
+	fail := func(reason Reason, format string, args ...any) *Problem {
+		return &Problem{Seq: s.Seq, Reason: reason, Detail: "kept key rotation: " + fmt.Sprintf(format, args...)}
+	}
+	r, err := s.Decode()
+	if err != nil {
+		return fail(Malformed, "%v", err)
+	}
+	if r.Type != TypeRotation || r.Seq != s.Seq || r.Seq <= c.rotSeq {
+		return fail(Malformed, "not a key rotation in order (type %q, seq %d)", r.Type, r.Seq)
+	}
+	if c.Box != "" && r.Box != c.Box {
+		return fail(WrongBox, "record is from box %q, the chain is box %q", r.Box, c.Box)
+	}
+	if r.Kid != c.SignKid {
+		return fail(UnknownKey, "signed with key %s; key %s signs at this point", r.Kid, c.SignKid)
+	}
+	sig, err := s.RawSig()
+	if err != nil {
+		return fail(BadSignature, "%v", err)
+	}
+	if !ed25519.Verify(c.Keys[r.Kid], SignedMessage([]byte(s.Record)), sig) {
+		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
+	}
+	kb, err := base64.StdEncoding.DecodeString(r.NewKey)
+	if err != nil || len(kb) != ed25519.PublicKeySize || KeyID(kb) != r.NewKid {
+		return fail(Malformed, "new_key is not a valid key with id new_kid")
+	}
+	c.Keys[r.NewKid] = ed25519.PublicKey(kb)
+	c.SignKid, c.rotSeq = r.NewKid, r.Seq
+	return nil
 }
 
 // Report is the outcome of verifying a whole ledger or export.

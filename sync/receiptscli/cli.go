@@ -35,7 +35,7 @@ const usage = `usage: receipts COMMAND [flags]
   verify [--db FILE | --file export.ndjson] [--pubkey PEM] [--checkpoint FILE]
   export [--db FILE] [--after N] [--out FILE]
   pubkey [--key FILE]
-  report [--db FILE] [--since 8h|RFC3339] [--json]
+  report [--db FILE] [--pubkey PEM] [--since 8h|RFC3339] [--json]
   rotate-key                      (with the agent stopped, or use POST /api/receipts/rotate-key)
   ingest --listen ADDR --db FILE [--key FILE] [--token-file FILE]
 `
@@ -53,7 +53,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 	case "verify":
 		db := fs.String("db", cfg.DB, "ledger database")
 		file := fs.String("file", "", "NDJSON export to verify instead of the database")
-		pub := fs.String("pubkey", "", "PEM public key of the box's first key (default: the ledger's own record)")
+		pub := fs.String("pubkey", "", "PEM public key of the box's first key, the one trust root (default: the ledger's own record, which proves integrity only)")
 		cpFile := fs.String("checkpoint", "", "the cloud's signed checkpoint (JSON) to catch a truncated tail")
 		cloudKey := fs.String("cloud-key", "", "PEM key the checkpoint must be signed with")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -102,8 +102,17 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 		db := fs.String("db", cfg.DB, "ledger database")
 		since := fs.String("since", "", "only sales since (RFC 3339 or a duration back from now)")
 		asJSON := fs.Bool("json", false, "print JSON")
+		pub := fs.String("pubkey", "", "PEM public key of the box's first key, the trust root (default: the ledger's own record)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		var o receipts.VerifyOptions
+		if *pub != "" {
+			k, err := readPub(*pub)
+			if err != nil {
+				return err
+			}
+			o.First = k
 		}
 		var t time.Time
 		if *since != "" {
@@ -117,7 +126,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 			return err
 		}
 		defer r.Close()
-		z, err := r.Report(ctx, t, receipts.VerifyOptions{})
+		z, err := r.Report(ctx, t, o)
 		if err != nil {
 			return err
 		}
