@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -137,6 +138,12 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 	if sigOK != nil && !*sigOK || sigOK == nil && !ed25519.Verify(pub, SignedMessage(body), sig) {
 		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
 	}
+	// One encoder: bytes that are not what encodeRecord makes of the
+	// decoded record (a field missing, added, repeated, out of order or
+	// written differently) are not a receipt, signed or not.
+	if canon, err := encodeRecord(r); err != nil || !bytes.Equal(canon, body) {
+		return fail(Malformed, "the record bytes are not in the canonical form of a %q record (see the README: every field present, in order, once)", r.Type)
+	}
 	if r.Prev != c.Head {
 		return fail(BrokenLink, "prev %.16s… does not match the hash of record %d (%.16s…)", r.Prev, c.Seq, c.Head)
 	}
@@ -148,7 +155,24 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 	var newKey ed25519.PublicKey
 	switch r.Type {
 	case TypeSale:
-		turnover += r.Total
+		var sum int64
+		for _, it := range r.Items {
+			line, ok := mulAmount(it.Qty, it.Price)
+			if ok {
+				sum, ok = addTotal(sum, line)
+			}
+			if !ok || it.Qty <= 0 || it.Price < 0 {
+				return fail(Malformed, "item %s: qty %d × price %d is not an amount", it.SKU, it.Qty, it.Price)
+			}
+		}
+		if len(r.Items) == 0 || sum != r.Total {
+			return fail(Malformed, "total %d is not the sum of qty × price over the items (%d)", r.Total, sum)
+		}
+		t, ok := addTotal(turnover, r.Total)
+		if !ok {
+			return fail(TurnoverMismatch, "previous turnover %d plus total %d overflows a signed 64-bit integer", c.Turnover, r.Total)
+		}
+		turnover = t
 	case TypeRotation:
 		kb, err := base64.StdEncoding.DecodeString(r.NewKey)
 		if err != nil || len(kb) != ed25519.PublicKeySize {
@@ -216,6 +240,17 @@ func (c *Chain) checkRotation(s Signed) *Problem {
 	c.Keys[r.NewKid] = ed25519.PublicKey(kb)
 	c.SignKid, c.rotSeq = r.NewKid, r.Seq
 	return nil
+}
+
+// mulAmount multiplies a quantity by a unit price, reporting overflow.
+func mulAmount(qty, price int64) (int64, bool) {
+	if qty < 0 || price < 0 {
+		return 0, false
+	}
+	if qty != 0 && price > math.MaxInt64/qty {
+		return 0, false
+	}
+	return qty * price, true
 }
 
 // Report is the outcome of verifying a whole ledger or export.

@@ -12,7 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
+	"net/http"
 	"strings"
 )
 
@@ -362,54 +363,35 @@ func (l *Ledger) lookupClients(ids []string) (map[string]Signed, error) {
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// saleTail is the part of a sale record that comes from the order alone.
-// Its fields and tags are those of Record after Turnover, in order.
-type saleTail struct {
-	Order    string `json:"order,omitempty"`
-	ClientID string `json:"client_id,omitempty"`
-	Items    []Item `json:"items,omitempty"`
-	Total    int64  `json:"total,omitempty"`
-	Currency string `json:"currency,omitempty"`
-	Pay      string `json:"pay,omitempty"`
-	Buyer    *Buyer `json:"buyer,omitempty"`
-}
-
 var tokenEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// encodeTail encodes the order's part of its record. It runs on the
-// caller's goroutine, so that the writer only splices in the chain fields.
+// encodeTail encodes the order's part of its record (appendSaleTail).
+// It runs on the caller's goroutine, so that the writer only puts the
+// chain fields in front.
 func (l *Ledger) encodeTail(o *Order) ([]byte, error) {
-	t := saleTail{Order: o.Order, ClientID: o.ClientID, Items: o.Items, Total: o.Total, Currency: o.Currency, Pay: o.Pay}
+	buyer := o.Buyer
 	discreet := l.o.DiscreetDefault
 	if o.Discreet != nil {
 		discreet = *o.Discreet
 	}
-	switch {
-	case discreet:
+	if discreet {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, fmt.Errorf("receipts: buyer token: %w", err)
 		}
-		t.Buyer = &Buyer{Token: tokenEnc.EncodeToString(b[:])}
-	case o.Buyer != nil && *o.Buyer != (Buyer{}):
-		b := *o.Buyer
-		t.Buyer = &b
+		buyer = &Buyer{Token: tokenEnc.EncodeToString(b[:])}
 	}
-	tail, err := json.Marshal(t)
+	tail, err := appendSaleTail(make([]byte, 0, 256), o.Order, o.ClientID, o.Items, o.Total, o.Currency, o.Pay, buyer)
 	if err != nil {
 		return nil, fmt.Errorf("receipts: encode order %s: %w", o.ClientID, err)
 	}
 	return tail, nil
 }
 
-func jsonString(s string) []byte {
-	b, _ := json.Marshal(s)
-	return b
-}
-
-// buildSale appends the next sale record to b. The bytes are exactly
-// json.Marshal of the Record (encodeRecord); TestSaleEncoding holds the
-// two encoders to that.
+// buildSale appends the next sale record to b: the chain fields from the
+// head it keeps in memory, then the order's tail, both from the canonical
+// encoder, written straight after the signing domain so that the message
+// is signed without a copy.
 func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	tail := r.tail
 	if tail == nil {
@@ -421,35 +403,17 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	}
 	now := l.o.Clock.Now()
 	h := &b.head
-	seq, turnover := h.seq+1, h.turnover+r.order.Total
+	seq := h.seq + 1
+	turnover, ok := addTotal(h.turnover, r.order.Total)
+	if !ok {
+		return &InputError{Code: http.StatusUnprocessableEntity, Field: "total", Msg: fmt.Sprintf("%d would take the ledger's turnover past %d (it is %d): this box can take no further sale of this size", r.order.Total, int64(math.MaxInt64), h.turnover)}
+	}
 	const pre = len(SignDomain) + 1
 	m := make([]byte, 0, pre+len(l.boxJSON)+len(l.bootJSON)+len(tail)+len(h.hash)+200)
 	m = append(m, SignDomain...)
 	m = append(m, 0)
-	m = append(m, `{"v":`...)
-	m = strconv.AppendInt(m, Version, 10)
-	m = append(m, `,"type":"`+TypeSale+`","box":`...)
-	m = append(m, l.boxJSON...)
-	m = append(m, `,"kid":`...)
-	m = appendJSONHex(m, b.key.ID)
-	m = append(m, `,"seq":`...)
-	m = strconv.AppendUint(m, seq, 10)
-	m = append(m, `,"ts":"`...)
-	m = now.UTC().AppendFormat(m, tsLayout)
-	m = append(m, `","clock_synced":`...)
-	m = strconv.AppendBool(m, synced)
-	m = append(m, `,"boot":`...)
-	m = append(m, l.bootJSON...)
-	m = append(m, `,"prev":`...)
-	m = appendJSONHex(m, h.hash)
-	m = append(m, `,"turnover":`...)
-	m = strconv.AppendInt(m, turnover, 10)
-	if len(tail) > 2 {
-		m = append(m, ',')
-		m = append(m, tail[1:]...)
-	} else {
-		m = append(m, '}')
-	}
+	m = appendHead(m, Version, TypeSale, l.boxJSON, b.key.ID, seq, now.UTC().Format(tsLayout), synced, l.bootJSON, h.hash, turnover)
+	m = append(m, tail...)
 	sig := ed25519.Sign(b.key.Priv, m)
 	body := m[pre:]
 	hash := chainHash(body, sig)
@@ -458,17 +422,12 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	return nil
 }
 
-// appendJSONHex appends s as a JSON string; key ids and hashes are hex,
-// which needs no escaping (anything else takes the general path).
-func appendJSONHex(m []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return append(m, jsonString(s)...)
-		}
+// addTotal adds a sale's total to the turnover, reporting overflow.
+func addTotal(turnover, total int64) (int64, bool) {
+	if total < 0 || turnover > math.MaxInt64-total {
+		return 0, false
 	}
-	m = append(m, '"')
-	m = append(m, s...)
-	return append(m, '"')
+	return turnover + total, true
 }
 
 func chainHash(body, sig []byte) string {
