@@ -3,6 +3,7 @@ package receipts
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -98,6 +99,7 @@ type appendReq struct {
 	ctx    context.Context
 	order  *Order
 	tail   []byte // the order's part of the record bytes (encodeTail)
+	fp     []byte // orderFingerprint: tells a retry from a reused client_id
 	rotate *Key   // a rotation record announcing this key
 	resp   chan appendResp
 }
@@ -117,7 +119,8 @@ CREATE TABLE IF NOT EXISTS head (
 CREATE TABLE IF NOT EXISTS records (
 	seq INTEGER PRIMARY KEY, client_id TEXT UNIQUE, type TEXT NOT NULL,
 	ts_ms INTEGER NOT NULL, total INTEGER NOT NULL,
-	body BLOB NOT NULL, sig BLOB NOT NULL, hash TEXT NOT NULL);
+	body BLOB NOT NULL, sig BLOB NOT NULL, hash TEXT NOT NULL,
+	req BLOB);
 CREATE TABLE IF NOT EXISTS anchor (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL, hash TEXT NOT NULL, turnover INTEGER NOT NULL,
@@ -176,7 +179,7 @@ func Open(o Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.boxJSON, l.bootJSON = jsonString(o.Box), jsonString(o.BootID)
-	l.byClient, err = db.Prepare(`SELECT client_id, seq, body, sig FROM records WHERE client_id IN (SELECT value FROM json_each(?))`)
+	l.byClient, err = db.Prepare(`SELECT client_id, seq, body, sig, req FROM records WHERE client_id IN (SELECT value FROM json_each(?))`)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("receipts: %w", err)
@@ -189,6 +192,17 @@ func Open(o Options) (*Ledger, error) {
 func (l *Ledger) init(created bool) error {
 	if _, err := l.db.Exec(schema); err != nil {
 		return fmt.Errorf("receipts: create tables: %w", err)
+	}
+	// Ledgers made before the request fingerprint get its column; their
+	// old records have none and any retry of them is answered as before.
+	var hasReq int
+	if err := l.db.QueryRow(`SELECT count(*) FROM pragma_table_info('records') WHERE name='req'`).Scan(&hasReq); err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	if hasReq == 0 {
+		if _, err := l.db.Exec(`ALTER TABLE records ADD COLUMN req BLOB`); err != nil {
+			return fmt.Errorf("receipts: add column req: %w", err)
+		}
 	}
 	tx, err := l.db.Begin()
 	if err != nil {
@@ -301,9 +315,20 @@ func (l *Ledger) Stats() Stats {
 	return Stats{Commits: l.commits, Records: l.committed}
 }
 
+// orderFingerprint is SHA-256 of the order as decoded (re-encoded, so
+// that spacing and key order do not count): the same client_id with
+// another fingerprint is another sale, not a retry.
+func orderFingerprint(o *Order) []byte {
+	b, _ := json.Marshal(o)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
 // Append validates o and writes it as the next signed record, answering
 // only once it is durably committed. replay is true when client_id was
-// seen before: the first receipt is returned and nothing is written.
+// seen before with the same order: the first receipt is returned and
+// nothing is written. The same client_id with a different order is an
+// *InputError with code 409 naming the stored seq.
 func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, err error) {
 	if err := o.Validate(l.o.Currency); err != nil {
 		return Signed{}, false, err
@@ -312,7 +337,7 @@ func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, er
 	if err != nil {
 		return Signed{}, false, err
 	}
-	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail})
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o)})
 }
 
 // Rotate makes a new key and writes a rotation record signed by the old

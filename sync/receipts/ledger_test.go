@@ -134,14 +134,22 @@ func TestIdempotentClientID(t *testing.T) {
 	if err != nil || replay {
 		t.Fatal(err, replay)
 	}
-	o := order(1)
-	o.Total, o.Items = 100, []Item{{SKU: "X", Qty: 1, Price: 100}} // a retry never makes a second receipt
-	b, replay, err := l.Append(context.Background(), o)
+	// The same order again is a retry: the first receipt, nothing new.
+	b, replay, err := l.Append(context.Background(), order(1))
 	if err != nil || !replay || a != b {
-		t.Fatalf("second append: replay=%v err=%v same=%v", replay, err, a == b)
+		t.Fatalf("retry: replay=%v err=%v same=%v", replay, err, a == b)
+	}
+	// The same client_id for another order is refused, naming the stored
+	// receipt: answering it with the old receipt would leave the new sale
+	// unrecorded.
+	o := order(1)
+	o.Total, o.Items = 12000, []Item{{SKU: "X", Qty: 1, Price: 12000}}
+	_, replay, err = l.Append(context.Background(), o)
+	if StatusOf(err) != 409 || replay || !strings.Contains(err.Error(), "seq 1") {
+		t.Fatalf("reused client_id: replay=%v err=%v", replay, err)
 	}
 	if h, _ := l.Head(context.Background()); h.Seq != 1 {
-		t.Fatalf("head %d after a replay", h.Seq)
+		t.Fatalf("head %d after a replay and a conflict", h.Seq)
 	}
 }
 
@@ -291,7 +299,9 @@ func TestDiskBudget(t *testing.T) {
 	if !rep.OK() || rep.Count != i-1 {
 		t.Fatalf("%d records verified of %d written: %v", rep.Count, i-1, rep.Problem)
 	}
-	if _, replay, err := l.Append(context.Background(), order(1)); err != nil || !replay {
+	first := order(1)
+	first.Order = strings.Repeat("x", 150)
+	if _, replay, err := l.Append(context.Background(), first); err != nil || !replay {
 		t.Fatalf("replay when full: %v %v", replay, err)
 	}
 }

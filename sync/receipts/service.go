@@ -56,9 +56,6 @@ type Deps struct {
 // HealthName is the part's name in the health registry.
 const HealthName = "receipts"
 
-// MaxBody is the largest order accepted over HTTP or MQTT.
-const MaxBody = 64 << 10
-
 // Service is the receipts part: the ledger, its API, its MQTT topic, its
 // pruning and its checks.
 type Service struct {
@@ -210,9 +207,14 @@ func (s *Service) Handler() http.Handler {
 }
 
 func (s *Service) postReceipt(w http.ResponseWriter, r *http.Request) {
-	var o Order
-	if err := httpapi.DecodeJSON(w, r, MaxBody, &o); err != nil {
+	var raw json.RawMessage
+	if err := httpapi.DecodeJSON(w, r, int64(MaxBody), &raw); err != nil {
 		httpapi.WriteErr(w, err)
+		return
+	}
+	o, err := ParseOrder(raw)
+	if err != nil {
+		httpapi.Error(w, StatusOf(err), err.Error())
 		return
 	}
 	sg, replay, err := s.Append(r.Context(), o)
@@ -327,8 +329,16 @@ type MQTTReply struct {
 }
 
 func (s *Service) handleMQTT(ctx context.Context, m mqttc.Message) error {
-	var o Order
-	if err := httpapi.DecodeStrict(m.Payload, &o); err != nil {
+	if len(m.Payload) > MaxBody {
+		return fmt.Errorf("receipts: order of %d bytes; at most %d", len(m.Payload), MaxBody)
+	}
+	o, err := ParseOrder(m.Payload)
+	if err != nil {
+		var in orderIn
+		if json.Unmarshal(m.Payload, &in) == nil && in.ClientID != nil && clientIDRE.MatchString(*in.ClientID) {
+			// A reply topic can be formed: answer there.
+			return s.replyMQTT(ctx, m.Topic+"/reply/"+*in.ClientID, MQTTReply{Error: err.Error(), Code: StatusOf(err)})
+		}
 		return err
 	}
 	if !clientIDRE.MatchString(o.ClientID) {
@@ -344,6 +354,10 @@ func (s *Service) handleMQTT(ctx context.Context, m mqttc.Message) error {
 		rc := toReceipt(sg, replay)
 		out.Receipt = &rc
 	}
+	return s.replyMQTT(ctx, reply, out)
+}
+
+func (s *Service) replyMQTT(ctx context.Context, reply string, out MQTTReply) error {
 	b, _ := json.Marshal(out)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -1,6 +1,7 @@
 package receipts
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -41,6 +42,7 @@ type headRow struct {
 type row struct {
 	seq      uint64
 	clientID string // "" for a rotation
+	fp       []byte // the order's fingerprint; nil for a rotation
 	typ      string
 	tsMS     int64
 	total    int64
@@ -282,12 +284,12 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 		}
 		if o := r.order; o != nil {
 			if j, ok := b.byClient[o.ClientID]; ok {
-				b.resps[i] = appendResp{s: b.resps[j].s, replay: true}
+				b.resps[i] = replayOf(b.resps[j].s, b.reqs[j].fp, r)
 				continue
 			}
 			if b.prev != nil {
 				if j, ok := b.prev.byClient[o.ClientID]; ok {
-					b.resps[i] = appendResp{s: b.prev.resps[j].s, replay: true}
+					b.resps[i] = replayOf(b.prev.resps[j].s, b.prev.reqs[j].fp, r)
 					continue
 				}
 			}
@@ -295,8 +297,8 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 				b.resps[i] = appendResp{err: lookupErr}
 				continue
 			}
-			if s, ok := stored[o.ClientID]; ok {
-				b.resps[i] = appendResp{s: s, replay: true}
+			if st, ok := stored[o.ClientID]; ok {
+				b.resps[i] = replayOf(st.s, st.fp, r)
 				continue
 			}
 			if full {
@@ -330,9 +332,25 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 	return nil
 }
 
+// replayOf answers r, whose client_id already has record s written for
+// an order with fingerprint fp: the same order gets s again, another
+// order is refused. A record stored before fingerprints has none and is
+// answered as a retry.
+func replayOf(s Signed, fp []byte, r *appendReq) appendResp {
+	if fp != nil && r.fp != nil && !bytes.Equal(fp, r.fp) {
+		return appendResp{err: errConflict(r.order.ClientID, s.Seq)}
+	}
+	return appendResp{s: s, replay: true}
+}
+
+type storedClient struct {
+	s  Signed
+	fp []byte
+}
+
 // lookupClients returns the stored records of the given client ids, in
 // one query.
-func (l *Ledger) lookupClients(ids []string) (map[string]Signed, error) {
+func (l *Ledger) lookupClients(ids []string) (map[string]storedClient, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -342,18 +360,18 @@ func (l *Ledger) lookupClients(ids []string) (map[string]Signed, error) {
 		return nil, fmt.Errorf("receipts: look up client_id: %w", err)
 	}
 	defer rows.Close()
-	var out map[string]Signed
+	var out map[string]storedClient
 	for rows.Next() {
 		var id string
 		var seq uint64
-		var body, sig []byte
-		if err := rows.Scan(&id, &seq, &body, &sig); err != nil {
+		var body, sig, fp []byte
+		if err := rows.Scan(&id, &seq, &body, &sig, &fp); err != nil {
 			return nil, fmt.Errorf("receipts: look up client_id: %w", err)
 		}
 		if out == nil {
-			out = map[string]Signed{}
+			out = map[string]storedClient{}
 		}
-		out[id] = makeSigned(seq, body, sig)
+		out[id] = storedClient{makeSigned(seq, body, sig), fp}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("receipts: look up client_id: %w", err)
@@ -406,7 +424,7 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	seq := h.seq + 1
 	turnover, ok := addTotal(h.turnover, r.order.Total)
 	if !ok {
-		return &InputError{Code: http.StatusUnprocessableEntity, Field: "total", Msg: fmt.Sprintf("%d would take the ledger's turnover past %d (it is %d): this box can take no further sale of this size", r.order.Total, int64(math.MaxInt64), h.turnover)}
+		return &InputError{Code: http.StatusBadRequest, Field: "total", Msg: fmt.Sprintf("%d would take the ledger's turnover past %d (it is %d): this box can take no further sale of this size", r.order.Total, int64(math.MaxInt64), h.turnover)}
 	}
 	const pre = len(SignDomain) + 1
 	m := make([]byte, 0, pre+len(l.boxJSON)+len(l.bootJSON)+len(tail)+len(h.hash)+200)
@@ -417,7 +435,7 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	sig := ed25519.Sign(b.key.Priv, m)
 	body := m[pre:]
 	hash := chainHash(body, sig)
-	b.rows = append(b.rows, row{seq: seq, clientID: r.order.ClientID, typ: TypeSale, tsMS: now.UnixMilli(), total: r.order.Total, body: body, sig: sig, hash: hash})
+	b.rows = append(b.rows, row{seq: seq, clientID: r.order.ClientID, fp: r.fp, typ: TypeSale, tsMS: now.UnixMilli(), total: r.order.Total, body: body, sig: sig, hash: hash})
 	h.seq, h.hash, h.turnover = seq, hash, turnover
 	return nil
 }
@@ -468,16 +486,16 @@ func (l *Ledger) buildRotation(b *batch, r *appendReq) error {
 // Insert statements for chunks of insertChunks[i] rows, largest first.
 var insertChunks = []int{64, 8, 1}
 
-const insertCols = 8
+const insertCols = 9
 
 func insertSQL(n int) string {
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO records(seq, client_id, type, ts_ms, total, body, sig, hash) VALUES `)
+	sb.WriteString(`INSERT INTO records(seq, client_id, type, ts_ms, total, body, sig, hash, req) VALUES `)
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+		sb.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
 	return sb.String()
 }
@@ -629,7 +647,7 @@ func (l *Ledger) writeBatch(ctx context.Context, w *writeConn, b *batch) (err er
 			if r.clientID != "" {
 				cid = r.clientID
 			}
-			args = append(args, r.seq, cid, r.typ, r.tsMS, r.total, r.body, r.sig, r.hash)
+			args = append(args, r.seq, cid, r.typ, r.tsMS, r.total, r.body, r.sig, r.hash, r.fp)
 		}
 		if _, err := w.ins[k].ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("receipts: insert records %d-%d: %w", rows[0].seq, rows[n-1].seq, err)
