@@ -43,9 +43,10 @@ type VerifyOptions struct {
 	// Current, when set, must be the key that signs the chain's head: the
 	// key file on the box.
 	Current ed25519.PublicKey
-	// Checkpoint is the cloud's acknowledgement to hold the ledger to;
-	// nil uses the newest one the ledger stored.
-	Checkpoint *Checkpoint
+	// Checkpoints are signed checkpoints (the cloud's, the box's own) to
+	// hold the ledger to; none given uses the newest one the ledger
+	// stored.
+	Checkpoints []*Checkpoint
 }
 
 // Verify checks the whole ledger: signatures, links, gaps, duplicates,
@@ -62,16 +63,18 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 	if p != nil {
 		return &Report{Box: l.box, Problem: p}, nil
 	}
-	cp := o.Checkpoint
-	if cp == nil {
+	cps := o.Checkpoints
+	if len(cps) == 0 {
 		s, err := l.LatestCheckpoint(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if s != nil {
-			if cp, err = s.Open(nil); err != nil {
+			cp, err := s.Open(nil)
+			if err != nil {
 				return nil, fmt.Errorf("receipts: stored checkpoint: %w", err)
 			}
+			cps = []*Checkpoint{cp}
 		}
 	}
 	rows, err := l.db.QueryContext(ctx, `SELECT seq, body, sig FROM records WHERE seq > ? ORDER BY seq`, c.Seq)
@@ -90,7 +93,7 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 		}
 		return makeSigned(seq, body, sig), true, nil
 	}
-	rep, err := VerifyAll(c, src, cp)
+	rep, err := VerifyAll(c, src, cps...)
 	if err != nil {
 		return nil, fmt.Errorf("receipts: verify: %w", err)
 	}

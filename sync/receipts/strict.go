@@ -186,6 +186,12 @@ func CheckJSON(b []byte) error {
 	for top := 0; ; {
 		tok, err := dec.Token()
 		if err == io.EOF {
+			if top == 0 {
+				return errors.New("empty: expected one JSON object")
+			}
+			if len(stack) > 0 {
+				return io.ErrUnexpectedEOF
+			}
 			break
 		}
 		if err != nil {

@@ -239,3 +239,71 @@ func TestRotationChainAfterPrune(t *testing.T) {
 		t.Fatalf("rotations removed from the history: %v %s", err, out)
 	}
 }
+
+// `receipts checkpoint` writes the box's signed checkpoint of its head,
+// and the cloud's when there is one, in the file `verify --checkpoint`
+// reads; after the tail is cut (head row fixed, stored checkpoints
+// deleted, as someone covering their tracks would), verify with that file
+// says "tail truncated".
+func TestCheckpointCommandCatchesTruncation(t *testing.T) {
+	env, o, _ := trustLedger(t, 6)
+	real, _ := receipts.LoadKey(o.KeyFile)
+	pub := writePubPEM(t, env.DataDir, real)
+	cpFile := filepath.Join(env.DataDir, "cp.ndjson")
+	// A cloud checkpoint through seq 4, stored by the box.
+	l, err := receipts.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s4, _ := l.Get(context.Background(), 4)
+	cloud, _ := receipts.GenerateKey()
+	sc, _ := receipts.SignCheckpoint(receipts.Checkpoint{Box: "box1", AckedThrough: 4, Head: s4.Hash, Turnover: 4 * 2500}, cloud.Priv)
+	cp, _ := sc.Open(nil)
+	if err := l.Ack(context.Background(), cp, sc); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if out, err := runCLI(t, env, "checkpoint", "--out", cpFile); err != nil || !strings.Contains(out, "the box's through seq 6, the cloud's through seq 4") {
+		t.Fatalf("checkpoint: %v %s", err, out)
+	}
+	b, _ := os.ReadFile(cpFile)
+	if n := strings.Count(string(b), "\n"); n != 2 {
+		t.Fatalf("%d lines:\n%s", n, b)
+	}
+	if out, err := runCLI(t, env, "verify", "--pubkey", pub, "--checkpoint", cpFile); err != nil {
+		t.Fatalf("untouched: %v %s", err, out)
+	}
+	db, err := sqlitex.Open(o.Path, sqlitex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM records WHERE seq > 5`, `UPDATE head SET seq = 5, hash = (SELECT hash FROM records WHERE seq = 5), turnover = 12500`, `DELETE FROM checkpoints`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if out, err := runCLI(t, env, "verify", "--pubkey", pub); err != nil {
+		t.Logf("without the checkpoint file the cut is invisible: %v %s", err, out)
+	} else {
+		t.Logf("without the checkpoint file: %s", strings.TrimSpace(out))
+	}
+	out, err := runCLI(t, env, "verify", "--pubkey", pub, "--checkpoint", cpFile)
+	if !errors.Is(err, receiptscli.ErrBad) || !strings.Contains(out, "FAIL record 6: tail truncated") {
+		t.Fatalf("truncated tail: %v %s", err, out)
+	}
+	// The export of the cut ledger fails the same way.
+	exp := filepath.Join(env.DataDir, "export.ndjson")
+	if _, err := runCLI(t, env, "export", "--out", exp); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, env, "verify", "--file", exp, "--pubkey", pub, "--checkpoint", cpFile)
+	if !errors.Is(err, receiptscli.ErrBad) || !strings.Contains(out, "FAIL record 6: tail truncated") {
+		t.Fatalf("truncated export: %v %s", err, out)
+	}
+	// A checkpoint file that was altered is refused outright.
+	os.WriteFile(cpFile, bytes.Replace(b, []byte(`acked_through\":6`), []byte(`acked_through\":2`), 1), 0o644)
+	if out, err := runCLI(t, env, "verify", "--pubkey", pub, "--checkpoint", cpFile); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("altered checkpoint: %v %s", err, out)
+	}
+}

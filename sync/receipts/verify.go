@@ -271,11 +271,12 @@ func (r *Report) OK() bool { return r.Problem == nil }
 // Source yields records in stored order; ok false means the end.
 type Source func() (s Signed, ok bool, err error)
 
-// VerifyAll checks every record from src on chain c, then the checkpoint
-// (if any): a ledger that ends before the checkpoint's acked_through, or
-// whose record there has another hash, was truncated or forked. Reading
-// errors are returned as errors; a bad ledger is a Report with Problem.
-func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
+// VerifyAll checks every record from src on chain c, then each
+// checkpoint in turn: a ledger that ends before a checkpoint's
+// acked_through, or whose record there has another hash, was truncated or
+// forked. Reading errors are returned as errors; a bad ledger is a Report
+// with Problem.
+func VerifyAll(c *Chain, src Source, cps ...*Checkpoint) (*Report, error) {
 	rep := &Report{Box: c.Box}
 	var pending *Signed
 	next := func() (Signed, bool, error) {
@@ -286,7 +287,7 @@ func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
 		}
 		return src()
 	}
-	var cpHash string
+	cpHash := make([]string, len(cps))
 	for {
 		s, ok, err := next()
 		if err != nil {
@@ -318,20 +319,27 @@ func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
 		if warn != "" {
 			rep.Warnings = append(rep.Warnings, warn)
 		}
-		if cp != nil && r.Seq == cp.AckedThrough {
-			cpHash = c.Head
+		for i, cp := range cps {
+			if cp != nil && r.Seq == cp.AckedThrough {
+				cpHash[i] = c.Head
+			}
 		}
 	}
 	rep.Box, rep.Last, rep.Head, rep.Turnover = c.Box, c.Seq, c.Head, c.Turnover
-	if rep.Problem == nil && cp != nil {
+	for i, cp := range cps {
+		if rep.Problem != nil {
+			break
+		}
+		if cp == nil {
+			continue
+		}
 		switch {
+		case cp.Box != "" && c.Box != "" && cp.Box != c.Box:
+			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: WrongBox, Detail: fmt.Sprintf("the checkpoint is for box %q, the ledger is box %q", cp.Box, c.Box)}
 		case c.Seq < cp.AckedThrough:
-			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: Truncated, Detail: fmt.Sprintf("the cloud's checkpoint acknowledges records through seq %d, but the ledger ends at seq %d", cp.AckedThrough, c.Seq)}
-		case cpHash == "" && cp.AckedThrough >= rep.First && cp.AckedThrough > 0:
-			// unreachable unless the source skipped it; kept for clarity
-			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Truncated, Detail: "checkpointed record not found"}
-		case cpHash != "" && cpHash != cp.Head:
-			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Forked, Detail: fmt.Sprintf("the cloud's checkpoint has hash %.16s… for this record, the ledger has %.16s…", cp.Head, cpHash)}
+			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: Truncated, Detail: fmt.Sprintf("the checkpoint acknowledges records through seq %d, but the ledger ends at seq %d", cp.AckedThrough, c.Seq)}
+		case cpHash[i] != "" && cpHash[i] != cp.Head:
+			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Forked, Detail: fmt.Sprintf("the checkpoint has hash %.16s… for this record, the ledger has %.16s…", cp.Head, cpHash[i])}
 		}
 	}
 	return rep, nil
