@@ -46,14 +46,16 @@ func buildReceipts(_ context.Context, a *app) error {
 		Box: a.cfg.Box, DataDir: a.cfg.DataDir, Clock: a.clock, Bus: a.bus, MQTT: a.mqtt,
 		Health: a.health, Metrics: a.metrics, Log: a.log,
 	}
-	if pp := a.cfg.Receipts.PickupPrinter; pp != "" && a.printerSvc != nil {
-		labels := newPickupLabels(a, pp)
-		d.OnCommit = labels.offer
-		a.addPart("pickup-labels", false, labels.run)
-	}
+	pp := a.cfg.Receipts.PickupPrinter
+	d.LabelOutbox = pp != "" && a.printerSvc != nil
 	svc, err := receipts.New(a.cfg.Receipts, d)
 	if err != nil {
 		return fmt.Errorf("receipts: %w", err)
+	}
+	if d.LabelOutbox {
+		labels := newPickupLabels(a, pp, svc.Ledger())
+		a.addPart("pickup-labels", false, labels.run)
+		a.status["pickup_labels"] = labels.status
 	}
 	a.closers = append(a.closers, svc.Close)
 	up, err := uplink.New(svc.Config().Uplink, svc.Ledger(), uplink.Deps{

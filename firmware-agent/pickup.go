@@ -3,48 +3,111 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"fieldkit/printer/service"
 	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
 )
 
-// pickupLabels queues a pickup label for each new receipt on the
-// configured printer. The receipt is already durable when it arrives
-// here; the job id is derived from the receipt, so queueing it twice
-// never prints it twice.
+// pickupLabels drains the ledger's label outbox into the printer's queue.
+// The ledger stores a label request in the transaction of every sale, so
+// an acknowledged sale always has one; it leaves the outbox only once the
+// printer's durable queue holds the job. The job id is derived from the
+// receipt, so handing it over twice (a crash between the two) prints it
+// once. A printer that cannot take the job now delays the label, never
+// drops it.
 type pickupLabels struct {
 	printer string
 	svc     *service.Service
-	in      chan receipts.Receipt
+	l       *receipts.Ledger
 	a       *app
+	backlog atomic.Int64
 }
 
-func newPickupLabels(a *app, printer string) *pickupLabels {
-	return &pickupLabels{printer: printer, svc: a.printerSvc, in: make(chan receipts.Receipt, 256), a: a}
+func newPickupLabels(a *app, printer string, l *receipts.Ledger) *pickupLabels {
+	return &pickupLabels{printer: printer, svc: a.printerSvc, l: l, a: a}
 }
 
-// offer hands a receipt over without blocking the sale: a label that
-// cannot be queued is reported, and can be printed from the receipt.
-func (p *pickupLabels) offer(r receipts.Receipt) {
-	select {
-	case p.in <- r:
-	default:
-		p.a.log.Error("pickup label backlog full; print it from the receipt", "printer", p.printer, "seq", r.Seq)
-		b, _ := json.Marshal(map[string]any{"error": "pickup label not queued", "receipt_seq": r.Seq})
-		p.a.bus.Publish("printer/"+p.printer+"/alert", b)
-	}
+// status is the printer side's backlog, for /api/status.
+func (p *pickupLabels) status() any {
+	return map[string]any{"printer": p.printer, "backlog": p.backlog.Load()}
 }
 
 func (p *pickupLabels) run(ctx context.Context) error {
+	const maxWait = 5 * time.Second
+	wait := 100 * time.Millisecond
+	failing := false
 	for {
+		committed := p.l.Committed() // before draining: no commit is missed
+		err := p.drain(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			if failing {
+				p.a.log.Info("pickup labels flowing again", "printer", p.printer)
+			}
+			failing, wait = false, 100*time.Millisecond
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-committed:
+			}
+			continue
+		}
+		if !failing {
+			p.a.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", p.backlog.Load(), "err", err)
+			b, _ := json.Marshal(map[string]any{"error": "pickup labels delayed: " + err.Error(), "backlog": p.backlog.Load()})
+			p.a.bus.Publish("printer/"+p.printer+"/alert", b)
+		}
+		failing = true
+		t := p.a.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case r := <-p.in:
-			if err := p.queue(ctx, r); err != nil && ctx.Err() == nil {
-				p.a.log.Error("pickup label not queued", "printer", p.printer, "seq", r.Seq, "err", err)
+		case <-t.C():
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// drain hands every waiting label to the printer, oldest first, and
+// returns at the first that it cannot hand over.
+func (p *pickupLabels) drain(ctx context.Context) error {
+	for {
+		n, err := p.l.LabelBacklog(ctx)
+		if err != nil {
+			return err
+		}
+		p.backlog.Store(int64(n))
+		if n == 0 {
+			return nil
+		}
+		batch, err := p.l.PendingLabels(ctx, 64)
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, s := range batch {
+			err := p.queue(ctx, receipts.NewReceipt(s))
+			if errors.Is(err, service.ErrBadRequest) {
+				// This label can never print (a bug, not a full queue):
+				// say so loudly and let the others through.
+				p.a.log.Error("pickup label cannot be printed; print it from the receipt", "printer", p.printer, "seq", s.Seq, "err", err)
+				b, _ := json.Marshal(map[string]any{"error": "pickup label cannot be printed: " + err.Error(), "receipt_seq": s.Seq})
+				p.a.bus.Publish("printer/"+p.printer+"/alert", b)
+			} else if err != nil {
+				return fmt.Errorf("receipt %d: %w", s.Seq, err)
+			}
+			if err := p.l.LabelDone(ctx, s.Seq); err != nil {
+				return err
 			}
 		}
 	}

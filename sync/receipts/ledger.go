@@ -61,6 +61,10 @@ type Options struct {
 	Log      *slog.Logger
 	// OnAlarm, if set, hears every disk alarm change (level 0, 80, 95, 100).
 	OnAlarm func(level int, msg string)
+	// LabelOutbox stores a pickup label request with every new sale, in
+	// the sale's transaction; the printer side drains it (PendingLabels,
+	// LabelDone), so that no acknowledged sale goes without its label.
+	LabelOutbox bool
 }
 
 // Ledger is the receipt store. Appends go through one writer goroutine
@@ -125,6 +129,7 @@ CREATE TABLE IF NOT EXISTS anchor (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL, hash TEXT NOT NULL, turnover INTEGER NOT NULL,
 	kid TEXT NOT NULL, keys TEXT NOT NULL, ts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS label_outbox (seq INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS key_history (
 	seq INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS uplink (
@@ -421,6 +426,44 @@ func (l *Reader) Range(ctx context.Context, after uint64, limit int, fn func(Sig
 	return rows.Err()
 }
 
+// PendingLabels returns up to limit sales whose pickup label is still to
+// be handed to the printer, oldest first.
+func (l *Reader) PendingLabels(ctx context.Context, limit int) ([]Signed, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT r.seq, r.body, r.sig FROM label_outbox o JOIN records r ON r.seq = o.seq ORDER BY o.seq LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("receipts: label outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []Signed
+	for rows.Next() {
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			return nil, fmt.Errorf("receipts: label outbox: %w", err)
+		}
+		out = append(out, makeSigned(seq, body, sig))
+	}
+	return out, rows.Err()
+}
+
+// LabelDone takes seq's label out of the outbox: the printer's durable
+// queue holds it now.
+func (l *Ledger) LabelDone(ctx context.Context, seq uint64) error {
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM label_outbox WHERE seq = ?`, seq); err != nil {
+		return fmt.Errorf("receipts: label outbox: %w", err)
+	}
+	return nil
+}
+
+// LabelBacklog is how many pickup labels wait in the outbox.
+func (l *Reader) LabelBacklog(ctx context.Context) (int, error) {
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM label_outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("receipts: label outbox: %w", err)
+	}
+	return n, nil
+}
+
 // Head is the chain head: the last seq, its hash and the turnover.
 type Head struct {
 	Seq      uint64 `json:"seq"`
@@ -548,7 +591,9 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
 	}
 	var last sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE seq <= ? AND seq < ? AND ts_ms < ?`, acked, head, before.UnixMilli()).Scan(&last); err != nil {
+	// A record whose pickup label is still to print stays.
+	if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE seq <= ? AND seq < ? AND ts_ms < ?
+		AND seq < coalesce((SELECT min(seq) FROM label_outbox), 9223372036854775807)`, acked, head, before.UnixMilli()).Scan(&last); err != nil {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
 	}
 	if !last.Valid {

@@ -51,6 +51,9 @@ type Deps struct {
 	// durable (not for a replayed client_id). It runs on the caller's
 	// goroutine and must not block.
 	OnCommit func(Receipt)
+	// LabelOutbox keeps a pickup label request with every sale, in the
+	// sale's transaction, for the printer side to drain.
+	LabelOutbox bool
 }
 
 // HealthName is the part's name in the health registry.
@@ -82,7 +85,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		Path: cfg.DB, KeyFile: cfg.KeyFile, Box: d.Box, Currency: cfg.Currency,
 		DiscreetDefault: cfg.DiscreetDefault, DiskBudget: int64(cfg.DiskBudgetMB) << 20,
 		Clock: d.Clock, Sync: d.Sync, BootID: d.BootID, Bus: d.Bus, Log: d.Log,
-		OnAlarm: s.onAlarm,
+		OnAlarm: s.onAlarm, LabelOutbox: d.LabelOutbox,
 	})
 	if err != nil {
 		return nil, err
@@ -183,6 +186,9 @@ type Receipt struct {
 	Replay  bool    `json:"replay,omitempty"`
 	Receipt *Record `json:"receipt"`
 }
+
+// NewReceipt is the answer form of a stored record.
+func NewReceipt(sg Signed) Receipt { return toReceipt(sg, false) }
 
 func toReceipt(sg Signed, replay bool) Receipt {
 	r, _ := sg.Decode()

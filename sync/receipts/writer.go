@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -525,10 +526,11 @@ type writeConn struct {
 	head *sql.Stmt
 	upd  *sql.Stmt
 	ins  []*sql.Stmt // by insertChunks
+	box  *sql.Stmt   // label outbox rows for a batch's sales
 }
 
 func (w *writeConn) close() {
-	for _, s := range append([]*sql.Stmt{w.head, w.upd}, w.ins...) {
+	for _, s := range append([]*sql.Stmt{w.head, w.upd, w.box}, w.ins...) {
 		if s != nil {
 			s.Close()
 		}
@@ -554,6 +556,9 @@ func (l *Ledger) openWriteConn(ctx context.Context) (*writeConn, error) {
 	w.upd = prep(`UPDATE head SET seq=?, hash=?, turnover=?, kid=?, keys=? WHERE id=1`)
 	for _, n := range insertChunks {
 		w.ins = append(w.ins, prep(insertSQL(n)))
+	}
+	if l.o.LabelOutbox {
+		w.box = prep(`INSERT INTO label_outbox(seq) SELECT value FROM json_each(?)`)
 	}
 	if err != nil {
 		w.close()
@@ -653,6 +658,25 @@ func (l *Ledger) writeBatch(ctx context.Context, w *writeConn, b *batch) (err er
 			return fmt.Errorf("receipts: insert records %d-%d: %w", rows[0].seq, rows[n-1].seq, err)
 		}
 		rows = rows[n:]
+	}
+	if w.box != nil {
+		// The label requests commit with their sales, or not at all.
+		seqs := make([]byte, 0, 8*len(b.rows))
+		seqs = append(seqs, '[')
+		for _, r := range b.rows {
+			if r.typ == TypeSale {
+				if len(seqs) > 1 {
+					seqs = append(seqs, ',')
+				}
+				seqs = strconv.AppendUint(seqs, r.seq, 10)
+			}
+		}
+		seqs = append(seqs, ']')
+		if len(seqs) > 2 {
+			if _, err := w.box.ExecContext(ctx, string(seqs)); err != nil {
+				return fmt.Errorf("receipts: label outbox: %w", err)
+			}
+		}
 	}
 	h := b.head
 	if _, err := w.upd.ExecContext(ctx, h.seq, h.hash, h.turnover, h.kid, h.keys); err != nil {
