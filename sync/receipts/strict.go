@@ -162,114 +162,99 @@ func typeName(kind string) string {
 // CheckJSON checks what encoding/json lets through: b must be one JSON
 // value in valid UTF-8, with no \u escape that is half of a surrogate
 // pair (encoding/json turns it into U+FFFD) and no object with the same
-// key twice (encoding/json keeps the last).
+// key twice (encoding/json keeps the last). It runs on every line the
+// cloud ingests, so it is one pass over the bytes after json.Valid.
 func CheckJSON(b []byte) error {
 	if !utf8.Valid(b) {
 		return errors.New("not valid UTF-8")
 	}
-	if err := checkEscapes(b); err != nil {
-		return err
+	if !json.Valid(b) {
+		return syntaxError(b)
 	}
 	type frame struct {
-		obj       bool
-		keys      map[string]struct{}
-		expectKey bool
+		obj, expectKey bool
+		keys           []string
 	}
-	var stack []*frame
-	valueDone := func() {
-		if n := len(stack); n > 0 && stack[n-1].obj {
-			stack[n-1].expectKey = true
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	for top := 0; ; {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if top == 0 {
-				return errors.New("empty: expected one JSON object")
+	var stack []frame
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{':
+			stack = append(stack, frame{obj: true, expectKey: true})
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if n := len(stack); n > 0 && stack[n-1].obj {
+				stack[n-1].expectKey = true
 			}
-			if len(stack) > 0 {
-				return io.ErrUnexpectedEOF
+		case '"':
+			end, hasEscape, err := scanString(b, i)
+			if err != nil {
+				return err
 			}
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if len(stack) == 0 {
-			if top++; top > 1 {
-				return errors.New("trailing data after the object")
-			}
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{', '[':
-				if n := len(stack); n > 0 && stack[n-1].obj {
-					stack[n-1].expectKey = false
-				}
-				stack = append(stack, &frame{obj: v == '{', keys: map[string]struct{}{}, expectKey: v == '{'})
-			default:
-				stack = stack[:len(stack)-1]
-				valueDone()
-			}
-		case string:
 			if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].expectKey {
-				f := stack[n-1]
-				if _, dup := f.keys[v]; dup {
-					return fmt.Errorf("key %q appears twice in one object", v)
+				f := &stack[n-1]
+				key := string(b[i+1 : end])
+				if hasEscape {
+					_ = json.Unmarshal(b[i:end+1], &key)
 				}
-				f.keys[v] = struct{}{}
+				for _, k := range f.keys {
+					if k == key {
+						return fmt.Errorf("key %q appears twice in one object", key)
+					}
+				}
+				f.keys = append(f.keys, key)
 				f.expectKey = false
-				continue
 			}
-			valueDone()
-		default:
-			valueDone()
+			i = end
 		}
 	}
 	return nil
 }
 
-// checkEscapes refuses a \u escape of half a surrogate pair.
-func checkEscapes(b []byte) error {
-	inStr := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !inStr {
-			if c == '"' {
-				inStr = true
-			}
-			continue
+// syntaxError says why b is not one JSON value.
+func syntaxError(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		if err == io.EOF {
+			return errors.New("empty: expected one JSON object")
 		}
-		switch c {
+		return err
+	}
+	return errors.New("trailing data after the object")
+}
+
+// scanString finds the closing quote of the string opening at b[at] and
+// refuses a \u escape of half a surrogate pair. b is valid JSON.
+func scanString(b []byte, at int) (end int, hasEscape bool, err error) {
+	for i := at + 1; i < len(b); i++ {
+		switch b[i] {
 		case '"':
-			inStr = false
+			return i, hasEscape, nil
 		case '\\':
-			if i+1 < len(b) && b[i+1] == 'u' {
-				r, ok := hex4(b, i+2)
-				if !ok {
-					return nil // the decoder reports the bad escape
-				}
-				switch {
-				case r >= 0xD800 && r <= 0xDBFF:
-					lo, ok := hex4(b, i+8)
-					if !ok || b[i+6] != '\\' || b[i+7] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
-						return fmt.Errorf(`\u%04x at byte %d is half of a UTF-16 surrogate pair, not a character`, r, i)
-					}
-					i += 11
-					continue
-				case r >= 0xDC00 && r <= 0xDFFF:
-					return fmt.Errorf(`\u%04x at byte %d is half of a UTF-16 surrogate pair, not a character`, r, i)
-				}
-				i += 5
+			hasEscape = true
+			if b[i+1] != 'u' {
+				i++
 				continue
 			}
-			i++ // skip the escaped character
+			r, _ := hex4(b, i+2)
+			switch {
+			case r >= 0xD800 && r <= 0xDBFF:
+				lo, ok := hex4(b, i+8)
+				if !ok || b[i+6] != '\\' || b[i+7] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
+					return 0, false, fmt.Errorf(`\u%04x at byte %d is half of a UTF-16 surrogate pair, not a character`, r, i)
+				}
+				i += 11
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return 0, false, fmt.Errorf(`\u%04x at byte %d is half of a UTF-16 surrogate pair, not a character`, r, i)
+			default:
+				i += 5
+			}
 		}
 	}
-	return nil
+	return len(b), hasEscape, nil
 }
 
 func hex4(b []byte, at int) (rune, bool) {
