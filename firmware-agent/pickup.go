@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"fieldkit/internal/bus"
 	"fieldkit/printer/service"
 	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
@@ -23,21 +25,29 @@ import (
 type pickupLabels struct {
 	printer string
 	svc     *service.Service
-	l       *receipts.Ledger
-	a       *app
+	bus     *bus.Bus
+	log     *slog.Logger
+	l       *receipts.Ledger // set by newReceipts
 	backlog atomic.Int64
 }
 
-func newPickupLabels(a *app, printer string, l *receipts.Ledger) *pickupLabels {
-	return &pickupLabels{printer: printer, svc: a.printerSvc, l: l, a: a}
+func newPickupLabels(printer string, svc *service.Service, b *bus.Bus, log *slog.Logger) *pickupLabels {
+	return &pickupLabels{printer: printer, svc: svc, bus: b, log: log}
 }
 
-// status is the printer side's backlog, for /api/status.
-func (p *pickupLabels) status() any {
+func (p *pickupLabels) Name() string { return "pickup-labels" }
+
+// Status is the labels waiting in the outbox, for /api/status.
+func (p *pickupLabels) Status() any {
 	return map[string]any{"printer": p.printer, "backlog": p.backlog.Load()}
 }
 
-func (p *pickupLabels) run(ctx context.Context) error {
+// Run drains the outbox after every commit until ctx ends; while the
+// printer refuses, it retries with backoff.
+func (p *pickupLabels) Run(ctx context.Context) error {
+	if p.l == nil {
+		return errors.New("pickup labels: no ledger")
+	}
 	const maxWait = 5 * time.Second
 	wait := 100 * time.Millisecond
 	failing := false
@@ -49,7 +59,7 @@ func (p *pickupLabels) run(ctx context.Context) error {
 		}
 		if err == nil {
 			if failing {
-				p.a.log.Info("pickup labels flowing again", "printer", p.printer)
+				p.log.Info("pickup labels flowing again", "printer", p.printer)
 			}
 			failing, wait = false, 100*time.Millisecond
 			select {
@@ -60,17 +70,17 @@ func (p *pickupLabels) run(ctx context.Context) error {
 			continue
 		}
 		if !failing {
-			p.a.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", p.backlog.Load(), "err", err)
+			p.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", p.backlog.Load(), "err", err)
 			b, _ := json.Marshal(map[string]any{"error": "pickup labels delayed: " + err.Error(), "backlog": p.backlog.Load()})
-			p.a.bus.Publish("printer/"+p.printer+"/alert", b)
+			p.bus.Publish("printer/"+p.printer+"/alert", b)
 		}
 		failing = true
-		t := p.a.clock.NewTimer(wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-t.C():
+		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)
 	}
@@ -100,9 +110,9 @@ func (p *pickupLabels) drain(ctx context.Context) error {
 			if errors.Is(err, service.ErrBadRequest) {
 				// This label can never print (a bug, not a full queue):
 				// say so loudly and let the others through.
-				p.a.log.Error("pickup label cannot be printed; print it from the receipt", "printer", p.printer, "seq", s.Seq, "err", err)
+				p.log.Error("pickup label cannot be printed; print it from the receipt", "printer", p.printer, "seq", s.Seq, "err", err)
 				b, _ := json.Marshal(map[string]any{"error": "pickup label cannot be printed: " + err.Error(), "receipt_seq": s.Seq})
-				p.a.bus.Publish("printer/"+p.printer+"/alert", b)
+				p.bus.Publish("printer/"+p.printer+"/alert", b)
 			} else if err != nil {
 				return fmt.Errorf("receipt %d: %w", s.Seq, err)
 			}
