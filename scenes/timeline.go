@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"fieldkit/internal/backoff"
@@ -49,6 +48,8 @@ type RunRecord struct {
 	Started time.Time    `json:"started"`
 	Ended   *time.Time   `json:"ended,omitempty"`
 	Steps   []StepRecord `json:"steps"`
+	// OnCancel records the on_cancel steps, run after a cancel.
+	OnCancel []StepRecord `json:"on_cancel,omitempty"`
 }
 
 // StepRecord is when a step was due and when it was dispatched.
@@ -70,18 +71,22 @@ type StepRecord struct {
 }
 
 func newRecord(r *run) *RunRecord {
-	rec := &RunRecord{Run: r.id, Trigger: r.fire.source, State: StateRunning, Steps: make([]StepRecord, len(r.sc.Steps))}
-	for i := range r.sc.Steps {
-		st := &r.sc.Steps[i]
-		rec.Steps[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets}
+	return &RunRecord{Run: r.id, Trigger: r.fire.source, State: StateRunning, Steps: newRecords(r.sc.Steps)}
+}
+
+func newRecords(steps []Step) []StepRecord {
+	recs := make([]StepRecord, len(steps))
+	for i := range steps {
+		st := &steps[i]
+		recs[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets}
 		switch {
 		case st.Publish != nil:
-			rec.Steps[i].Targets = []string{st.Publish.Topic}
+			recs[i].Targets = []string{st.Publish.Topic}
 		case st.Webhook != nil:
-			rec.Steps[i].Targets = []string{st.Webhook.URL}
+			recs[i].Targets = []string{st.Webhook.URL}
 		}
 	}
-	return rec
+	return recs
 }
 
 func us(d time.Duration) *float64 {
@@ -89,13 +94,53 @@ func us(d time.Duration) *float64 {
 	return &v
 }
 
-// execute runs r's timeline. Steps due at the same time form a group whose
-// cue actions are applied back to back (Apply never blocks, by contract),
-// and whose publish and webhook steps go out on their own goroutines, so
-// nothing in a group waits for the network.
-func (e *Engine) execute(s *slot, r *run, prev *run) {
-	defer e.runs.Done()
-	defer close(r.done)
+// publishers is how many goroutines send publish steps. A publish waits
+// for the broker (QoS 1 and 2) or the socket; a few side by side keep one
+// slow acknowledgement from holding up the next cue.
+const publishers = 4
+
+// idleWorkers is how many timeline workers wait for the next run. More
+// run only while that many scenes wait for later steps at once.
+const idleWorkers = 4
+
+// asyncStep is a publish or webhook step in flight.
+type asyncStep struct {
+	s *slot
+	r *run
+	k int
+}
+
+// launch drives r from the calling goroutine through the steps that are
+// due now (a cue's usual single step), and hands it to a timeline worker
+// at the first step it must wait for. A run it finishes may start the
+// next queued one, which it drives the same way.
+func (e *Engine) launch(s *slot, r *run) {
+	for r != nil {
+		wait, next := e.drive(s, r, false)
+		if wait {
+			e.toWorker(s, r)
+			return
+		}
+		r = next
+	}
+}
+
+func (e *Engine) toWorker(s *slot, r *run) {
+	select {
+	case e.work <- workItem{s, r}:
+	default:
+		e.workers.Add(1)
+		go e.worker(s, r)
+	}
+}
+
+// worker drives runs that wait for later steps. It holds an OS thread at
+// real-time priority (when allowed) for its whole life and keeps it
+// between runs, so a run costs no thread; a worker beyond idleWorkers
+// ends after its run, and its thread with it, so that no other goroutine
+// ever runs at that priority.
+func (e *Engine) worker(s *slot, r *run) {
+	defer e.workers.Done()
 	if prio := e.cfg.rtPriority(); prio > 0 {
 		if err := realtimeThread(prio); err != nil {
 			e.rtRefused.Do(func() {
@@ -104,95 +149,183 @@ func (e *Engine) execute(s *slot, r *run, prev *run) {
 			})
 		}
 	}
-	// The timeline counts from the fire, so that a slow goroutine start
-	// shows as lateness; after a restart, from the end of the old run.
-	start := r.fired
-	if prev != nil {
-		<-prev.done
-		start = e.clk.Now()
+	for {
+		for r != nil {
+			_, r = e.drive(s, r, true)
+		}
+		if e.idle.Add(1) > idleWorkers {
+			e.idle.Add(-1)
+			return
+		}
+		select {
+		case w := <-e.work:
+			e.idle.Add(-1)
+			s, r = w.s, w.r
+		case <-e.quit:
+			e.idle.Add(-1)
+			return
+		}
 	}
-	e.mu.Lock()
-	r.rec.Started = start
-	s.last = r.rec
-	e.setStatusLocked(s, Status{State: StateRunning, Steps: len(r.sc.Steps), Run: r.id})
-	e.mu.Unlock()
-	e.log.Info("scene started", "scene", r.sc.Name, "run", r.id, "trigger", r.fire.source)
+}
 
-	applyCtx := e.ctx // lasting effects belong to the targets, not to this run
-	steps := r.sc.Steps
-	var async sync.WaitGroup
-	type result struct {
-		actual time.Time
-		err    error
+// publisher sends publish steps until Run ends.
+func (e *Engine) publisher() {
+	defer e.pubLoops.Done()
+	for a := range e.pubq {
+		e.runAsync(a)
 	}
-	results := make([]result, len(steps))
-	for i := 0; i < len(steps); {
+}
+
+func (e *Engine) startAsync(a asyncStep) {
+	if a.r.steps[a.k].Publish != nil {
+		select {
+		case e.pubq <- a:
+			return
+		default: // all busy and a backlog: do not make the timeline wait
+		}
+	}
+	go e.runAsync(a)
+}
+
+func (e *Engine) runAsync(a asyncStep) {
+	st := &a.r.steps[a.k]
+	var err error
+	if st.Publish != nil {
+		err = e.publish(a.r, st.Publish)
+	} else {
+		err = e.webhook(a.r, st.Webhook)
+	}
+	e.finishAsync(a.r, a.k, err)
+	e.launch(a.s, e.release(a.s, a.r))
+}
+
+// drive runs r's step groups from r.next on. Steps due at the same time
+// form a group whose cue actions are applied back to back (Apply never
+// blocks, by contract), and whose publish and webhook steps are sent by
+// other goroutines, so nothing in a group waits for the network. Off a
+// worker it stops at the first group not yet due and reports wait; on a
+// worker it waits for it. When the phase is over it returns the run to
+// drive next, if any (r again for its on_cancel steps, or the scene's
+// next queued run).
+func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run) {
+	steps := r.steps
+	ctx := r.stepsCtx
+	for r.next < len(steps) {
+		i := r.next
 		j := i
 		for j < len(steps) && steps[j].At == steps[i].At {
 			j++
 		}
-		planned := start.Add(steps[i].At)
-		if !e.wait(r.ctx, planned) {
+		planned := r.start.Add(steps[i].At)
+		if !onWorker && e.clk.Now().Before(planned) {
+			return true, nil
+		}
+		if !e.wait(ctx, planned) {
 			break
 		}
-		first, last := time.Time{}, time.Time{}
-		for k := i; k < j; k++ {
-			st := &steps[k]
-			switch {
-			case st.Publish != nil:
-				results[k].actual = e.clk.Now()
-				async.Add(1)
-				go func(k int) { defer async.Done(); e.finishAsync(r, k, e.publish(r, st.Publish)) }(k)
-			case st.Webhook != nil:
-				results[k].actual = e.clk.Now()
-				async.Add(1)
-				go func(k int) { defer async.Done(); e.finishAsync(r, k, e.webhook(r, st.Webhook)) }(k)
-			default:
-				var errs []error
-				for n, name := range st.targets {
-					now := e.clk.Now()
-					if n == 0 {
-						results[k].actual = now
-					}
-					if first.IsZero() {
-						first = now
-					}
-					last = now
-					if err := e.d.Targets[name].Apply(applyCtx, st.Action); err != nil {
-						errs = append(errs, fmt.Errorf("%s: %w", name, err))
-					}
-				}
-				results[k].err = joinErrs(errs)
-			}
-			if first.IsZero() {
-				first = results[k].actual
-			}
-			if results[k].actual.After(last) {
-				last = results[k].actual
-			}
-		}
-		spread := last.Sub(first)
-		e.mu.Lock()
-		for k := i; k < j; k++ {
-			sr := &r.rec.Steps[k]
-			p, a := planned, results[k].actual
-			sr.Planned, sr.Actual = &p, &a
-			sr.LatenessUS, sr.SpreadUS = us(a.Sub(p)), us(spread)
-			if steps[k].Publish != nil || steps[k].Webhook != nil {
-				sr.Pending = !sr.asyncDone
-			}
-			if results[k].err != nil {
-				sr.Error = results[k].err.Error()
-			}
-			e.met.lateness.WithLabelValues(r.sc.Name).Observe(a.Sub(p).Seconds())
-		}
-		e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
-		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
-		e.mu.Unlock()
-		i = j
+		e.dispatch(s, r, i, j, planned)
+		r.next = j
 	}
-	async.Wait()
-	e.finish(s, r)
+	return false, e.release(s, r)
+}
+
+// dispatch runs the group steps[i:j] due at planned and records it.
+func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time) {
+	steps := r.steps
+	applyCtx := r.applyCtx
+	var actual [8]time.Time
+	var errs [8]error
+	acts, aerrs := actual[:0], errs[:0]
+	var async []int
+	first, last := time.Time{}, time.Time{}
+	for k := i; k < j; k++ {
+		st := &steps[k]
+		var at time.Time
+		var err error
+		switch {
+		case st.Publish != nil, st.Webhook != nil:
+			at = e.clk.Now()
+			async = append(async, k)
+		default:
+			var errl []error
+			for n, name := range st.targets {
+				now := e.clk.Now()
+				if n == 0 {
+					at = now
+				}
+				if first.IsZero() {
+					first = now
+				}
+				last = now
+				if err := e.d.Targets[name].Apply(applyCtx, st.Action); err != nil {
+					errl = append(errl, fmt.Errorf("%s: %w", name, err))
+				}
+			}
+			err = joinErrs(errl)
+		}
+		if first.IsZero() {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+		acts, aerrs = append(acts, at), append(aerrs, err)
+	}
+	spread := last.Sub(first)
+	e.mu.Lock()
+	r.holds += len(async)
+	recs := r.records()
+	for k := i; k < j; k++ {
+		sr := &recs[k]
+		p, a := planned, acts[k-i]
+		sr.Planned, sr.Actual = &p, &a
+		sr.LatenessUS, sr.SpreadUS = us(a.Sub(p)), us(spread)
+		if steps[k].Publish != nil || steps[k].Webhook != nil {
+			sr.Pending = !sr.asyncDone
+		}
+		if aerrs[k-i] != nil {
+			sr.Error = aerrs[k-i].Error()
+		}
+		e.met.lateness.WithLabelValues(r.sc.Name).Observe(a.Sub(p).Seconds())
+	}
+	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
+	if r.phase == phaseSteps {
+		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
+	}
+	e.mu.Unlock()
+	for _, k := range async {
+		e.startAsync(asyncStep{s, r, k})
+	}
+}
+
+// records are the step records of r's current phase; guarded by e.mu.
+func (r *run) records() []StepRecord {
+	if r.phase == phaseOnCancel {
+		return r.rec.OnCancel
+	}
+	return r.rec.Steps
+}
+
+// release drops one hold on r (its driver's, or a publish's or
+// webhook's). The last one ends the phase: after a cancel the run goes
+// on with its on_cancel steps, otherwise it ends and the scene's next
+// run, if any, is returned to be launched.
+func (e *Engine) release(s *slot, r *run) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r.holds--
+	if r.holds > 0 {
+		return nil
+	}
+	if r.phase == phaseSteps && r.byUser && len(r.sc.cancelSteps) > 0 && !e.stopped {
+		r.phase, r.steps, r.stepsCtx = phaseOnCancel, r.sc.cancelSteps, e.ctx
+		r.start, r.next, r.holds = e.clk.Now(), 0, 1
+		r.rec.OnCancel = newRecords(r.sc.cancelSteps)
+		e.setStatusLocked(s, Status{State: StateRunning, Step: s.status.Step, Steps: len(r.sc.Steps), Run: r.id,
+			Reason: r.why + "; running its on_cancel steps"})
+		return r
+	}
+	return e.finishLocked(s, r)
 }
 
 // spinWindow is how long before a step's time the timeline stops trusting
@@ -258,7 +391,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) bool {
 func (e *Engine) finishAsync(r *run, k int, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sr := &r.rec.Steps[k]
+	sr := &r.records()[k]
 	sr.Pending, sr.asyncDone = false, true
 	if err != nil {
 		sr.Error = err.Error()
@@ -266,17 +399,16 @@ func (e *Engine) finishAsync(r *run, k int, err error) {
 	}
 }
 
-func (e *Engine) finish(s *slot, r *run) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// finishLocked ends r, publishes its final state and starts the scene's
+// next run (a restart waiting, else the first queued fire), returned for
+// the caller to launch once it lets go of e.mu.
+func (e *Engine) finishLocked(s *slot, r *run) *run {
+	defer e.active.Done()
 	r.cancel()
 	rec := r.rec
 	now := e.clk.Now()
 	rec.Ended = &now
 	st := Status{Steps: len(r.sc.Steps), Run: r.id, Step: s.status.Step}
-	if s.cur != r {
-		st.Step = 0
-	}
 	switch {
 	case r.why != "":
 		st.State, st.Reason = StateCancelled, r.why
@@ -289,29 +421,42 @@ func (e *Engine) finish(s *slot, r *run) {
 			}
 		}
 	}
+	if st.State == StateCancelled {
+		for _, sr := range rec.OnCancel {
+			if sr.Error != "" {
+				st.Reason += fmt.Sprintf("; on_cancel step %d (%s): %s", sr.Step, sr.Kind, sr.Error)
+				break
+			}
+		}
+	}
 	rec.State, rec.Reason = st.State, st.Reason
 	e.met.runs.WithLabelValues(r.sc.Name, st.State).Inc()
 	e.log.Info("scene ended", "scene", r.sc.Name, "run", r.id, "state", st.State, "reason", st.Reason)
-	if s.cur != r {
-		// Restarted: the next run has already taken the slot. Record the
-		// end on the bus and MQTT all the same.
-		e.setStatusLocked(s, st)
-		return
-	}
 	s.cur = nil
 	e.setStatusLocked(s, st)
 	if s.removed {
 		delete(e.slots, s.name)
 		e.pushStateLocked(stateMsg{name: s.name})
-		return
+		return nil
 	}
-	if len(s.queue) > 0 && !e.stopped {
-		next := s.queue[0]
+	if e.stopped {
+		return nil
+	}
+	sc, ok := e.set.Load().Get(s.name)
+	if !ok {
+		return nil
+	}
+	switch {
+	case s.pending != nil:
+		f := *s.pending
+		s.pending = nil
+		return e.startLocked(s, sc, f)
+	case len(s.queue) > 0:
+		f := s.queue[0]
 		s.queue = s.queue[1:]
-		if sc, ok := e.set.Load().Get(s.name); ok {
-			e.startLocked(s, sc, next, nil)
-		}
+		return e.startLocked(s, sc, f)
 	}
+	return nil
 }
 
 func (e *Engine) publish(r *run, p *Publish) error {
@@ -322,7 +467,7 @@ func (e *Engine) publish(r *run, p *Publish) error {
 	if p.Passthrough && len(r.fire.payload) > 0 {
 		body = r.fire.payload
 	}
-	return e.d.MQTT.Publish(r.ctx, p.Topic, byte(p.QoS), p.Retain, body)
+	return e.d.MQTT.Publish(r.stepsCtx, p.Topic, byte(p.QoS), p.Retain, body)
 }
 
 func (e *Engine) webhook(r *run, w *Webhook) error {
@@ -330,14 +475,14 @@ func (e *Engine) webhook(r *run, w *Webhook) error {
 	var err error
 	for attempt := 0; attempt <= w.retries(); attempt++ {
 		if attempt > 0 {
-			if backoff.Sleep(r.ctx, e.clk, b.Next()) != nil {
+			if backoff.Sleep(r.stepsCtx, e.clk, b.Next()) != nil {
 				return fmt.Errorf("webhook %s: cancelled after %d tries: %w", w.URL, attempt, err)
 			}
 		}
-		if err = e.post(r.ctx, w); err == nil {
+		if err = e.post(r.stepsCtx, w); err == nil {
 			return nil
 		}
-		if r.ctx.Err() != nil {
+		if r.stepsCtx.Err() != nil {
 			return fmt.Errorf("webhook %s: cancelled: %w", w.URL, err)
 		}
 	}

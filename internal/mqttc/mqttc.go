@@ -288,6 +288,13 @@ func (c *Conn) Publish(ctx context.Context, t string, qos byte, retained bool, p
 // SetRetained records the agent's current state for t and publishes it
 // retained; it is published again after every reconnect. It never blocks
 // on the network.
+//
+// The live publish is QoS 0: with no session store, QoS 1 would add
+// nothing (a message lost with the connection is not resent; the
+// reconnect re-publishes the state instead), and its PUBACK, a small
+// segment the broker sends back, makes a broker without TCP_NODELAY
+// (Mosquitto's default) hold the next message to the agent, a cue, until
+// the agent's delayed ACK: about 40 ms.
 func (c *Conn) SetRetained(t string, payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -296,7 +303,7 @@ func (c *Conn) SetRetained(t string, payload []byte) {
 	}
 	c.retained[t] = append([]byte(nil), payload...)
 	if c.client.IsConnectionOpen() {
-		c.client.Publish(t, 1, true, payload)
+		c.client.Publish(t, 0, true, payload)
 	}
 }
 
@@ -315,7 +322,7 @@ func (c *Conn) DropRetained(t string) {
 		}
 	}
 	if c.client.IsConnectionOpen() {
-		c.client.Publish(t, 1, true, nil)
+		c.client.Publish(t, 0, true, nil) // QoS 0: see SetRetained
 	}
 }
 
