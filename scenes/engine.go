@@ -163,8 +163,8 @@ const (
 )
 
 type stateMsg struct {
-	name    string
-	payload []byte // nil: drop the retained state
+	name string
+	st   *Status // nil: drop the retained state
 }
 
 // New loads the scenes and prepares the engine; nothing listens until Run.
@@ -483,7 +483,7 @@ func (e *Engine) startLocked(s *slot, sc *Scene, f fireReq) *run {
 	s.cur, s.last = r, r.rec
 	e.active.Add(1)
 	e.setStatusLocked(s, Status{State: StateRunning, Steps: len(sc.Steps), Run: r.id})
-	e.log.Info("scene started", "scene", sc.Name, "run", r.id, "trigger", f.source)
+	e.log.Debug("scene started", "scene", sc.Name, "run", r.id, "trigger", f.source)
 	return r
 }
 
@@ -496,7 +496,7 @@ func (e *Engine) setStatusLocked(s *slot, st Status) {
 		st.Since = s.status.Since
 	}
 	s.status = st
-	e.pushStateLocked(stateMsg{name: s.name, payload: st.json()})
+	e.pushStateLocked(stateMsg{name: s.name, st: &st})
 }
 
 func (e *Engine) pushStateLocked(m stateMsg) {
@@ -531,15 +531,19 @@ func (e *Engine) stateLoop(done <-chan struct{}) {
 		}
 		for i, m := range batch {
 			t := "scene/" + m.name + "/state"
+			var payload []byte
+			if m.st != nil {
+				payload = m.st.json()
+			}
 			if e.d.MQTT != nil && last[m.name] == i {
-				if m.payload == nil {
+				if payload == nil {
 					e.d.MQTT.DropRetained(e.prefix + "/" + t)
 				} else {
-					e.d.MQTT.SetRetained(e.prefix+"/"+t, m.payload)
+					e.d.MQTT.SetRetained(e.prefix+"/"+t, payload)
 				}
 			}
-			if m.payload != nil && e.d.Bus != nil {
-				e.d.Bus.Publish(t, m.payload)
+			if payload != nil && e.d.Bus != nil {
+				e.d.Bus.Publish(t, payload)
 			}
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -105,9 +106,10 @@ const idleWorkers = 4
 
 // asyncStep is a publish or webhook step in flight.
 type asyncStep struct {
-	s *slot
-	r *run
-	k int
+	s    *slot
+	r    *run
+	k    int
+	wait func(context.Context) error // a publish already handed to the connection
 }
 
 // launch drives r from the calling goroutine through the steps that are
@@ -177,7 +179,7 @@ func (e *Engine) publisher() {
 }
 
 func (e *Engine) startAsync(a asyncStep) {
-	if a.r.steps[a.k].Publish != nil {
+	if a.wait != nil || a.r.steps[a.k].Publish != nil {
 		select {
 		case e.pubq <- a:
 			return
@@ -190,9 +192,12 @@ func (e *Engine) startAsync(a asyncStep) {
 func (e *Engine) runAsync(a asyncStep) {
 	st := &a.r.steps[a.k]
 	var err error
-	if st.Publish != nil {
+	switch {
+	case a.wait != nil:
+		err = a.wait(a.r.stepsCtx)
+	case st.Publish != nil:
 		err = e.publish(a.r, st.Publish)
-	} else {
+	default:
 		err = e.webhook(a.r, st.Webhook)
 	}
 	e.finishAsync(a.r, a.k, err)
@@ -223,29 +228,38 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run) {
 		if !e.wait(ctx, planned) {
 			break
 		}
-		e.dispatch(s, r, i, j, planned)
+		e.dispatch(s, r, i, j, planned, !onWorker)
 		r.next = j
 	}
 	return false, e.release(s, r)
 }
 
 // dispatch runs the group steps[i:j] due at planned and records it.
-func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time) {
+// Off a worker (on the goroutine that fired the run, at once) a publish
+// is handed to the connection right here, so that a relayed cue pays no
+// goroutine switch; a worker leaves even that to the publishers, since
+// a connection whose socket is stuck may take a while to accept it.
+func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline bool) {
 	steps := r.steps
 	applyCtx := r.applyCtx
 	var actual [8]time.Time
 	var errs [8]error
 	acts, aerrs := actual[:0], errs[:0]
-	var async []int
+	var async []asyncStep
 	first, last := time.Time{}, time.Time{}
+	snd, canSend := e.d.MQTT.(sender)
 	for k := i; k < j; k++ {
 		st := &steps[k]
 		var at time.Time
 		var err error
 		switch {
+		case st.Publish != nil && inline && canSend:
+			at = e.clk.Now()
+			t, qos, retain, body := r.publishArgs(st.Publish)
+			async = append(async, asyncStep{s, r, k, snd.Send(t, qos, retain, body)})
 		case st.Publish != nil, st.Webhook != nil:
 			at = e.clk.Now()
-			async = append(async, k)
+			async = append(async, asyncStep{s: s, r: r, k: k})
 		default:
 			var errl []error
 			for n, name := range st.targets {
@@ -293,8 +307,8 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time) {
 		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
 	}
 	e.mu.Unlock()
-	for _, k := range async {
-		e.startAsync(asyncStep{s, r, k})
+	for _, a := range async {
+		e.startAsync(a)
 	}
 }
 
@@ -431,7 +445,13 @@ func (e *Engine) finishLocked(s *slot, r *run) *run {
 	}
 	rec.State, rec.Reason = st.State, st.Reason
 	e.met.runs.WithLabelValues(r.sc.Name, st.State).Inc()
-	e.log.Info("scene ended", "scene", r.sc.Name, "run", r.id, "state", st.State, "reason", st.Reason)
+	// A run that went through is in its state topic and the metrics; a
+	// relay scene may run many times a second, each a log line otherwise.
+	lvl := slog.LevelInfo
+	if st.State == StateDone {
+		lvl = slog.LevelDebug
+	}
+	e.log.Log(context.Background(), lvl, "scene ended", "scene", r.sc.Name, "run", r.id, "state", st.State, "reason", st.Reason)
 	s.cur = nil
 	e.setStatusLocked(s, st)
 	if s.removed {
@@ -459,15 +479,26 @@ func (e *Engine) finishLocked(s *slot, r *run) *run {
 	return nil
 }
 
+// sender is what *mqttc.Conn has beyond MQTT: hand a publish to the
+// connection now, wait for it later.
+type sender interface {
+	Send(topic string, qos byte, retained bool, payload []byte) (wait func(context.Context) error)
+}
+
 func (e *Engine) publish(r *run, p *Publish) error {
 	if e.d.MQTT == nil {
 		return fmt.Errorf("publish %s: no MQTT connection", p.Topic)
 	}
-	body := p.body
+	t, qos, retain, body := r.publishArgs(p)
+	return e.d.MQTT.Publish(r.stepsCtx, t, qos, retain, body)
+}
+
+func (r *run) publishArgs(p *Publish) (topic string, qos byte, retain bool, body []byte) {
+	body = p.body
 	if p.Passthrough && len(r.fire.payload) > 0 {
 		body = r.fire.payload
 	}
-	return e.d.MQTT.Publish(r.stepsCtx, p.Topic, byte(p.QoS), p.Retain, body)
+	return p.Topic, byte(p.QoS), p.Retain, body
 }
 
 func (e *Engine) webhook(r *run, w *Webhook) error {

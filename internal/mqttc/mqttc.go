@@ -268,20 +268,30 @@ var ErrNotConnected = errors.New("mqtt: not connected")
 // Publish sends payload on t and waits for the broker (QoS 1) or the
 // socket (QoS 0), up to ctx or 5 s.
 func (c *Conn) Publish(ctx context.Context, t string, qos byte, retained bool, payload []byte) error {
+	return c.Send(t, qos, retained, payload)(ctx)
+}
+
+// Send hands payload on t to the connection now and returns a wait that
+// does what Publish waits for. A cue's publish goes out from the
+// goroutine that runs the cue, and is waited for elsewhere.
+func (c *Conn) Send(t string, qos byte, retained bool, payload []byte) (wait func(context.Context) error) {
 	if !c.client.IsConnectionOpen() {
-		return fmt.Errorf("publish %s: %w", t, ErrNotConnected)
+		err := fmt.Errorf("publish %s: %w", t, ErrNotConnected)
+		return func(context.Context) error { return err }
 	}
 	tok := c.client.Publish(t, qos, retained, payload)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("publish %s: %w", t, err)
+	return func(ctx context.Context) error {
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				return fmt.Errorf("publish %s: %w", t, err)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("publish %s: broker did not acknowledge in 5 s", t)
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("publish %s: broker did not acknowledge in 5 s", t)
 	}
 }
 
