@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"fieldkit/internal/config"
+	"fieldkit/internal/ratelog"
 	"fieldkit/internal/confutil"
 	"fieldkit/scenes"
 )
@@ -153,10 +154,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	o := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, o)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		h = slog.NewJSONHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	// A flood of one message (refused cues, bad payloads) must not
+	// flood the journal: each says how many like it were dropped.
+	return slog.New(ratelog.New(h, ratelog.Options{}))
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {

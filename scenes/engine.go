@@ -89,6 +89,11 @@ type Engine struct {
 	subs     map[string]*bus.Subscription
 
 	stateWake chan struct{}
+	// stateTimer wakes the state loop stateLinger after the first change
+	// of a batch: a timer costs the timeline nothing, where waking the
+	// loop's goroutine at once would take a processor from the cue.
+	stateTimer *time.Timer
+	stateArmed bool
 	schedWake chan struct{}
 	loops     sync.WaitGroup // bus subscription readers
 
@@ -155,6 +160,8 @@ type run struct {
 	start    time.Time
 	next     int
 	holds    int // the driver and the publish/webhook steps in flight; guarded by Engine.mu
+
+	announced bool // its running state is published; guarded by Engine.mu
 }
 
 const (
@@ -192,6 +199,13 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	if d.MQTT != nil {
 		e.prefix = d.MQTT.Prefix()
 	}
+	e.stateTimer = time.AfterFunc(time.Hour, func() {
+		select {
+		case e.stateWake <- struct{}{}:
+		default:
+		}
+	})
+	e.stateTimer.Stop()
 	switch {
 	case d.Files != nil:
 		e.fsys, e.label = d.Files, d.FilesName
@@ -375,10 +389,10 @@ func (e *Engine) Fire(name, source string, payload []byte) (Outcome, error) {
 		e.met.fires.WithLabelValues(label, refusalLabel(err)).Inc()
 		return "", err
 	}
-	e.met.fires.WithLabelValues(name, string(out)).Inc()
 	if r != nil {
 		e.launch(s, r)
 	}
+	e.met.fires.WithLabelValues(name, string(out)).Inc()
 	return out, nil
 }
 
@@ -482,9 +496,19 @@ func (e *Engine) startLocked(s *slot, sc *Scene, f fireReq) *run {
 	r.rec.Started = r.start
 	s.cur, s.last = r, r.rec
 	e.active.Add(1)
-	e.setStatusLocked(s, Status{State: StateRunning, Steps: len(sc.Steps), Run: r.id})
+	// The running state is announced by whoever drives the run, after
+	// the steps due at once went out (announceLocked).
 	e.log.Debug("scene started", "scene", sc.Name, "run", r.id, "trigger", f.source)
 	return r
+}
+
+// announceLocked publishes that r is running, once, before its first
+// step group's state.
+func (e *Engine) announceLocked(s *slot, r *run) {
+	if !r.announced {
+		r.announced = true
+		e.setStatusLocked(s, Status{State: StateRunning, Steps: len(r.sc.Steps), Run: r.id})
+	}
 }
 
 func (e *Engine) setStatusLocked(s *slot, st Status) {
@@ -501,9 +525,11 @@ func (e *Engine) setStatusLocked(s *slot, st Status) {
 
 func (e *Engine) pushStateLocked(m stateMsg) {
 	e.states = append(e.states, m)
-	select {
-	case e.stateWake <- struct{}{}:
-	default:
+	if !e.stateArmed {
+		e.stateArmed = true
+		// Real time, not the engine clock: this batches work, it is
+		// not part of any scene's timing.
+		e.stateTimer.Reset(stateLinger)
 	}
 }
 
@@ -518,12 +544,10 @@ const stateLinger = 2 * time.Millisecond
 // (scenes may trigger on another's state); MQTT gets each scene's latest
 // state of a batch, retained, which is all a retained topic keeps anyway.
 func (e *Engine) stateLoop(done <-chan struct{}) {
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
 	for {
 		e.mu.Lock()
 		batch := e.states
-		e.states = nil
+		e.states, e.stateArmed = nil, false
 		e.mu.Unlock()
 		last := map[string]int{}
 		for i, m := range batch {
@@ -548,19 +572,12 @@ func (e *Engine) stateLoop(done <-chan struct{}) {
 		}
 		select {
 		case <-e.stateWake:
-			// Real time, not the engine clock: this batches work, it
-			// is not part of any scene's timing.
-			linger.Reset(stateLinger)
-			select {
-			case <-linger.C:
-			case <-done:
-				linger.Stop()
-			}
 		case <-done:
 			e.mu.Lock()
 			left := len(e.states)
 			e.mu.Unlock()
 			if left == 0 {
+				e.stateTimer.Stop()
 				return
 			}
 		}

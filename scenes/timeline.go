@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
 	"fieldkit/internal/backoff"
@@ -118,10 +120,16 @@ type asyncStep struct {
 // next queued one, which it drives the same way.
 func (e *Engine) launch(s *slot, r *run) {
 	for r != nil {
-		wait, next := e.drive(s, r, false)
+		wait, next, later := e.drive(s, r, false)
 		if wait {
 			e.toWorker(s, r)
-			return
+		}
+		// QoS 0 publishes sent above are settled here, after the cue
+		// is out: waking a publisher goroutine for them would take a
+		// processor from the cue's way to the broker.
+		for _, a := range later {
+			e.finishAsync(a.r, a.k, sentQoS0(a.wait))
+			e.launch(a.s, e.release(a.s, a.r))
 		}
 		r = next
 	}
@@ -153,7 +161,7 @@ func (e *Engine) worker(s *slot, r *run) {
 	}
 	for {
 		for r != nil {
-			_, r = e.drive(s, r, true)
+			_, r, _ = e.drive(s, r, true)
 		}
 		if e.idle.Add(1) > idleWorkers {
 			e.idle.Add(-1)
@@ -212,7 +220,7 @@ func (e *Engine) runAsync(a asyncStep) {
 // worker it waits for it. When the phase is over it returns the run to
 // drive next, if any (r again for its on_cancel steps, or the scene's
 // next queued run).
-func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run) {
+func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, later []asyncStep) {
 	steps := r.steps
 	ctx := r.stepsCtx
 	for r.next < len(steps) {
@@ -222,16 +230,21 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run) {
 			j++
 		}
 		planned := r.start.Add(steps[i].At)
-		if !onWorker && e.clk.Now().Before(planned) {
-			return true, nil
+		if e.clk.Now().Before(planned) {
+			e.mu.Lock()
+			e.announceLocked(s, r)
+			e.mu.Unlock()
+			if !onWorker {
+				return true, nil, later
+			}
 		}
 		if !e.wait(ctx, planned) {
 			break
 		}
-		e.dispatch(s, r, i, j, planned, !onWorker)
+		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
 		r.next = j
 	}
-	return false, e.release(s, r)
+	return false, e.release(s, r), later
 }
 
 // dispatch runs the group steps[i:j] due at planned and records it.
@@ -239,7 +252,10 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run) {
 // is handed to the connection right here, so that a relayed cue pays no
 // goroutine switch; a worker leaves even that to the publishers, since
 // a connection whose socket is stuck may take a while to accept it.
-func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline bool) {
+//
+// QoS 0 publishes sent inline are appended to later, for the caller to
+// wait for (briefly: until the connection has written them).
+func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline bool, later []asyncStep) []asyncStep {
 	steps := r.steps
 	applyCtx := r.applyCtx
 	var actual [8]time.Time
@@ -248,6 +264,7 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 	var async []asyncStep
 	first, last := time.Time{}, time.Time{}
 	snd, canSend := e.d.MQTT.(sender)
+	sent := false
 	for k := i; k < j; k++ {
 		st := &steps[k]
 		var at time.Time
@@ -257,6 +274,7 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 			at = e.clk.Now()
 			t, qos, retain, body := r.publishArgs(st.Publish)
 			async = append(async, asyncStep{s, r, k, snd.Send(t, qos, retain, body)})
+			sent = true
 		case st.Publish != nil, st.Webhook != nil:
 			at = e.clk.Now()
 			async = append(async, asyncStep{s: s, r: r, k: k})
@@ -285,8 +303,16 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 		}
 		acts, aerrs = append(acts, at), append(aerrs, err)
 	}
+	if sent {
+		// The connection's writer goroutine was made runnable on this
+		// processor; let it write the cue now rather than after this
+		// run's bookkeeping, or after the kernel wakes another thread
+		// for it (on a busy box, a tenth of a millisecond).
+		runtime.Gosched()
+	}
 	spread := last.Sub(first)
 	e.mu.Lock()
+	e.announceLocked(s, r)
 	r.holds += len(async)
 	recs := r.records()
 	for k := i; k < j; k++ {
@@ -308,8 +334,26 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 	}
 	e.mu.Unlock()
 	for _, a := range async {
+		if a.wait != nil && steps[a.k].Publish.QoS == 0 {
+			later = append(later, a)
+			continue
+		}
 		e.startAsync(a)
 	}
+	return later
+}
+
+// sentQoS0 is the outcome of a QoS 0 publish handed to the connection:
+// the connection refused it at once (not connected), or it is on its
+// way, which is all QoS 0 promises. Waiting until the socket write is
+// done would only take a goroutine switch and a processor from the cue.
+func sentQoS0(wait func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := wait(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // records are the step records of r's current phase; guarded by e.mu.
