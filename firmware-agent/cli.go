@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"fieldkit/internal/config"
-	"fieldkit/internal/ratelog"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/ratelog"
 	"fieldkit/scenes"
 )
 

@@ -94,8 +94,8 @@ type Engine struct {
 	// loop's goroutine at once would take a processor from the cue.
 	stateTimer *time.Timer
 	stateArmed bool
-	schedWake chan struct{}
-	loops     sync.WaitGroup // bus subscription readers
+	schedWake  chan struct{}
+	loops      sync.WaitGroup // bus subscription readers
 
 	// Runs are admitted, not spawned: a fire that waits (queued, or a
 	// restart while the old run winds down) is a fireReq in its slot and
