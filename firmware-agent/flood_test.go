@@ -168,14 +168,16 @@ outputs:
 		}(c)
 	}
 	flood.Wait() // both floods end at their time
+	close(stop)
+	watch.Wait()
 	select {
 	case err := <-p.done:
 		p.done <- err
-		t.Fatalf("the agent died in the flood: %v", err)
+		log := p.log.String()
+		t.Fatalf("the agent died in the flood (%v) after peak %d threads, %.1f MB resident, %d log lines; HTTP answers %v; log ends:\n%s",
+			err, peakThreads.Load(), float64(peakRSS.Load())/1024, strings.Count(log, "\n"), codes, log[max(0, len(log)-600):])
 	default:
 	}
-	close(stop)
-	watch.Wait()
 
 	fires := metricSum(t, p, "fieldkit_scene_fires_total")
 	t.Logf("flood %v: MQTT sent %d (%.0f/s), HTTP answers %v, error replies %d; fires by outcome %v; peak threads %d, peak RSS %.1f MB; log %d lines",
