@@ -199,9 +199,9 @@ on_cancel:
 func TestOnCancelLoadErrors(t *testing.T) {
 	ok := "name: x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\n"
 	for src, want := range map[string]string{
-		ok + "on_cancel:\n  - {at: 0s, target: strobe, do: \"off\"}\n": `scenes/x.yaml:5: on_cancel[0].target: unknown output "strobe"`,
-		ok + "on_cancel:\n  - {at: 11s, target: a, do: \"off\"}\n":     `scenes/x.yaml:5: on_cancel[0].at: 11s is too late`,
-		ok + "on_cancel:\n  - {at: 0s, target: a, colour: red}\n":       `scenes/x.yaml:5: unknown key "colour" in on_cancel[0]`,
+		ok + "on_cancel:\n  - {at: 0s, target: strobe, do: \"off\"}\n":                                                                            `scenes/x.yaml:5: on_cancel[0].target: unknown output "strobe"`,
+		ok + "on_cancel:\n  - {at: 11s, target: a, do: \"off\"}\n":                                                                                `scenes/x.yaml:5: on_cancel[0].at: 11s is too late`,
+		ok + "on_cancel:\n  - {at: 0s, target: a, colour: red}\n":                                                                                 `scenes/x.yaml:5: unknown key "colour" in on_cancel[0]`,
 		"name: x\ntriggers:\n  - mqtt: shop/x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\non_cancel:\n  - {at: 0s, publish: {topic: shop/x}}\n": `scenes/x.yaml:7: scenes would trigger each other for ever: x → x (x on_cancel step 1 publishes shop/x`,
 	} {
 		err := loadFiles(map[string]string{"x.yaml": src})
@@ -247,4 +247,3 @@ func testCount(t *testing.T, e *Engine, scene, outcome string) float64 {
 	}
 	return 0
 }
-
