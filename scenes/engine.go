@@ -73,6 +73,7 @@ type Engine struct {
 	met    *metrics
 
 	rtRefused sync.Once // logs once that timelines cannot be real-time
+	realClock bool      // the clock is the system's: workers may sleep their threads
 
 	set atomic.Pointer[Set]
 
@@ -181,6 +182,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	if d.Targets == nil {
 		return nil, ErrNoTargets
 	}
+	real := d.Clock == nil || d.Clock == clock.Real()
 	if d.Clock == nil {
 		d.Clock = clock.Real()
 	}
@@ -191,7 +193,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 		d.HTTP = &http.Client{}
 	}
 	e := &Engine{
-		cfg: cfg, d: d, log: d.Log.With("part", "scenes"), clk: d.Clock,
+		cfg: cfg, d: d, log: d.Log.With("part", "scenes"), clk: d.Clock, realClock: real,
 		slots: map[string]*slot{}, filters: map[string]bool{}, subs: map[string]*bus.Subscription{},
 		stateWake: make(chan struct{}, 1), schedWake: make(chan struct{}, 1),
 		work: make(chan workItem), quit: make(chan struct{}), pubq: make(chan asyncStep, 256),

@@ -238,7 +238,7 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 				return true, nil, later
 			}
 		}
-		if !e.wait(ctx, planned) {
+		if !e.wait(ctx, planned, onWorker) {
 			break
 		}
 		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
@@ -391,11 +391,19 @@ func (e *Engine) release(s *slot, r *run) *run {
 // a millisecond or more late, which twelve lights and a presenter notice.
 const spinWindow = 5 * time.Millisecond
 
+// threadSlice is the longest a worker's thread sleeps before it looks
+// whether its run was cancelled.
+const threadSlice = 20 * time.Millisecond
+
 // wait blocks until planned on the engine clock, or until ctx ends. The
 // timer brings it close; the last spinWindow is polled, bounded in real
 // time, and a clock that has not got there by then (a fake one in tests)
 // is waited on with a timer again, so a step never runs early.
-func (e *Engine) wait(ctx context.Context, planned time.Time) bool {
+//
+// On a worker, with the real clock, the wait until the window is a
+// sleep of the worker's own thread (threadSleep), in slices of at most
+// threadSlice so that a cancel is seen soon.
+func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
@@ -403,7 +411,15 @@ func (e *Engine) wait(ctx context.Context, planned time.Time) bool {
 	if d <= 0 {
 		return true
 	}
-	if d > spinWindow && !e.sleep(ctx, d-spinWindow) {
+	if onWorker && e.realClock {
+		for d > spinWindow {
+			threadSleep(min(d-spinWindow, threadSlice))
+			if ctx.Err() != nil {
+				return false
+			}
+			d = planned.Sub(e.clk.Now())
+		}
+	} else if d > spinWindow && !e.sleep(ctx, d-spinWindow) {
 		return false
 	}
 	// The poll does not yield: on a busy box a goroutine that gives up its
