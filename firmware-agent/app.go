@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +49,8 @@ type app struct {
 	started time.Time
 
 	httpLn net.Listener
+	// mqttHealth serialises reportMQTT.
+	mqttHealth sync.Mutex
 	// targets are the cue outputs by name, for the scene engine.
 	targets map[string]cue.Target
 	// printerSvc is the label printers, for pickup labels of receipts.
@@ -125,11 +129,26 @@ func ignoreClosed(err error) error {
 func (a *app) buildMQTT() error {
 	m := a.cfg.MQTT
 	url := m.URL
+	o := mqttc.Options{URL: url, ClientID: "fieldkit-" + a.cfg.Box, Username: m.Username, Prefix: m.Prefix, Log: a.log}
+	if m.PasswordFile != "" {
+		pw, err := config.ReadSecret(m.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		o.Password = pw
+	}
 	if url == "" {
 		bo, err := brokerOptions(a.cfg, a.log)
 		if err != nil {
 			return err
 		}
+		// The embedded broker keeps the agent's client id to the agent;
+		// with no account configured the agent logs in with a password
+		// made for this run.
+		if o.Username == "" {
+			o.Username, o.Password = "fieldkit-agent", rand.Text()
+		}
+		bo.Reserve = &broker.Reserved{ClientID: o.ClientID, Username: o.Username, Password: o.Password}
 		b, err := broker.New(bo)
 		if err != nil {
 			return err
@@ -138,15 +157,7 @@ func (a *app) buildMQTT() error {
 		// The broker is started before the parts and closed after them,
 		// so that the agent's own "offline" reaches it on a clean stop.
 		a.closers = append(a.closers, b.Close)
-		url = "tcp://" + b.Addr()
-	}
-	o := mqttc.Options{URL: url, ClientID: "fieldkit-" + a.cfg.Box, Username: m.Username, Prefix: m.Prefix, Log: a.log}
-	if m.PasswordFile != "" {
-		pw, err := config.ReadSecret(m.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("mqtt.password_file: %w", err)
-		}
-		o.Password = pw
+		o.URL = "tcp://" + b.Addr()
 	}
 	if m.CAFile != "" {
 		pem, err := os.ReadFile(m.CAFile)
@@ -159,6 +170,7 @@ func (a *app) buildMQTT() error {
 		}
 		o.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	o.OnStatus = a.reportMQTT
 	a.mqtt = mqttc.New(o)
 	a.group.Add(lifecycle.Part{Name: "mqtt", Run: a.mqtt.Run})
 	a.group.Add(lifecycle.Part{Name: "mqtt-mirror", Run: a.mirrorBus})
@@ -172,10 +184,17 @@ func (a *app) buildMQTT() error {
 func (a *app) mirrorBus(ctx context.Context) error {
 	sub := a.bus.Subscribe("#", 256)
 	defer sub.Close()
+	a.reportMQTT()
+	// A duplicate box id is reported while the other agent keeps asking;
+	// look again now and then so that it clears once it stops.
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			a.reportMQTT()
 		case ev := <-sub.C():
 			if !a.mqtt.Connected() {
 				continue

@@ -60,9 +60,11 @@
     document.title = s.box + " · fieldkit";
     $("board").textContent = s.board.profile + " · " + s.board.model + " · " + s.version;
     const m = $("mqtt-link");
-    m.textContent = "MQTT " + (s.mqtt.connected ? "connected" : "down");
-    m.className = "pill " + (s.mqtt.connected ? "ok" : "fail");
-    m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "");
+    const dup = s.mqtt.duplicate;
+    m.textContent = dup ? "BOX ID " + s.box + " IN USE TWICE" : "MQTT " + (s.mqtt.connected ? "connected" : "down");
+    m.className = "pill " + (s.mqtt.connected && !dup ? "ok" : "fail");
+    m.title = dup ? "another agent with this box id: " + (dup.other.host || "") + " " + dup.other.id + "; give each box its own box: id"
+      : s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "") + (s.mqtt.reason ? ": " + s.mqtt.reason : "");
     const tb = $("pins").tBodies[0];
     const pins = (s.board.state && s.board.state.pins) || [];
     const list = Array.isArray(pins) ? pins : Object.values(pins);

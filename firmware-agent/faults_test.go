@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"fieldkit/internal/doctor"
+	"fieldkit/internal/health"
+	"fieldkit/internal/mqtttest"
+)
+
+func (p *agentProc) part(t *testing.T, name string) health.Part {
+	t.Helper()
+	for _, pt := range p.status(t).Parts {
+		if pt.Name == name {
+			return pt
+		}
+	}
+	return health.Part{}
+}
+
+func (p *agentProc) preflight(t *testing.T) map[string]doctor.Result {
+	t.Helper()
+	resp, err := http.Get("http://" + p.http + "/api/preflight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Checks []doctor.Result `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]doctor.Result{}
+	for _, r := range body.Checks {
+		out[r.Name] = r
+	}
+	return out
+}
+
+// Two agents with one box id on a real Mosquitto: the first keeps the
+// broker, the second stays off it, and both say so in /api/status, the
+// part's health and the pre-show check.
+func TestDuplicateBoxIDTwoAgents(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	cfg := writeConfig(t, "box: twin\nboard: sim\nmqtt:\n  url: "+m.URL()+"\n")
+	first := startAgent(t, nil, "--config", cfg)
+	first.waitHealthy(t, 10*time.Second)
+	waitUntil(t, 10*time.Second, "first agent connected", func() bool { return first.status(t).MQTT.Connected })
+	firstID := first.status(t).MQTT.Instance.ID
+
+	second := startAgent(t, nil, "--config", cfg)
+	second.waitHealthy(t, 10*time.Second)
+	waitUntil(t, 10*time.Second, "second agent refuses the taken box id", func() bool {
+		s := second.status(t)
+		return s.MQTT.Duplicate != nil && s.MQTT.Duplicate.Refused && s.MQTT.Duplicate.Other.ID == firstID && !s.MQTT.Connected
+	})
+	if pt := second.part(t, "mqtt"); pt.State != health.Failed || !strings.Contains(pt.Reason, "in use by another agent") {
+		t.Fatalf("second agent's mqtt part: %+v", pt)
+	}
+	waitUntil(t, 10*time.Second, "first agent reports the second", func() bool {
+		s := first.status(t)
+		return s.MQTT.Duplicate != nil && !s.MQTT.Duplicate.Refused
+	})
+	if pt := first.part(t, "mqtt"); pt.State != health.Degraded || !strings.Contains(pt.Reason, "tried to connect") {
+		t.Fatalf("first agent's mqtt part: %+v", pt)
+	}
+	for name, p := range map[string]*agentProc{"first": first, "second": second} {
+		if r := p.preflight(t)["box id"]; r.Status != doctor.Fail || r.Fix == "" {
+			t.Fatalf("%s agent's box id check: %+v", name, r)
+		}
+	}
+	// No fight: the first agent kept its connection all along.
+	if !first.status(t).MQTT.Connected || strings.Count(first.log.String(), "MQTT connected") != 1 {
+		t.Fatalf("the first agent was knocked off the broker:\n%s", first.log.String())
+	}
+}
+
+// The embedded broker refuses the agent's client id to anyone else, so
+// the agent is never knocked off and still handles its topics.
+func TestEmbeddedBrokerKeepsTheAgentsClientID(t *testing.T) {
+	dir := t.TempDir()
+	w1pw := filepath.Join(dir, "w1.pw")
+	if err := os.WriteFile(w1pw, []byte("w1-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mqttAddr := mqtttest.FreePort(t)
+	cfg := writeConfig(t, "box: show2\nboard: sim\nmqtt:\n  listen: "+mqttAddr+"\n  users:\n    - {name: w1, password_file: "+w1pw+", wearable: w1}\n")
+	p := startAgent(t, nil, "--config", cfg)
+	p.waitHealthy(t, 10*time.Second)
+	waitUntil(t, 10*time.Second, "agent connected to its broker", func() bool { return p.status(t).MQTT.Connected })
+
+	for _, who := range [][2]string{{"w1", "w1-secret"}, {"", ""}, {"fieldkit-agent", "guess"}} {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("fieldkit-show2").
+			SetUsername(who[0]).SetPassword(who[1]).SetAutoReconnect(false))
+		tok := c.Connect()
+		tok.WaitTimeout(5 * time.Second)
+		if tok.Error() == nil {
+			c.Disconnect(50)
+			t.Fatalf("user %q connected with the agent's client id", who[0])
+		}
+	}
+	if !p.status(t).MQTT.Connected || strings.Count(p.log.String(), "MQTT connected") != 1 {
+		t.Fatalf("the agent lost its broker link:\n%s", p.log.String())
+	}
+}
+
+// The broker goes away: parts mqtt and mqtt-mirror say degraded with the
+// reason; it comes back: the agent is connected again within 3 s, the
+// parts are ok and a cue sent over MQTT runs.
+func TestBrokerDownDegradedThenBackWithin3s(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	dir := t.TempDir()
+	scenesDir := filepath.Join(dir, "scenes")
+	if err := os.MkdirAll(scenesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scenesDir, "lamp.yaml"), []byte("name: lamp\nsteps:\n  - {at: 0s, target: cue_lamp, do: \"on\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "box: venue-3\nboard: sim\nmqtt:\n  url: "+m.URL()+"\nscenes:\n  dir: "+scenesDir+
+		"\noutputs:\n  cue_lamp: {kind: gpio, pin: cue_lamp}\n")
+	p := startAgent(t, nil, "--config", cfg)
+	p.waitHealthy(t, 10*time.Second)
+	waitUntil(t, 10*time.Second, "connected", func() bool { return p.status(t).MQTT.Connected })
+	if pt := p.part(t, "mqtt"); pt.State != health.OK {
+		t.Fatalf("mqtt part while connected: %+v", pt)
+	}
+
+	m.Stop()
+	waitUntil(t, 30*time.Second, "parts mqtt and mqtt-mirror degraded", func() bool {
+		return p.part(t, "mqtt").State == health.Degraded && p.part(t, "mqtt-mirror").State == health.Degraded
+	})
+	if r := p.part(t, "mqtt").Reason; !strings.Contains(r, m.Addr) {
+		t.Fatalf("degraded without saying which broker: %q", r)
+	}
+
+	m.Start()
+	back := time.Now()
+	waitUntil(t, 10*time.Second, "connected again", func() bool { return p.status(t).MQTT.Connected })
+	took := time.Since(back)
+	t.Logf("connected again %v after the broker accepted connections", took)
+	if took > 3*time.Second {
+		t.Fatalf("reconnected after %v; want within 3 s", took)
+	}
+	waitUntil(t, 5*time.Second, "parts ok again", func() bool {
+		return p.part(t, "mqtt").State == health.OK && p.part(t, "mqtt-mirror").State == health.OK
+	})
+
+	cl := mqtttest.Connect(t, m.URL(), "desk")
+	// Sent again each second in case it beat the agent's resubscription
+	// (running the scene twice turns the lamp on all the same).
+	var last time.Time
+	waitUntil(t, 10*time.Second, "a cue over MQTT runs after the reconnect", func() bool {
+		if time.Since(last) > time.Second {
+			cl.Publish("fieldkit/venue-3/scene/lamp/run", 1, false, "{}")
+			last = time.Now()
+		}
+		return pinLevel(t, p, "GPIO17")
+	})
+}
