@@ -14,6 +14,7 @@ import (
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/mqtttest"
+	"fieldkit/printer/fake"
 )
 
 func (p *agentProc) part(t *testing.T, name string) health.Part {
@@ -166,4 +167,29 @@ func TestBrokerDownDegradedThenBackWithin3s(t *testing.T) {
 		}
 		return pinLevel(t, p, "GPIO17")
 	})
+}
+
+// A network printer that does not answer makes part printers degraded,
+// naming the printer; once it answers the part is ok again.
+func TestUnreachablePrinterDegradesPart(t *testing.T) {
+	addr := mqtttest.FreePort(t)
+	cfg := writeConfig(t, "box: venue-4\nboard: sim\nmqtt:\n  listen: "+mqtttest.FreePort(t)+
+		"\nprinters:\n  shelf: {language: zpl, transport: tcp, address: \""+addr+"\", poll_interval: 200ms}\n")
+	p := startAgent(t, nil, "--config", cfg)
+	p.waitHealthy(t, 10*time.Second)
+	waitUntil(t, 15*time.Second, "part printers degraded", func() bool {
+		pt := p.part(t, "printers")
+		return pt.State == health.Degraded && strings.Contains(pt.Reason, "shelf")
+	})
+	t.Logf("while unreachable: %+v", p.part(t, "printers"))
+
+	fp, err := fake.New(&fake.Opts{Lang: "zpl", WidthDots: 812, BufferBytes: 64 << 10, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fp.Close() })
+	if _, err := fp.ListenTCP(addr); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "part printers ok again", func() bool { return p.part(t, "printers").State == health.OK })
 }

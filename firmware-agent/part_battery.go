@@ -7,6 +7,7 @@ import (
 	"fieldkit/drivers/battery"
 	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
+	"fieldkit/internal/health"
 )
 
 // The battery watch of the encoder rigs.
@@ -43,7 +44,7 @@ func buildBattery(_ context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
-	a.addPart("battery", false, w.Run)
+	a.addPart("battery", false, a.withHealth("battery", func() (health.State, string) { return batteryHealth(w.States()) }, w.Run))
 	w.Routes(a.router)
 	a.checks = append(a.checks, w.Checks()...)
 	a.status["batteries"] = func() any { return w.States() }

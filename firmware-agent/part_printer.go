@@ -7,6 +7,7 @@ import (
 
 	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
+	"fieldkit/internal/health"
 	"fieldkit/printer/printcli"
 	"fieldkit/printer/service"
 )
@@ -38,7 +39,7 @@ func buildPrinters(_ context.Context, a *app) error {
 		return fmt.Errorf("printers: %w", err)
 	}
 	a.printerSvc = svc
-	a.addPart("printers", false, svc.Run)
+	a.addPart("printers", false, a.withHealth("printers", func() (health.State, string) { return printersHealth(svc.States()) }, svc.Run))
 	svc.Routes(a.router)
 	a.checks = append(a.checks, svc.Checks()...)
 	a.status["printers"] = func() any { return svc.States() }
