@@ -193,3 +193,72 @@ func TestUnreachablePrinterDegradesPart(t *testing.T) {
 	}
 	waitUntil(t, 15*time.Second, "part printers ok again", func() bool { return p.part(t, "printers").State == health.OK })
 }
+
+// kill -9 in the middle of a scene leaves the lamp, the Tasmota spot and
+// the WLED strip on; the restarted agent puts every output in its safe
+// state (off) before anything else happens.
+func TestRestartAfterKillDrivesOutputsSafe(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	dir := t.TempDir()
+	scenesDir := filepath.Join(dir, "scenes")
+	if err := os.MkdirAll(scenesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	scene := `name: show
+steps:
+  - {at: 0s, target: wled_stage, do: color, color: "#00ff00"}
+  - {at: 0s, target: tasmota_spot, do: "on"}
+  - {at: 0s, target: cue_lamp, do: "on"}
+  - {at: 10m, target: cue_lamp, do: "off"}
+`
+	if err := os.WriteFile(filepath.Join(scenesDir, "show.yaml"), []byte(scene), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "box: venue-5\nboard: sim\nmqtt:\n  url: "+m.URL()+"\nscenes:\n  dir: "+scenesDir+`
+outputs:
+  cue_lamp:     {kind: gpio, pin: cue_lamp, active_low: true}
+  wled_stage:   {kind: wled, topic: wled/stage}
+  tasmota_spot: {kind: tasmota, topic: stage-spot}
+`)
+	cl := mqtttest.Connect(t, m.URL(), "devices")
+	spot := cl.Subscribe("cmnd/stage-spot/POWER")
+	wled := cl.Subscribe("wled/stage/api")
+
+	p := startAgent(t, nil, "--config", cfg)
+	p.waitHealthy(t, 10*time.Second)
+	mqtttest.Await(t, spot, 10*time.Second, "Tasmota off on first start", func(m mqtttest.Msg) bool { return m.Payload == "OFF" })
+	mqtttest.Await(t, wled, 10*time.Second, "WLED off on first start", func(m mqtttest.Msg) bool { return strings.Contains(m.Payload, `"on":false`) })
+	// active_low: off is a high line.
+	if !pinLevel(t, p, "GPIO17") {
+		t.Fatal("active-low cue lamp not off (line low) after start")
+	}
+
+	var last time.Time
+	waitUntil(t, 10*time.Second, "scene turned the cue lamp on", func() bool {
+		if time.Since(last) > time.Second {
+			cl.Publish("fieldkit/venue-5/scene/show/run", 1, false, "{}")
+			last = time.Now()
+		}
+		return !pinLevel(t, p, "GPIO17")
+	})
+	mqtttest.Await(t, spot, 5*time.Second, "Tasmota on", func(m mqtttest.Msg) bool { return m.Payload == "ON" })
+	mqtttest.Await(t, wled, 5*time.Second, "WLED on", func(m mqtttest.Msg) bool { return strings.Contains(m.Payload, `"on":true`) })
+
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+
+	p2 := startAgent(t, nil, "--config", cfg)
+	p2.waitHealthy(t, 10*time.Second)
+	mqtttest.Await(t, spot, 10*time.Second, "Tasmota off after the restart", func(m mqtttest.Msg) bool { return m.Payload == "OFF" })
+	w := mqtttest.Await(t, wled, 10*time.Second, "WLED off after the restart", func(m mqtttest.Msg) bool { return strings.Contains(m.Payload, `"on":false`) })
+	t.Logf("WLED after restart: %s", w.Payload)
+	if !pinLevel(t, p2, "GPIO17") {
+		t.Fatal("active-low cue lamp not off after the restart")
+	}
+	if !strings.Contains(p2.log.String(), "outputs put in their safe state") {
+		t.Fatalf("no safe-state drive in the log:\n%s", p2.log.String())
+	}
+}

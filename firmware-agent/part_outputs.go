@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
 
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/outputs"
@@ -20,6 +23,9 @@ func buildOutputs(_ context.Context, a *app) error {
 		return fmt.Errorf("outputs: %w", err)
 	}
 	a.targets = targets
+	// Before any scene can run (scenes start with the parts, after every
+	// builder): whatever a killed agent left on goes off.
+	driveSafe(a.log, targets)
 	a.closers = append(a.closers, func() error { outputs.CloseAll(targets); return nil })
 	for _, b := range buttons {
 		a.addPart("button "+b.Name(), false, b.Run)
@@ -43,4 +49,30 @@ func outputStates(ts map[string]cue.Target) map[string]OutputState {
 		out[n] = OutputState{Kind: t.Kind(), State: t.State()}
 	}
 	return out
+}
+
+// driveSafe puts every output that has a safe state in it. GPIO and LED
+// strips switch at once; an MQTT device's off is sent once the broker
+// link is up (and after every reconnect), ahead of any scene's commands.
+func driveSafe(log *slog.Logger, ts map[string]cue.Target) {
+	names := make([]string, 0, len(ts))
+	for n := range ts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var done []string
+	for _, n := range names {
+		s, ok := ts[n].(cue.Safer)
+		if !ok {
+			continue
+		}
+		if err := s.Safe(context.Background()); err != nil {
+			log.Error("cannot put output in its safe state", "output", n, "err", err)
+			continue
+		}
+		done = append(done, n)
+	}
+	if len(done) > 0 {
+		log.Info("outputs put in their safe state (off)", "outputs", strings.Join(done, ", "))
+	}
 }
