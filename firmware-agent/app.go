@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -112,7 +111,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	}
 	a.httpLn = ln
 	a.closers = append(a.closers, func() error { return ignoreClosed(ln.Close()) })
-	if a.httpLn, err = wrapTLS(cfg.HTTP, ln); err != nil {
+	// The cap counts TCP connections, under TLS, so that half-open
+	// handshakes count too.
+	if a.httpLn, err = wrapTLS(cfg.HTTP, httpapi.LimitListener(ln, httpapi.DefaultLimits.MaxConns)); err != nil {
 		return nil, err
 	}
 	built = true
@@ -218,7 +219,7 @@ func (a *app) addPart(name string, critical bool, run func(ctx context.Context) 
 
 func (a *app) run(ctx context.Context) error {
 	defer a.close()
-	srv := &http.Server{Handler: a.router.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	srv := httpapi.NewServer(a.router.Handler(), httpapi.DefaultLimits, a.log)
 	a.group.Add(lifecycle.Part{Name: "http", Critical: true, Run: func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(a.httpLn) }()

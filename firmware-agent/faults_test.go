@@ -262,3 +262,85 @@ outputs:
 		t.Fatalf("no safe-state drive in the log:\n%s", p2.log.String())
 	}
 }
+
+// Logging out ends the session on the agent: the old cookie, replayed,
+// is refused with 401. API answers carry nosniff and no-store; a
+// state change with an Origin of the wrong scheme is refused with 403.
+func TestLogoutRevokesAndHTTPHardening(t *testing.T) {
+	p, dataDir := startSecured(t, "")
+	crew, _ := readTokens(t, dataDir)
+	base := "http://" + p.http
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	form := strings.NewReader("token=" + crew + "&name=ana")
+	login, _ := http.NewRequest("POST", base+"/login", form)
+	login.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	login.Header.Set("Origin", base)
+	resp, err := noRedirect.Do(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Value != "" {
+			cookie = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || cookie == nil {
+		t.Fatalf("login: %s, cookies %v", resp.Status, resp.Cookies())
+	}
+	get := func() *http.Response {
+		r, _ := http.NewRequest("GET", base+"/api/status", nil)
+		r.AddCookie(cookie)
+		resp, err := noRedirect.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	r := get()
+	if r.StatusCode != 200 {
+		t.Fatalf("status with the session: %s", r.Status)
+	}
+	if r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("API answer headers: %v", r.Header)
+	}
+
+	// A page on the https origin of the same host and port may not act.
+	cross, _ := http.NewRequest("POST", base+"/logout", nil)
+	cross.AddCookie(cookie)
+	cross.Header.Set("Origin", "https://"+p.http)
+	resp, err = noRedirect.Do(cross)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("wrong-scheme Origin: %s, want 403", resp.Status)
+	}
+	rotate, _ := http.NewRequest("POST", base+"/api/tokens/crew/rotate", nil)
+	rotate.AddCookie(cookie)
+	rotate.Header.Set("Origin", "https://"+p.http)
+	resp, err = noRedirect.Do(rotate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site API call: %s, want 403", resp.Status)
+	}
+
+	out, _ := http.NewRequest("POST", base+"/logout", nil)
+	out.AddCookie(cookie)
+	out.Header.Set("Origin", base)
+	resp, err = noRedirect.Do(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r := get(); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("old cookie after logout: %s, want 401", r.Status)
+	}
+}
