@@ -235,7 +235,7 @@ func (w *worker) park(ctx context.Context, rep status.Report) {
 
 func (w *worker) unpark(ctx context.Context) {
 	n, err := w.store.Unpark(ctx, w.name)
-	if err != nil {
+	if err != nil && !sqlitex.IsFull(err) { // a full disk is reported as the job is begun
 		w.log.Error("unpark queue", "err", err)
 	}
 	if n > 0 {
