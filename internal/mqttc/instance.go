@@ -144,6 +144,7 @@ func (c *Conn) probe(ctx context.Context) (Instance, error) {
 	var status string
 	var holder Instance
 	pongs := make(chan Instance, 4)
+	echo := make(chan struct{}, 1)
 	onMsg := func(_ paho.Client, m paho.Message) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -152,6 +153,13 @@ func (c *Conn) probe(ctx context.Context) (Instance, error) {
 			status = string(m.Payload())
 		case c.instanceTopic():
 			holder, _ = ParseInstance(m.Payload())
+		case c.pingTopic():
+			if i, err := ParseInstance(m.Payload()); err == nil && i.ID == c.self.ID {
+				select {
+				case echo <- struct{}{}:
+				default:
+				}
+			}
 		case c.pongTopic():
 			if i, err := ParseInstance(m.Payload()); err == nil && i.ID != c.self.ID {
 				select {
@@ -161,15 +169,25 @@ func (c *Conn) probe(ctx context.Context) (Instance, error) {
 			}
 		}
 	}
-	subs := map[string]byte{c.pongTopic(): 1, c.StatusTopic(): 1, c.instanceTopic(): 1}
+	subs := map[string]byte{c.pongTopic(): 1, c.pingTopic(): 1, c.StatusTopic(): 1, c.instanceTopic(): 1}
 	if err := wait(ctx, pc.SubscribeMultiple(subs, onMsg), 4*time.Second); err != nil {
 		return Instance{}, fmt.Errorf("probe subscribe: %w", err)
 	}
 	me, _ := json.Marshal(c.self)
-	// The broker handles our subscribe before this publish, so the
-	// retained status and instance were sent before its acknowledgement.
 	if err := wait(ctx, pc.Publish(c.pingTopic(), 1, false, me), 4*time.Second); err != nil {
 		return Instance{}, fmt.Errorf("probe ping: %w", err)
+	}
+	// The broker sent the retained status and instance before it passed
+	// our own ping back, and messages are handled in order: once the
+	// echo is here, what is retained has been read.
+	t0 := time.NewTimer(4 * time.Second)
+	defer t0.Stop()
+	select {
+	case <-echo:
+	case <-t0.C:
+		return Instance{}, errors.New("probe: the broker did not pass the ping back")
+	case <-ctx.Done():
+		return Instance{}, ctx.Err()
 	}
 	mu.Lock()
 	live := status == "online" && holder.ID != c.self.ID

@@ -43,7 +43,7 @@ type Options struct {
 	// the host, pid and a random id).
 	Instance Instance
 	// ProbeWait is how long a probe waits for another live agent with
-	// this box id to answer (0: 1 s); ProbeEvery is how often an agent
+	// this box id to answer (0: 2 s); ProbeEvery is how often an agent
 	// that found its box id taken looks again (0: 10 s).
 	ProbeWait  time.Duration
 	ProbeEvery time.Duration
@@ -106,7 +106,7 @@ func New(o Options) *Conn {
 		o.MaxReconnect = 2 * time.Second
 	}
 	if o.ProbeWait == 0 {
-		o.ProbeWait = time.Second
+		o.ProbeWait = 2 * time.Second
 	}
 	if o.ProbeEvery == 0 {
 		o.ProbeEvery = 10 * time.Second
@@ -260,20 +260,39 @@ func (c *Conn) Run(ctx context.Context) error {
 func (c *Conn) onConnect() {
 	c.connects.Add(1)
 	c.log.Info("MQTT connected", "broker", c.o.URL)
+	// Subscriptions first, waited for, then "online" and the retained
+	// state: whoever sees online may send a command at once and expect it
+	// handled. Connected turns true once the broker has acknowledged it
+	// all. Publishes are queued in order under the lock, so that a newer
+	// SetRetained always lands after the value re-published here.
 	c.mu.Lock()
-	c.client.Publish(c.StatusTopic(), 1, true, []byte("online"))
+	var toks []paho.Token
 	for f, r := range c.routes {
-		c.subscribeLocked(f, r)
+		toks = append(toks, c.subscribeLocked(f, r))
 	}
+	c.mu.Unlock()
+	c.await(toks)
+	c.mu.Lock()
+	toks = append(toks[:0], c.client.Publish(c.StatusTopic(), 1, true, []byte("online")))
 	for _, t := range c.order {
-		c.client.Publish(t, 1, true, c.retained[t])
+		toks = append(toks, c.client.Publish(t, 1, true, c.retained[t]))
 	}
 	hooks := append([]func(){}, c.onConn...)
 	c.mu.Unlock()
+	c.await(toks)
 	c.connected.Store(true)
 	c.notify()
 	for _, h := range hooks {
 		h()
+	}
+}
+
+// await waits for the broker to acknowledge toks, each for at most 5 s;
+// a lost connection completes them early (and the next connect repeats
+// everything).
+func (c *Conn) await(toks []paho.Token) {
+	for _, t := range toks {
+		t.WaitTimeout(5 * time.Second)
 	}
 }
 
@@ -306,7 +325,7 @@ func (c *Conn) Handle(filter string, h Handler) error {
 	return nil
 }
 
-func (c *Conn) subscribeLocked(filter string, r *route) {
+func (c *Conn) subscribeLocked(filter string, r *route) paho.Token {
 	hs := append([]Handler(nil), r.hs...)
 	tok := c.client.Subscribe(filter, r.qos, func(_ paho.Client, m paho.Message) {
 		c.dispatch(hs, Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
@@ -322,6 +341,7 @@ func (c *Conn) subscribeLocked(filter string, r *route) {
 		}
 		c.log.Error("MQTT subscribe failed", "filter", filter, "err", tok.Error())
 	}()
+	return tok
 }
 
 func (c *Conn) dispatch(hs []Handler, m Message) {
