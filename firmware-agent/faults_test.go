@@ -143,6 +143,11 @@ func TestBrokerDownDegradedThenBackWithin3s(t *testing.T) {
 	if r := p.part(t, "mqtt").Reason; !strings.Contains(r, m.Addr) {
 		t.Fatalf("degraded without saying which broker: %q", r)
 	}
+	// Stay away until the agent's retry backoff has grown to its cap, as
+	// in a real outage (the issue measured 20 s down, 11-16 s to return).
+	waitUntil(t, 30*time.Second, "six failed reconnects", func() bool {
+		return strings.Count(p.log.String(), "MQTT connect failed") >= 6
+	})
 
 	m.Start()
 	back := time.Now()
