@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/internal/health"
 	"fieldkit/printer/service"
 )
@@ -15,33 +15,31 @@ import (
 // judgeEvery is how often a part's health is judged from what it needs.
 const judgeEvery = time.Second
 
-// withHealth runs run and, while it runs, sets part name's health from
+// judged runs run and, while it runs, sets part name's health from
 // judge, so that a part whose device or link is gone says degraded with
 // the reason instead of staying ok because its loop is alive; and ok again
 // once judge finds it back. The goroutine is run's: it ends before run's
 // return is reported, so the lifecycle's failed/stopped has the last word.
-func (a *app) withHealth(name string, judge func() (health.State, string), run func(ctx context.Context) error) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		jctx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(judgeEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-jctx.Done():
-					return
-				case <-t.C:
-					st, reason := judge()
-					a.health.Set(name, st, reason)
-				}
+func judged(ctx context.Context, reg *health.Registry, name string, judge func() (health.State, string), run func(ctx context.Context) error) error {
+	jctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(judgeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-jctx.Done():
+				return
+			case <-t.C:
+				st, reason := judge()
+				reg.Set(name, st, reason)
 			}
-		}()
-		defer func() { cancel(); wg.Wait() }()
-		return run(ctx)
-	}
+		}
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	return run(ctx)
 }
 
 // printersHealth: degraded while any printer cannot print (unreachable,

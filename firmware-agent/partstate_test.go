@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/internal/health"
 	"fieldkit/printer/service"
 	"fieldkit/printer/status"

@@ -13,7 +13,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
-	"fieldkit/internal/mqttc"
+	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
 
@@ -276,7 +276,7 @@ func (d *Device) publish(ctx context.Context, msgs []Message) {
 		}
 		d.mu.Unlock()
 		switch {
-		case errors.Is(err, mqttc.ErrNotConnected):
+		case errors.Is(err, event.ErrNotConnected):
 			// Expected before the first connect and while the broker is
 			// away; the connection's own health says so.
 			d.log.Debug("MQTT device command waits for the broker", "topic", m.Topic)

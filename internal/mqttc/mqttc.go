@@ -20,6 +20,7 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
 
@@ -53,16 +54,13 @@ type Options struct {
 	Log      *slog.Logger
 }
 
-// Message is one received publish.
-type Message struct {
-	Topic    string
-	Payload  []byte
-	Retained bool
-}
+// Message is one received publish (the type is shared through
+// internal/event, so that its users need not import this package).
+type Message = event.Message
 
 // Handler handles one message. An error is answered on <topic>/error and
 // logged; it never stops the connection.
-type Handler func(ctx context.Context, m Message) error
+type Handler = event.Handler
 
 type route struct {
 	qos byte
@@ -382,7 +380,7 @@ func (c *Conn) replyError(t string, err error) {
 }
 
 // ErrNotConnected is returned by Publish while the broker is unreachable.
-var ErrNotConnected = errors.New("mqtt: not connected")
+var ErrNotConnected = event.ErrNotConnected
 
 // Publish sends payload on t and waits for the broker (QoS 1) or the
 // socket (QoS 0), up to ctx or 5 s.
