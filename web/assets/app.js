@@ -264,13 +264,16 @@
       (dup.refused ? ": this one stays off the broker" : "") + "; give each box its own box: id");
     else if (s && !s.mqtt.connected) add("fail", "MQTT broker down: cues to lights and wearables do not go out");
     for (const r of (S.batteries && S.batteries.batteries) || []) {
-      if (r.stale) add("fail", r.rig + ": no battery reading");
+      if (r.stale) add("fail", r.rig + ": no battery reading" + (r.error ? " (" + r.error + ")" : ""));
       else if (["warn", "critical", "swap"].includes(r.level))
         add(r.level === "warn" ? "warn" : "fail", r.rig + ": " + (r.level === "swap" ? "swap the pack now" : r.level === "critical" ? "battery critical" : "battery low") +
           (r.percent !== null && r.percent !== undefined ? " (" + r.percent.toFixed(0) + " %" + (r.tte_s ? ", " + dur(r.tte_s) + " left" : "") + ")" : ""));
     }
     for (const pr of listOf(S.printers, "printers")) {
-      if (pr.parked || ["error", "offline"].includes(pr.state)) add("fail", "Printer " + pr.name + ": " + (pr.last_error || pr.state));
+      const what = { paper_out: "out of paper: load a roll", cover_open: "cover open: close it", offline: "offline: check its cable and power",
+        error: "error: look at the printer", paper_low: "paper running low" }[pr.state];
+      if (what) add(pr.state === "paper_low" ? "warn" : "fail", "Printer " + pr.name + " " + what + (pr.parked ? " (queue held)" : ""));
+      else if (pr.parked) add("fail", "Printer " + pr.name + ": queue held" + (pr.last_error ? ": " + pr.last_error : ""));
       for (const j of listOf(jobsOf[pr.name], "jobs").filter((j) => j.state === "uncertain" || j.state === "failed")) {
         add("fail", el("span", null, "Printer " + pr.name + ": ", el("span", { class: "job-order" }, j.order ? "order " + j.order : j.id),
           " " + (j.state === "uncertain" ? "may not have printed, look at the label" : "failed")),
