@@ -195,3 +195,38 @@ var translit = map[rune]string{
 	'¡': "!", '¿': "?", 'ª': "a", 'º': "o",
 	'→': "->", '←': "<-", '✓': "v", '✔': "v", '№': "No",
 }
+
+// Spell returns how r is written with the characters for which has
+// reports true (the page's own, or a printer font's repertoire), using
+// the same transliterations as Encode; ok is false when r has no spelling
+// there (a Cyrillic letter on a Latin page, an emoji anywhere). Combining
+// marks spell as nothing.
+func Spell(r rune, has func(rune) bool) (s string, ok bool) {
+	out, ok := appendSpelling(nil, r, has)
+	return string(out), ok
+}
+
+func appendSpelling(out []rune, r rune, has func(rune) bool) ([]rune, bool) {
+	switch {
+	case has(r):
+		return append(out, r), true
+	case unicode.Is(unicode.Mn, r):
+		return out, true
+	}
+	if t, ok := translit[r]; ok && r != '¤' {
+		for _, tr := range t {
+			var good bool
+			if out, good = appendSpelling(out, tr, has); !good {
+				return out, false
+			}
+		}
+		return out, true
+	}
+	if b, ok := baseLetter[r]; ok && has(rune(b)) {
+		return append(out, rune(b)), true
+	}
+	if unicode.IsSpace(r) && has(' ') {
+		return append(out, ' '), true
+	}
+	return out, false
+}
