@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"errors"
 	"image"
 	"image/draw"
 
@@ -125,4 +126,30 @@ func drawText(img *image.Gray, lay *layout.Layout, it layout.Item) {
 		c := &canvas{img: img, budget: 1 << 20}
 		c.fill(it.Box.Min.X, it.Box.Min.Y+ch, it.Box.Dx(), 2)
 	}
+}
+
+// LayoutPNG is RenderLayout with the pages stacked top to bottom in one
+// PNG, separated by a grey band as wide as the stock's gap: what `print
+// --preview` writes.
+func LayoutPNG(lay *layout.Layout) ([]byte, error) {
+	imgs := RenderLayout(lay)
+	if len(imgs) == 0 {
+		return nil, errors.New("fake printer: the label has no page to draw")
+	}
+	gap := max(lay.Profile.GapDotsOf(), 4)
+	w, h := 0, 0
+	for _, img := range imgs {
+		w = max(w, img.Bounds().Dx())
+		h += img.Bounds().Dy() + gap
+	}
+	h -= gap
+	sheet := image.NewGray(image.Rect(0, 0, w, h))
+	draw.Draw(sheet, sheet.Bounds(), &image.Uniform{C: paperGray}, image.Point{}, draw.Src)
+	y := 0
+	for _, img := range imgs {
+		r := image.Rect(0, y, img.Bounds().Dx(), y+img.Bounds().Dy())
+		draw.Draw(sheet, r, img, img.Bounds().Min, draw.Src)
+		y += img.Bounds().Dy() + gap
+	}
+	return encodePNG(sheet)
 }
