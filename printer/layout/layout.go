@@ -210,6 +210,9 @@ func (pl *placer) reserve(h, clear int) (int, error) {
 }
 
 func (pl *placer) add(it Item, clear int) {
+	if it.Quiet.Empty() {
+		it.Quiet = it.Box
+	}
 	pl.cur.Items = append(pl.cur.Items, it)
 	pl.ink = max(pl.ink, it.Box.Max.Y)
 	pl.clear = clear
