@@ -162,3 +162,21 @@ func FuzzParseStatus(f *testing.F) {
 		}
 	})
 }
+
+// SIZE and GAP follow the stock; content longer than a label goes on the
+// next one, each the stock's length.
+func TestMedia(t *testing.T) {
+	p := label.Profile{Language: label.TSPL, WidthDots: 384, Media: label.Media{WidthMM: 50, HeightMM: 30, GapMM: 2}}
+	var els []label.Element
+	for i := 0; i < 10; i++ {
+		els = append(els, label.Text{Text: "line", Size: 1})
+	}
+	got, err := Encode(label.Label{Elements: els}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := "SIZE 50 mm,30 mm\r\nGAP 2 mm,0 mm\r\n"
+	if n := strings.Count(string(got), head); n != 2 || strings.Count(string(got), "SIZE") != 2 || strings.Count(string(got), "PRINT 1") != 2 {
+		t.Errorf("want two 30 mm labels:\n%s", got)
+	}
+}
