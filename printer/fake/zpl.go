@@ -157,7 +157,11 @@ func (d *zpl) exec() {
 	case "CF":
 		if h := argInt(args, 1, 0, 1, maxFont); h > 0 {
 			d.cfH = h
-			d.cfW = argInt(args, 2, h*2/3, 1, maxFont)
+			def := h * 2 / 3
+			if len(args) > 0 && args[0] == "0" {
+				def = font0Advance(h)
+			}
+			d.cfW = argInt(args, 2, def, 1, maxFont)
 		}
 	case "FB":
 		just := byte('L')
@@ -232,9 +236,19 @@ func (d *zpl) font(name byte, params []byte) {
 	args := splitArgs(params)
 	h := argInt(args, 1, d.cfH, 1, maxFont)
 	d.f.fontH = h
-	d.f.fontW = argInt(args, 2, h*2/3, 1, maxFont)
-	_ = name // every font draws with the built-in glyphs, at its size
+	def := h * 2 / 3
+	if name == '0' {
+		def = font0Advance(h)
+	}
+	d.f.fontW = argInt(args, 2, def, 1, maxFont)
+	// Every font draws with the built-in glyphs, at its cell size.
 }
+
+// font0Advance is the cell the fake gives font 0 (CG Triumvirate Bold
+// Condensed) at height h: half the height, about its average advance, so
+// that the fixed-cell glyphs take the room the printer's proportional ones
+// do.
+func font0Advance(h int) int { return max(h/2, 1) }
 
 // field prints what the field collected, at ^FO/^FT plus ^LH.
 func (d *zpl) field() {
