@@ -66,3 +66,12 @@ func findKind(j lang.Job, kind string) int {
 	}
 	return -1
 }
+
+// A cp858 printer prints ü, ß and €; the fake draws them, not boxes.
+func TestFakeDrawsCP858Letters(t *testing.T) {
+	for _, r := range "üß€" {
+		if glyphFor(r) == missing {
+			t.Errorf("%q drawn as a box", r)
+		}
+	}
+}
