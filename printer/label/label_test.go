@@ -1,6 +1,8 @@
 package label
 
 import (
+	"gopkg.in/yaml.v3"
+
 	"errors"
 	"reflect"
 	"strings"
@@ -175,6 +177,8 @@ func FuzzDecode(f *testing.F) {
 		`{"elements":[{"text":"A-1042","size":4,"bold":true,"align":"center"},{"qr":"https://x","size":6,"ec":"M"},{"code128":"A-1042"},{"feed":2},{"cut":true}]}`,
 		`{"id":"a","elements":[{"text":"é€“x”","underline":true,"align":"right"}]}`,
 		`{"elements":[{"code128":"~ ","height":8,"hri":false}]}`,
+		`{"elements":[{"text":"1 x Tee","right":"25.00 €","bold":true},{"code128":"Ü-1"}]}`,
+		`{"elements":[{"text":"x","right":""}]}`,
 		`{"elements":[{"text":null}]}`,
 		`{"elements":[{"feed":null}]}`,
 		`{"elements":{}}`,
@@ -203,6 +207,30 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(back, l) {
 			t.Fatalf("round trip changed the label:\n%#v\n%#v", l, back)
+		}
+	})
+}
+
+func FuzzMediaYAML(f *testing.F) {
+	for _, s := range []string{"continuous", "{width_mm: 58, height_mm: 40, gap_mm: 3}", "roll", "{height_mm: -1}", "[1,2]", "{colour: red}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var p struct {
+			Media Media `yaml:"media"`
+		}
+		if err := yaml.Unmarshal([]byte("media: "+s), &p); err != nil {
+			return
+		}
+		prof := Profile{Language: TSPL, Media: p.Media}
+		if prof.Check() != nil {
+			return
+		}
+		if h := prof.PageDots(); h < 0 || (p.Media.Continuous && h != 0) {
+			t.Fatalf("media %+v: %d dots a label", p.Media, h)
+		}
+		if g := prof.GapDotsOf(); g < 0 {
+			t.Fatalf("media %+v: gap %d", p.Media, g)
 		}
 	})
 }

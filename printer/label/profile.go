@@ -179,7 +179,10 @@ func (p Profile) Validate(probs *confutil.Problems) {
 		probs.Addf("gap_dots", "%d: want 0-400 dots", p.GapDots)
 	}
 	m := d.Media
+	finite := func(v float64) bool { return v >= 0 && v <= 1e6 } // NaN is neither
 	switch {
+	case !finite(m.HeightMM) || !finite(m.GapMM) || !finite(m.WidthMM):
+		probs.Addf("media", "%+v: sizes are millimetres, 0 or more", m)
 	case m.Continuous && (m.HeightMM != 0 || m.GapMM != 0):
 		probs.Addf("media", "continuous media has no label height or gap")
 	case m.HeightMM < 0 || m.HeightMM > 2000:

@@ -98,20 +98,6 @@ func (p Pickup) Validate() error {
 	return nil
 }
 
-// charDots is the width of one size-1 character in each language's font
-// at 203 dpi (ESC/POS font A, TSPL font 3, ZPL font 0 on average).
-var charDots = map[label.Language]int{label.ESCPOS: 12, label.TSPL: 16, label.ZPL: 13}
-
-// Columns returns how many size-1 characters fit on a line for profile.
-func Columns(prof label.Profile) int {
-	prof = prof.WithDefaults()
-	cw := charDots[prof.Language]
-	if cw == 0 {
-		cw = 16
-	}
-	return max(prof.WidthDots*203/prof.DPI/cw, 8)
-}
-
 // Render builds the pickup label for the printer profile. Sizes are what
 // the label asks for; package layout measures them on the printer's
 // paper and wraps, shrinks or shortens what does not fit. Prices are
