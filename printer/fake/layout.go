@@ -4,6 +4,7 @@ import (
 	"errors"
 	"image"
 	"image/draw"
+	"sync"
 
 	xfont "golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
@@ -79,20 +80,32 @@ func code128SetB(data string) []int {
 	return codes
 }
 
-var previewFonts = map[bool]map[bool][]byte{
+var previewTTF = map[bool]map[bool][]byte{
 	true:  {false: gomono.TTF, true: gomonobold.TTF},
 	false: {false: goregular.TTF, true: gobold.TTF},
 }
+
+// previewFont parses each Go font once.
+var previewFont = sync.OnceValue(func() map[[2]bool]*opentype.Font {
+	out := map[[2]bool]*opentype.Font{}
+	for mono, m := range previewTTF {
+		for bold, ttf := range m {
+			f, err := opentype.Parse(ttf)
+			if err != nil {
+				panic("fake: Go font: " + err.Error())
+			}
+			out[[2]bool{mono, bold}] = f
+		}
+	}
+	return out
+})
 
 // drawText draws a text item in its cell, placed as the printer places
 // it: at the measured box for cell fonts, justified in its field for
 // ZPL's font 0.
 func drawText(img *image.Gray, lay *layout.Layout, it layout.Item) {
 	mono := lay.Metrics.CellW != 0
-	f, err := opentype.Parse(previewFonts[mono][it.Bold])
-	if err != nil {
-		return
-	}
+	f := previewFont()[[2]bool{mono, it.Bold}]
 	ch := it.CellH
 	size := float64(ch) * 100 / 118
 	if mono {
