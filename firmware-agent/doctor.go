@@ -36,6 +36,7 @@ func coreChecks(cfg *config.Config, a *app) []doctor.Check {
 		}},
 		{Name: "board", Run: func(context.Context) doctor.Result { return checkBoard(cfg) }},
 		{Name: "broker", Run: func(ctx context.Context) doctor.Result { return checkBroker(ctx, cfg, a) }},
+		{Name: "box id", Run: func(ctx context.Context) doctor.Result { return checkBoxID(ctx, a) }},
 		{Name: "data dir", Run: func(context.Context) doctor.Result { return checkDataDir(cfg.DataDir) }},
 		{Name: "clock", Run: func(context.Context) doctor.Result { return checkClock(clocksync.Kernel{}, time.Now()) }},
 	}
