@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"periph.io/x/conn/v3/i2c"
 
+	"fieldkit/battery/source"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
@@ -97,10 +98,9 @@ type rig struct {
 	cfg    Rig
 	pack   power.Pack
 	th     power.Thresholds
-	src    poller            // nil for MQTT
-	push   chan power.Sample // MQTT samples into the loop
-	vals   []Value
-	topic  string
+	src    source.Poller     // nil for a pushing source
+	pusher source.Pusher     // nil for a polled source
+	push   chan power.Sample // pushed samples into the loop
 	est    *power.Estimator
 	alarm  *power.Alarm
 	w      *Watch
@@ -113,6 +113,15 @@ type rig struct {
 	lastPub    time.Time
 	lastPubKey string
 	errCount   int
+}
+
+// board is b as a source.Board, nil when there is none (a nil *Sim
+// must not become a non-nil interface).
+func board(b Board) source.Board {
+	if b == nil {
+		return nil
+	}
+	return b
 }
 
 // New checks cfg and builds the watch; nothing is opened or started until Run.
@@ -138,23 +147,21 @@ func New(cfg Config, d Deps) (*Watch, error) {
 		r := &rig{cfg: rc, pack: pk, th: rc.thresholds(pk), est: est, w: w}
 		r.alarm = power.NewAlarm(r.th)
 		r.state = State{Rig: rc.Name, Level: power.Unknown.String(), Source: rc.Source}
-		switch rc.Source {
-		case KindINA219, KindINA226:
-			if d.Board == nil {
-				return nil, fmt.Errorf("%w: rig %s reads I2C but there is no board", ErrDeps, rc.Name)
-			}
-			r.src = &inaSource{kind: rc.Source, board: d.Board, rig: rc, clk: d.Clock}
-		case KindNUT:
-			r.src = &nutSource{rig: rc, clk: d.Clock}
-		case KindSim:
-			r.src = newSim(rc, pk, d.Clock)
-		case KindMQTT:
+		rd, err := rc.Settings.Open(source.Env{Kind: rc.Source, Rig: rc.Name, Board: board(d.Board), Clock: d.Clock, Pack: pk})
+		if err != nil {
+			return nil, fmt.Errorf("%w: rig %s %v", ErrDeps, rc.Name, err)
+		}
+		switch rd := rd.(type) {
+		case source.Poller:
+			r.src = rd
+		case source.Pusher:
 			if d.MQTT == nil {
 				return nil, fmt.Errorf("%w: rig %s listens on MQTT but there is no MQTT connection", ErrDeps, rc.Name)
 			}
-			r.vals, _ = rc.values()
-			r.topic = rc.Topic
+			r.pusher = rd
 			r.push = make(chan power.Sample, 16)
+		default:
+			return nil, fmt.Errorf("battery %s: source %s opened neither a poller nor a pusher", rc.Name, rc.Source)
 		}
 		w.rigs = append(w.rigs, r)
 	}
@@ -181,8 +188,8 @@ func (w *Watch) Run(ctx context.Context) error {
 			continue
 		}
 		r := r
-		err := w.d.MQTT.Handle(r.topic, func(ctx context.Context, m mqttc.Message) error {
-			smp, err := parseTelemetry(w.d.Clock.Now(), m.Payload, r.vals)
+		err := w.d.MQTT.Handle(r.pusher.Topic(), func(ctx context.Context, m mqttc.Message) error {
+			smp, err := r.pusher.Parse(w.d.Clock.Now(), m.Payload)
 			if err != nil {
 				return fmt.Errorf("battery %s: %w", r.cfg.Name, err)
 			}
@@ -195,7 +202,7 @@ func (w *Watch) Run(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("battery %s: subscribe %s: %w", r.cfg.Name, r.topic, err)
+			return fmt.Errorf("battery %s: subscribe %s: %w", r.cfg.Name, r.pusher.Topic(), err)
 		}
 	}
 	var wg sync.WaitGroup

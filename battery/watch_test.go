@@ -12,6 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"fieldkit/battery/source/ina"
+	"fieldkit/battery/source/mqttsrc"
+	"fieldkit/battery/source/sim"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/doctor"
@@ -147,6 +150,8 @@ func (h *harness) noAlert() {
 	}
 }
 
+var tStart = time.Date(2025, 6, 1, 18, 0, 0, 0, time.UTC)
+
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -160,7 +165,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 func TestSimCrossesWarn(t *testing.T) {
 	off := time.Duration(0)
-	h := start(t, Config{{Name: "enc1", Source: KindSim, StartPercent: 27, Drain: 20 * time.Minute, Poll: time.Second,
+	h := start(t, Config{{Name: "enc1", Source: KindSim, Settings: &sim.Config{StartPercent: 27, Drain: 20 * time.Minute}, Poll: time.Second,
 		Thresholds: Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}})
 
 	// The discovery config is there before any reading.
@@ -218,7 +223,7 @@ func TestSimCrossesWarn(t *testing.T) {
 }
 
 func TestMQTTRigStaleAndBack(t *testing.T) {
-	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Topic: "wearables/w1/telemetry", Field: "bat.pct", Unit: UnitPercent, StaleAfter: time.Minute}})
+	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "wearables/w1/telemetry", Field: "bat.pct", Unit: mqttsrc.UnitPercent}, StaleAfter: time.Minute}})
 	waitUntil(t, "subscription", func() bool {
 		h.mq.mu.Lock()
 		defer h.mq.mu.Unlock()
@@ -262,7 +267,7 @@ func TestMQTTRigStaleAndBack(t *testing.T) {
 
 // Noise on the telemetry around the warn line never makes the alert flap.
 func TestNoFlappingThroughTheWatch(t *testing.T) {
-	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Topic: "w", Unit: UnitPercent}})
+	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "w", Unit: mqttsrc.UnitPercent}}})
 	waitUntil(t, "subscription", func() bool { h.mq.mu.Lock(); defer h.mq.mu.Unlock(); return h.mq.handlers["w"] != nil })
 	for _, p := range []string{"30", "24", "26", "24", "27", "25", "24", "24", "24", "26", "27", "26", "24", "26", "27"} {
 		if err := h.mq.deliver(t, "w", p); err != nil {
@@ -278,7 +283,7 @@ func TestNoFlappingThroughTheWatch(t *testing.T) {
 }
 
 func TestDiscoveryPayload(t *testing.T) {
-	ds := discovery("box-1", "fieldkit/box-1", Rig{Name: "enc-1", Source: KindINA226, Preset: "vmount-26v"})
+	ds := discovery("box-1", "fieldkit/box-1", Rig{Name: "enc-1", Source: KindINA226, Settings: &ina.Config{}, Preset: "vmount-26v"})
 	if len(ds) != 2 {
 		t.Fatalf("%d entities", len(ds))
 	}
@@ -304,7 +309,7 @@ func TestDiscoveryPayload(t *testing.T) {
 		t.Errorf("device %v", dev)
 	}
 	no := false
-	h := start(t, Config{{Name: "quiet", Source: KindSim, HomeAssistant: &no}})
+	h := start(t, Config{{Name: "quiet", Source: KindSim, Settings: &sim.Config{}, HomeAssistant: &no}})
 	waitUntil(t, "first state", func() bool { return h.mq.state(t, "quiet").Updated != nil })
 	h.mq.mu.Lock()
 	defer h.mq.mu.Unlock()
@@ -317,7 +322,7 @@ func TestDiscoveryPayload(t *testing.T) {
 
 // firmware-agent doctor runs the check without Run: it reads once.
 func TestCheckWithoutRun(t *testing.T) {
-	w, err := New(Config{{Name: "low", Source: KindSim, StartPercent: 8}, {Name: "full", Source: KindSim, StartPercent: 95}},
+	w, err := New(Config{{Name: "low", Source: KindSim, Settings: &sim.Config{StartPercent: 8}}, {Name: "full", Source: KindSim, Settings: &sim.Config{StartPercent: 95}}},
 		Deps{Clock: clock.NewFake(tStart)})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fieldkit/battery"
+	"fieldkit/battery/source/sim"
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/mqttdev"
 	"fieldkit/internal/bus"
@@ -81,7 +82,7 @@ steps:
 
 	clk := clock.NewFake(time.Date(2025, 6, 1, 18, 0, 0, 0, time.UTC))
 	off := time.Duration(0)
-	w, err := battery.New(battery.Config{{Name: "enc1", Source: battery.KindSim, StartPercent: 26, Drain: 20 * time.Minute, Poll: time.Second,
+	w, err := battery.New(battery.Config{{Name: "enc1", Source: battery.KindSim, Settings: &sim.Config{StartPercent: 26, Drain: 20 * time.Minute}, Poll: time.Second,
 		Thresholds: battery.Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}},
 		battery.Deps{Box: "e2e", MQTT: conn, Bus: b, Clock: clk, Log: quiet})
 	if err != nil {
