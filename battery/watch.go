@@ -18,6 +18,7 @@ import (
 	"fieldkit/drivers/power"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/mqttc"
 )
 
@@ -131,12 +132,7 @@ func New(cfg Config, d Deps) (*Watch, error) {
 	if msg := p.String(); msg != "" {
 		return nil, fmt.Errorf("%w: %s", ErrConfig, msg)
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	w := &Watch{d: d, log: d.Log.With("part", "battery")}
 	for _, rc := range cfg {
 		pk, _ := rc.pack()

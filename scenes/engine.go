@@ -17,6 +17,7 @@ import (
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/mqttc"
 )
@@ -133,12 +134,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	if d.Targets == nil {
 		return nil, ErrNoTargets
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.HTTP == nil {
 		d.HTTP = &http.Client{}
 	}

@@ -17,6 +17,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 )
 
 // Sentinel errors.
@@ -109,12 +110,7 @@ func New(pin gpio.PinIn, opts *Opts) (*Button, error) {
 	if o.Pull == gpio.PullDown {
 		o.ActiveHigh = true
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if err := pin.In(o.Pull, gpio.BothEdges); err != nil {
 		return nil, fmt.Errorf("button %s: pin %s: %w", o.Name, pin.Name(), err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
@@ -127,12 +128,7 @@ func NewWearable(c Conn, opts *WearableOpts) (*Wearable, error) {
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = DefaultAckTimeout
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if o.NewID == nil {
 		o.NewID = defaultNewID()
 	}

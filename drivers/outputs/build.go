@@ -16,6 +16,7 @@ import (
 	"fieldkit/drivers/outputs/kind"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/deps"
 )
 
 // Board hands out the hardware by name (the agent's board profile).
@@ -53,12 +54,7 @@ func Build(cfg Config, d Deps) (map[string]cue.Target, []*button.Button, error) 
 		pr := p.List()[0]
 		return nil, nil, fmt.Errorf("%w: %s: %s", ErrInvalid, pr.Path, pr.Msg)
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.CheckOnly {
 		d.Board, d.MQTT = checkBoard{}, checkConn{}
 	}

@@ -18,6 +18,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldkit/internal/deps"
 	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
@@ -74,9 +75,7 @@ func (c *Conn) StatusTopic() string { return c.o.Prefix + "/status" }
 
 // New prepares a connection; nothing is dialled until Run.
 func New(o Options) *Conn {
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Log = deps.Log(o.Log)
 	if o.MaxPayload == 0 {
 		o.MaxPayload = 256 << 10
 	}

@@ -18,6 +18,7 @@ import (
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/httpapi"
 	"fieldkit/internal/mqttc"
 	"fieldkit/printer/fake"
@@ -84,12 +85,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.DataDir == "" || d.Bus == nil {
 		return nil, fmt.Errorf("%w: DataDir and Bus are required", ErrDeps)
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	p := confutil.NewProblems()
 	cfg.Validate(p)
 	if !p.Empty() {

@@ -17,6 +17,7 @@ import (
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/clocksync"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/sqlitex"
 )
 
@@ -142,15 +143,11 @@ func Open(o Options) (*Ledger, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
+	o.Clock = deps.Clock(o.Clock)
 	if o.Sync == nil {
 		o.Sync = clocksync.Kernel{}
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Log = deps.Log(o.Log)
 	if o.BootID == "" {
 		id, err := ReadBootID("")
 		if err != nil {

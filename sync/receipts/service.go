@@ -15,6 +15,7 @@ import (
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/clocksync"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
@@ -74,12 +75,7 @@ type Service struct {
 // New opens the ledger (making the key on first run).
 func New(cfg Config, d Deps) (*Service, error) {
 	cfg = cfg.WithDefaults(d.DataDir)
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	s := &Service{cfg: cfg, d: d, log: d.Log.With("part", "receipts")}
 	l, err := Open(Options{
 		Path: cfg.DB, KeyFile: cfg.KeyFile, Box: d.Box, Currency: cfg.Currency,

@@ -28,6 +28,7 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/secret"
 	"fieldkit/sync/receipts"
@@ -119,12 +120,7 @@ func New(cfg receipts.UplinkConfig, l Ledger, d Deps) (*Uplink, error) {
 	if cfg.BatchBytes == 0 {
 		cfg.BatchBytes = receipts.DefaultBatchBytes
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.RequestTimeout == 0 {
 		d.RequestTimeout = 60 * time.Second
 	}
