@@ -20,6 +20,7 @@ import (
 	"fieldkit/internal/clock"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 	"fieldkit/scenes"
 )
 
@@ -93,7 +94,7 @@ steps:
 	obs := mqtttest.Connect(t, m.URL(), "observer")
 	cmds := obs.Subscribe("fieldkit/e2e/cue/presenter/cmd")
 	alerts := obs.Subscribe("fieldkit/e2e/battery/enc1/alert")
-	waitUntil(t, 10*time.Second, "agent connected", conn.Connected)
+	testutil.WaitFor(t, 10*time.Second, "agent connected", conn.Connected)
 
 	// Drain the sim pack until the alert shows up on the broker.
 	var alert mqtttest.Msg
