@@ -20,6 +20,7 @@ import (
 	"fieldkit/internal/clock"
 	"fieldkit/internal/deps"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // Board hands out I2C buses by name.
@@ -63,10 +64,10 @@ type Watch struct {
 
 // AlertTopic is the bus topic of a rig's alerts (mirrored to MQTT under
 // the box prefix by the agent).
-func AlertTopic(rig string) string { return "battery/" + rig + "/alert" }
+func AlertTopic(rig string) string { return topic.BatteryAlert(rig) }
 
 // StateTopic is the retained MQTT topic of a rig's state.
-func StateTopic(prefix, rig string) string { return prefix + "/battery/" + rig + "/state" }
+func StateTopic(prefix, rig string) string { return topic.Under(prefix, topic.BatteryState(rig)) }
 
 // Alert is the payload of battery/<rig>/alert.
 type Alert struct {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"fieldkit/internal/bus"
+	"fieldkit/internal/topic"
 	"fieldkit/printer/service"
 	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
@@ -38,7 +39,7 @@ func (p *pickupLabels) offer(r receipts.Receipt) {
 	default:
 		p.log.Error("pickup label backlog full; print it from the receipt", "printer", p.printer, "seq", r.Seq)
 		b, _ := json.Marshal(map[string]any{"error": "pickup label not queued", "receipt_seq": r.Seq})
-		p.bus.Publish("printer/"+p.printer+"/alert", b)
+		p.bus.Publish(topic.PrinterAlert(p.printer), b)
 	}
 }
 

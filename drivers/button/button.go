@@ -18,6 +18,7 @@ import (
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/deps"
+	"fieldkit/internal/topic"
 )
 
 // Sentinel errors.
@@ -174,7 +175,7 @@ func (b *Button) publish(what string, v any) {
 	p, _ := json.Marshal(v)
 	b.log.Debug("button", "event", what)
 	if b.o.Bus != nil {
-		b.o.Bus.Publish("button/"+b.o.Name+"/"+what, p)
+		b.o.Bus.Publish(topic.Button(b.o.Name, what), p)
 	}
 }
 

@@ -71,7 +71,7 @@ type Conn struct {
 }
 
 // StatusTopic is where the box announces online/offline.
-func (c *Conn) StatusTopic() string { return c.o.Prefix + "/status" }
+func (c *Conn) StatusTopic() string { return topic.Under(c.o.Prefix, topic.Status) }
 
 // New prepares a connection; nothing is dialled until Run.
 func New(o Options) *Conn {

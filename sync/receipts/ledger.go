@@ -19,6 +19,7 @@ import (
 	"fieldkit/internal/clocksync"
 	"fieldkit/internal/deps"
 	"fieldkit/internal/sqlitex"
+	"fieldkit/internal/topic"
 )
 
 // Sentinel errors.
@@ -682,7 +683,7 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 	l.log.Warn("disk budget", "level", level, "used", used, "budget", l.o.DiskBudget)
 	if l.o.Bus != nil {
 		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": l.o.DiskBudget, "message": msg})
-		l.o.Bus.Publish("receipts/alarm", b)
+		l.o.Bus.Publish(topic.ReceiptsAlarm, b)
 	}
 	if l.o.OnAlarm != nil {
 		l.o.OnAlarm(level, msg)

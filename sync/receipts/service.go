@@ -20,6 +20,7 @@ import (
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // MQTT is what the part needs from the agent's MQTT connection.
@@ -132,7 +133,7 @@ func (s *Service) onAlarm(level int, msg string) {
 // once an hour, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if s.d.MQTT != nil {
-		if err := s.d.MQTT.Handle(s.d.MQTT.Prefix()+"/receipts/new", s.handleMQTT); err != nil {
+		if err := s.d.MQTT.Handle(topic.Under(s.d.MQTT.Prefix(), topic.ReceiptsNew), s.handleMQTT); err != nil {
 			return fmt.Errorf("receipts: %w", err)
 		}
 	}

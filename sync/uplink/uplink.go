@@ -31,6 +31,7 @@ import (
 	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/secret"
+	"fieldkit/internal/topic"
 	"fieldkit/sync/receipts"
 	"fieldkit/sync/wire"
 )
@@ -247,10 +248,10 @@ func (u *Uplink) publish(ctx context.Context) {
 	u.backlogAg.Set(float64(age))
 	payload, _ := json.Marshal(st)
 	if u.d.MQTT != nil {
-		u.d.MQTT.SetRetained(u.d.MQTT.Prefix()+"/receipts/backlog", payload)
+		u.d.MQTT.SetRetained(topic.Under(u.d.MQTT.Prefix(), topic.ReceiptsBacklog), payload)
 	}
 	if u.d.Bus != nil {
-		u.d.Bus.Publish("receipts/backlog", payload)
+		u.d.Bus.Publish(topic.ReceiptsBacklog, payload)
 	}
 }
 
@@ -258,7 +259,7 @@ func (u *Uplink) alarm(kind, msg string) {
 	u.log.Error("receipt uplink alarm", "kind", kind, "msg", msg)
 	if u.d.Bus != nil {
 		b, _ := json.Marshal(map[string]string{"kind": kind, "message": msg})
-		u.d.Bus.Publish("receipts/alarm", b)
+		u.d.Bus.Publish(topic.ReceiptsAlarm, b)
 	}
 }
 
