@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"fieldkit/firmware-agent/config"
@@ -31,19 +35,20 @@ func (uplinkPart) Name() string    { return "receipts-uplink" }
 func (uplinkPart) Section() string { return "receipts" }
 func (u uplinkPart) Status() any   { return u.Uplink.Status() }
 
-// newReceipts builds the ledger; with pickup labels, each committed sale
-// is offered to them.
+// newReceipts builds the ledger; with pickup labels, every sale stores
+// its label request in its own transaction and pickup drains them.
 func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels) (receiptsPart, error) {
 	d := receipts.Deps{
 		Box: cfg.Box, DataDir: cfg.DataDir, Clock: p.clock, Bus: p.bus, MQTT: p.mqtt,
 		Health: p.health, Metrics: p.metrics, Log: p.log,
-	}
-	if pickup != nil {
-		d.OnCommit = pickup.offer
+		LabelOutbox: pickup != nil,
 	}
 	svc, err := receipts.New(cfg.Receipts, d)
 	if err != nil {
 		return receiptsPart{}, fmt.Errorf("receipts: %w", err)
+	}
+	if pickup != nil {
+		pickup.l = svc.Ledger()
 	}
 	return receiptsPart{svc}, nil
 }
@@ -58,22 +63,31 @@ func newUplink(rs *receipts.Service, p plumbing) (uplinkPart, error) {
 	return uplinkPart{up}, nil
 }
 
-// receiptsOfflineChecks opens the ledger for its checks. That is safe
+// receiptsOfflineChecks checks an existing ledger; before the first start
+// there is none, and doctor must not make one (a key made here would not
+// be the key the agent is set up with). Opening an existing ledger is safe
 // beside a running agent: SQLite in WAL mode lets a second process read.
-func receiptsOfflineChecks(cfg *config.Config) []doctor.Check {
+func receiptsOfflineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
+	rc := cfg.Receipts.WithDefaults(cfg.DataDir)
+	var missing []string
+	for _, f := range []string{rc.KeyFile, rc.DB} {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
+			return doctor.Pass(fmt.Sprintf("no ledger yet (%s): the agent makes it at first start", strings.Join(missing, ", ")))
+		}}}
+	}
 	svc, err := receipts.New(cfg.Receipts, receipts.Deps{Box: cfg.Box, DataDir: cfg.DataDir})
 	if err != nil {
 		return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
 			return doctor.Failf("check the receipts: section and the data dir", "%v", err)
 		}}}
 	}
-	cs := svc.Checks()
-	return append(cs, doctor.Check{Name: "receipts (close)", Run: func(context.Context) doctor.Result {
-		if err := svc.Close(); err != nil {
-			return doctor.Warnf("", "closing the ledger: %v", err)
-		}
-		return doctor.Pass("")
-	}})
+	afterChecks(ctx, func() { _ = svc.Close() })
+	return svc.Checks()
 }
 
 func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) error {

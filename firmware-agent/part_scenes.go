@@ -30,8 +30,11 @@ func checkScenes(cfg *config.Config) error {
 		return err
 	}
 	defer outputs.CloseAll(targets)
-	_, err = scenes.Load(os.DirFS(cfg.Scenes.Dir), cfg.Scenes.Dir, targets, cfg.MQTT.Prefix)
-	return err
+	set, err := scenes.Load(os.DirFS(cfg.Scenes.Dir), cfg.Scenes.Dir, targets, cfg.MQTT.Prefix)
+	if err != nil {
+		return err
+	}
+	return set.CheckButtons(sortedKeys(cfg.Cues.Buttons))
 }
 
 // scenesPart is the scene engine.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -21,14 +22,14 @@ import (
 
 // agentToken finds a token for talking to the local agent ("" in the
 // open demo). Commands on the box (doctor, scene reload) use the admin
-// token: whoever can read the token files already holds every role.
+// token: whoever can read the token files already holds every role. Read
+// only: a box with no tokens yet gets none made here.
 func agentToken(cfg *config.Config) string {
-	s, _, err := auth.OpenStore(cfg.DataDir)
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, auth.TokenDir, httpapi.Admin.String()+".token"))
 	if err != nil {
 		return ""
 	}
-	tok, _ := s.Token(httpapi.Admin)
-	return tok
+	return strings.TrimSpace(string(b))
 }
 
 // webParts are the crew page, its login and tokens, and the pre-show
@@ -86,6 +87,12 @@ func newWeb(cfg *config.Config, p plumbing, rt *httpapi.Router, checks func(manu
 		return nil, err
 	}
 	p.health.OnChange(func(health.Part) { pf.Kick() })
+	if p.mqtt != nil {
+		// The broker check is part of the gate: judge it again as soon as
+		// the link is up, not at the next periodic run (the page said
+		// "MQTT connected" while the gate still held on "broker").
+		p.mqtt.OnConnect(pf.Kick)
+	}
 	return &webParts{preflight: preflightPart{pf}, server: webPart{ws}, authChecks: au.Checks(cfg.HTTP.Listen, tlsOn)}, nil
 }
 

@@ -3,11 +3,13 @@ package main
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/mqtttest"
@@ -85,4 +87,40 @@ func withPorts(t *testing.T, cfg *config.Config, data string) *config.Config {
 	cfg.HTTP.Listen = mqtttest.FreePort(t)
 	cfg.MQTT.Listen = mqtttest.FreePort(t)
 	return cfg
+}
+
+// The README's job requests are what POST /api/printers/{name}/jobs
+// takes: both queue on a real agent, and the pickup job shows its order
+// and buyer.
+func TestREADMEJobExamples(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []string
+	for _, b := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if strings.Contains(b[1], `"label": {"elements"`) || strings.Contains(b[1], `"pickup": {`) {
+			jobs = append(jobs, b[1])
+		}
+	}
+	if len(jobs) != 2 {
+		t.Fatalf("README has %d job examples, want a label and a pickup", len(jobs))
+	}
+	cfg := writeConfig(t, "box: b1\nboard: sim\nprinters:\n  counter: {language: escpos, transport: fake, width_dots: 576}\n")
+	p := startAgent(t, nil, "--config", cfg, "--mqtt-listen", mqtttest.FreePort(t))
+	p.waitHealthy(t, 10*time.Second)
+	for _, j := range jobs {
+		resp, err := http.Post("http://"+p.http+"/api/printers/counter/jobs", "application/json", strings.NewReader(j))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("README job refused: %s\n%s\n%s", resp.Status, body, j)
+		}
+		if strings.Contains(j, "pickup") && (!strings.Contains(string(body), `"order": "A-1042"`) || !strings.Contains(string(body), `"buyer": "Mara K."`)) {
+			t.Fatalf("pickup job answer lacks its order and buyer:\n%s", body)
+		}
+	}
 }

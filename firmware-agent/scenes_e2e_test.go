@@ -93,3 +93,9 @@ func pinLevel(t *testing.T, p *agentProc, line string) bool {
 	}
 	return false
 }
+
+// waitUntil is testutil.WaitFor, under the name this package's tests use.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testutil.WaitFor(t, within, what, cond)
+}

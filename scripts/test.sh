@@ -28,6 +28,7 @@ declare -A want=(
 	[dpkg-dev]=/usr/bin/dpkg-architecture
 	[curl]=/usr/bin/curl
 	[python3]=/usr/bin/python3
+	[python3-cryptography]=/usr/lib/python3/dist-packages/cryptography/__init__.py
 )
 missing=()
 for pkg in "${!want[@]}"; do
@@ -52,6 +53,7 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 export CGO_ENABLED=1
 export FIELDKIT_MOSQUITTO=/usr/sbin/mosquitto
+export FIELDKIT_PYTHON=/usr/bin/python3
 export FIELDKIT_CHROMIUM=/usr/bin/chromium
 
 log "go version"
