@@ -20,6 +20,7 @@ import (
 	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // MQTT is what the engine needs of the agent's MQTT connection
@@ -295,7 +296,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			verb string
 			f    mqttc.Handler
 		}{{"run", e.onRunTopic}, {"cancel", e.onCancelTopic}} {
-			if err := e.d.MQTT.Handle(e.prefix+"/scene/+/"+h.verb, h.f); err != nil {
+			if err := e.d.MQTT.Handle(topic.Under(e.prefix, topic.SceneCmd("+", h.verb)), h.f); err != nil {
 				e.ctx = nil
 				e.mu.Unlock()
 				return fmt.Errorf("scenes: mqtt %s topic: %w", h.verb, err)
@@ -552,7 +553,7 @@ func (e *Engine) stateLoop(done <-chan struct{}) {
 			last[m.name] = i
 		}
 		for i, m := range batch {
-			t := "scene/" + m.name + "/state"
+			t := topic.SceneState(m.name)
 			var payload []byte
 			if m.st != nil {
 				payload = m.st.json()

@@ -48,7 +48,10 @@ func PrinterPrint(name string) string { return "printer/" + name + "/print" }
 func SceneState(name string) string { return "scene/" + name + "/state" }
 
 // SceneRun fires a scene.
-func SceneRun(name string) string { return "scene/" + name + "/run" }
+func SceneRun(name string) string { return SceneCmd(name, "run") }
+
+// SceneCmd is a command to a scene ("+" for any): run or cancel.
+func SceneCmd(name, verb string) string { return "scene/" + name + "/" + verb }
 
 // Receipt topics.
 const (

@@ -13,6 +13,9 @@ func TestNames(t *testing.T) {
 			t.Errorf("%q: %v", n, err)
 		}
 	}
+	if err := ValidFilter(Under("p", SceneCmd("+", "cancel"))); err != nil {
+		t.Error(err)
+	}
 	if err := ValidFilter(PrinterPrint("+")); err != nil {
 		t.Error(err)
 	}
