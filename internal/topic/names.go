@@ -13,6 +13,15 @@ func Under(prefix, rel string) string { return prefix + "/" + rel }
 // offline.
 const Status = "status"
 
+// The instance probe: before connecting, an agent asks on InstancePing
+// whether another live agent holds the box id (answers on InstancePong,
+// holds Instance retained).
+const (
+	Instance     = "instance"
+	InstancePing = "instance/ping"
+	InstancePong = "instance/pong"
+)
+
 // WearableBase is a wearable's level, cue/<id>: a wearable's broker
 // account may use only topics below it.
 func WearableBase(id string) string { return "cue/" + id }

@@ -5,7 +5,7 @@ import "testing"
 // The table's names are valid topic names, and a wearable's topics all
 // sit below its base (which the broker's ACL relies on).
 func TestNames(t *testing.T) {
-	for _, n := range []string{Status, WearableBase("anna"), WearableCmd("anna"), WearableAck("anna"), WearableAlert("anna"),
+	for _, n := range []string{Status, Instance, InstancePing, InstancePong, WearableBase("anna"), WearableCmd("anna"), WearableAck("anna"), WearableAlert("anna"),
 		Button("go", "press"), BatteryState("enc1"), BatteryAlert("enc1"), PrinterState("counter"), PrinterAlert("counter"),
 		PrinterPrint("counter"), SceneState("drop"), SceneRun("drop"), ReceiptsNew, ReceiptsBacklog, ReceiptsAlarm,
 		Under("fieldkit/box1", WearableCmd("anna"))} {
