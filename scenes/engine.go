@@ -88,7 +88,7 @@ type Engine struct {
 	stopped  bool
 	runID    uint64
 	states   []stateMsg
-	filters  map[string]bool // MQTT trigger filters handled so far
+	filters  map[string]func() // MQTT trigger filters handled, with their cancel (nil: cannot be removed)
 	subs     map[string]*bus.Subscription
 
 	stateWake chan struct{}
@@ -191,7 +191,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, d: d, log: d.Log.With("part", "scenes"), clk: d.Clock, realClock: real,
-		slots: map[string]*slot{}, filters: map[string]bool{}, subs: map[string]*bus.Subscription{},
+		slots: map[string]*slot{}, filters: map[string]func(){}, subs: map[string]*bus.Subscription{},
 		stateWake: make(chan struct{}, 1), schedWake: make(chan struct{}, 1),
 		work: make(chan workItem), quit: make(chan struct{}), pubq: make(chan asyncStep, 256),
 	}

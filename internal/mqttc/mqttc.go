@@ -65,7 +65,35 @@ type Handler = event.Handler
 
 type route struct {
 	qos byte
-	hs  []Handler
+	// hs are the route's handlers, replaced (never changed in place)
+	// under Conn.mu and read without it by the delivery callback, so that
+	// a removed handler is not called even though the broker subscription
+	// (and its callback) stay.
+	hs atomic.Pointer[[]entry]
+}
+
+type entry struct {
+	id uint64
+	h  Handler
+}
+
+func newRoute(hs ...Handler) *route {
+	r := &route{qos: 1}
+	es := make([]entry, len(hs))
+	for i, h := range hs {
+		es[i] = entry{h: h}
+	}
+	r.hs.Store(&es)
+	return r
+}
+
+func (r *route) handlers() []Handler {
+	es := *r.hs.Load()
+	out := make([]Handler, len(es))
+	for i, e := range es {
+		out[i] = e.h
+	}
+	return out
 }
 
 // Conn is the MQTT connection. Create it with New, then call Run.
@@ -85,6 +113,7 @@ type Conn struct {
 
 	mu       sync.Mutex
 	routes   map[string]*route
+	nextID   uint64 // of route entries
 	retained map[string][]byte
 	order    []string // retained topics in first-set order
 	onConn   []func()
@@ -120,8 +149,8 @@ func New(o Options) *Conn {
 	me, _ := json.Marshal(c.self)
 	c.retained[c.instanceTopic()] = me
 	c.order = append(c.order, c.instanceTopic())
-	c.routes[c.pingTopic()] = &route{qos: 1, hs: []Handler{c.onPing}}
-	c.routes[c.StatusTopic()] = &route{qos: 1, hs: []Handler{c.onStatus}}
+	c.routes[c.pingTopic()] = newRoute(c.onPing)
+	c.routes[c.StatusTopic()] = newRoute(c.onStatus)
 
 	po := paho.NewClientOptions().
 		AddBroker(o.URL).
@@ -305,27 +334,60 @@ func (c *Conn) OnConnect(f func()) {
 // handlers may share a filter. It subscribes now if connected, and again
 // after every reconnect.
 func (c *Conn) Handle(filter string, h Handler) error {
+	_, err := c.Subscribe(filter, h)
+	return err
+}
+
+// Subscribe is Handle with a way back: cancel removes h (at once: no
+// message is handed to it after cancel returns), and the broker
+// subscription with the filter's last handler. Calling cancel again does
+// nothing.
+func (c *Conn) Subscribe(filter string, h Handler) (cancel func(), err error) {
 	if err := topic.ValidFilter(filter); err != nil {
-		return err
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.routes[filter]
 	if !ok {
-		r = &route{qos: 1}
+		r = newRoute()
 		c.routes[filter] = r
 	}
-	r.hs = append(r.hs, h)
+	c.nextID++
+	id := c.nextID
+	es := append(append([]entry(nil), *r.hs.Load()...), entry{id: id, h: h})
+	r.hs.Store(&es)
 	if c.client.IsConnectionOpen() {
 		c.subscribeLocked(filter, r)
 	}
-	return nil
+	return sync.OnceFunc(func() { c.unsubscribe(filter, r, id) }), nil
+}
+
+func (c *Conn) unsubscribe(filter string, r *route, id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *r.hs.Load()
+	es := make([]entry, 0, len(old))
+	for _, e := range old {
+		if e.id != id {
+			es = append(es, e)
+		}
+	}
+	r.hs.Store(&es)
+	if len(es) > 0 || c.routes[filter] != r {
+		return
+	}
+	delete(c.routes, filter)
+	if c.client.IsConnectionOpen() {
+		// Not waited for: the route is gone, so a message still on its
+		// way finds no handler; a reconnect does not subscribe again.
+		c.client.Unsubscribe(filter)
+	}
 }
 
 func (c *Conn) subscribeLocked(filter string, r *route) paho.Token {
-	hs := append([]Handler(nil), r.hs...)
 	tok := c.client.Subscribe(filter, r.qos, func(_ paho.Client, m paho.Message) {
-		c.dispatch(hs, Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
+		c.dispatch(r.handlers(), Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
 	})
 	go func() {
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {
