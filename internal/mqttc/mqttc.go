@@ -164,6 +164,7 @@ func New(o Options) *Conn {
 		SetPingTimeout(5*time.Second).
 		SetConnectTimeout(5*time.Second).
 		SetWriteTimeout(5*time.Second).
+		SetCustomOpenConnectionFn(openConn).
 		// Run reconnects itself, so that every attempt first checks that
 		// no other agent holds the box id.
 		SetAutoReconnect(false).
