@@ -227,6 +227,9 @@ func (c *Conn) Run(ctx context.Context) error {
 		}
 		if err := wait(ctx, c.client.Connect(), 10*time.Second); err != nil {
 			if ctx.Err() != nil {
+				// A connect still in flight must not outlive Run.
+				c.client.Disconnect(0)
+				c.connected.Store(false)
 				return nil
 			}
 			c.setReason(fmt.Sprintf("cannot connect to %s: %v", c.o.URL, err))
