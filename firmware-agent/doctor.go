@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -167,7 +168,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		for i := len(done) - 1; i >= 0; i-- {
 			done[i]()
 		}
-		fmt.Fprintln(stdout, "(no agent answers at "+cfg.HTTP.Listen+": checked from the config, "+cfgName(cfg)+")")
+		fmt.Fprintf(stdout, "(no answer from an agent at %s (%v): checked from the config, %s)\n", cfg.HTTP.Listen, shortErr(err), cfgName(cfg))
 	} else {
 		fmt.Fprintln(stdout, "(asked the running agent at "+cfg.HTTP.Listen+")")
 	}
@@ -212,6 +213,16 @@ func offlineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
 	checks = append(checks, batteryOfflineChecks(cfg)...)
 	checks = append(checks, printerOfflineChecks(cfg)...)
 	return append(checks, receiptsOfflineChecks(ctx, cfg)...)
+}
+
+// shortErr is the last part of a dial error ("connection refused"), or
+// the whole error when it has none.
+func shortErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
 }
 
 type cleanupKey struct{}

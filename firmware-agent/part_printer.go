@@ -54,5 +54,5 @@ func cmdPrint(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return printcli.RunCLI(ctx, rest, stdout, stderr, printcli.Env{BaseURL: agentURL(cfg), Token: agentToken(cfg), Printers: cfg.Printers})
+	return printcli.RunCLI(ctx, rest, stdout, stderr, printcli.Env{BaseURL: agentURL(cfg), Token: func() string { return agentToken(cfg) }, Printers: cfg.Printers})
 }

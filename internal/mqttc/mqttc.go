@@ -389,26 +389,43 @@ var ErrNotConnected = event.ErrNotConnected
 // Publish sends payload on t and waits for the broker (QoS 1) or the
 // socket (QoS 0), up to ctx or 5 s.
 func (c *Conn) Publish(ctx context.Context, t string, qos byte, retained bool, payload []byte) error {
+	return c.Send(t, qos, retained, payload)(ctx)
+}
+
+// Send hands payload on t to the connection now and returns a wait that
+// does what Publish waits for. A cue's publish goes out from the
+// goroutine that runs the cue, and is waited for elsewhere.
+func (c *Conn) Send(t string, qos byte, retained bool, payload []byte) (wait func(context.Context) error) {
 	if !c.client.IsConnectionOpen() {
-		return fmt.Errorf("publish %s: %w", t, ErrNotConnected)
+		err := fmt.Errorf("publish %s: %w", t, ErrNotConnected)
+		return func(context.Context) error { return err }
 	}
 	tok := c.client.Publish(t, qos, retained, payload)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("publish %s: %w", t, err)
+	return func(ctx context.Context) error {
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				return fmt.Errorf("publish %s: %w", t, err)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("publish %s: broker did not acknowledge in 5 s", t)
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("publish %s: broker did not acknowledge in 5 s", t)
 	}
 }
 
 // SetRetained records the agent's current state for t and publishes it
 // retained; it is published again after every reconnect. It never blocks
 // on the network.
+//
+// The live publish is QoS 0: with no session store, QoS 1 would add
+// nothing (a message lost with the connection is not resent; the
+// reconnect re-publishes the state instead), and its PUBACK, a small
+// segment the broker sends back, makes a broker without TCP_NODELAY
+// (Mosquitto's default) hold the next message to the agent, a cue, until
+// the agent's delayed ACK: about 40 ms.
 func (c *Conn) SetRetained(t string, payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -417,7 +434,7 @@ func (c *Conn) SetRetained(t string, payload []byte) {
 	}
 	c.retained[t] = append([]byte(nil), payload...)
 	if c.client.IsConnectionOpen() {
-		c.client.Publish(t, 1, true, payload)
+		c.client.Publish(t, 0, true, payload)
 	}
 }
 
@@ -436,7 +453,7 @@ func (c *Conn) DropRetained(t string) {
 		}
 	}
 	if c.client.IsConnectionOpen() {
-		c.client.Publish(t, 1, true, nil)
+		c.client.Publish(t, 0, true, nil) // QoS 0: see SetRetained
 	}
 }
 

@@ -35,7 +35,7 @@ func (s *Service) Routes(r *httpapi.Router) {
 			writeErr(w, err)
 			return
 		}
-		httpapi.WriteJSON(w, http.StatusOK, j)
+		httpapi.WriteJSON(w, http.StatusOK, s.withWarnings(j))
 	})
 	r.HandleFunc("POST /api/jobs/{id}/reprint", httpapi.Crew, func(w http.ResponseWriter, r *http.Request) {
 		j, err := s.Reprint(r.Context(), r.PathValue("id"))
@@ -99,6 +99,9 @@ func (s *Service) listJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	if jobs == nil {
 		jobs = []queue.Job{}
+	}
+	for i := range jobs {
+		jobs[i] = s.withWarnings(jobs[i])
 	}
 	httpapi.WriteJSON(w, http.StatusOK, jobs)
 }

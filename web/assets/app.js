@@ -366,7 +366,7 @@
     $("gate").addEventListener("click", () => {
       const d = $("preflight");
       d.open = !d.open;
-      if (d.open) d.scrollIntoView({ block: "start", behavior: "smooth" });
+      if (d.open) d.scrollIntoView({ block: "start" });
     });
     $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
