@@ -250,12 +250,16 @@ func (c *Conn) Run(ctx context.Context) error {
 			// Unreachable, or the probe refused; the real connect says
 			// which.
 			c.log.Debug("MQTT probe failed", "err", err)
-		}
-		if d := c.dup.get(time.Now(), 0); d != nil && d.Refused {
-			c.dup.set(nil) // the other agent went away
+		default:
+			if d := c.dup.get(time.Now(), 0); d != nil && d.Refused {
+				c.dup.set(nil) // the other agent went away
+			}
 		}
 		if err := wait(ctx, c.client.Connect(), 10*time.Second); err != nil {
 			if ctx.Err() != nil {
+				// A connect still in flight must not outlive Run.
+				c.client.Disconnect(0)
+				c.connected.Store(false)
 				return nil
 			}
 			c.setReason(fmt.Sprintf("cannot connect to %s: %v", c.o.URL, err))
