@@ -334,3 +334,30 @@ func inkBox(img *image.Gray) image.Rectangle {
 	}
 	return image.Rect(x0, y0, x1+1, y1+1)
 }
+
+// TestFont0Bound checks the layout's measure of ZPL font 0 against an
+// independent renderer's font 0: what zebrash draws is never wider than
+// what the layout measured, for the widest and narrowest letters, digits,
+// German and Polish, at each size the labels use.
+func TestFont0Bound(t *testing.T) {
+	prof := label.Profile{Language: label.ZPL, WidthDots: 2000}
+	for _, s := range []string{"WWWWWWWWWW", "MMMMMMMMMM", "mmmmmmmmmm", "0123456789", "ÄÖÜ äöü ßẞ",
+		"Zażółć gęślą jaźń", "iiiiiiiiii", "A-1042 Total 55.00 EUR", "@@@@%%%%", "Œuvre « cœur »"} {
+		for size := 1; size <= 4; size++ {
+			lay, err := layout.Place(label.Label{Elements: []label.Element{label.Text{Text: s, Size: size}}}, prof)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it := lay.Pages[0].Items[0]
+			b, err := zpl.EncodeLayout(lay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := zebrashRender(t, s, b, prof.WidthDots, lay.Pages)[0]
+			ink := inkBox(img)
+			if ink.Max.X > it.Box.Max.X {
+				t.Errorf("%q at size %d: zebrash inks to x %d, the layout measured %d", s, size, ink.Max.X, it.Box.Max.X)
+			}
+		}
+	}
+}
