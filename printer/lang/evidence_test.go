@@ -148,6 +148,21 @@ func TestEvidenceMatrix(t *testing.T) {
 						t.Errorf("%s: order %q printed without CODE128 and no warning: %q", name, m.p.Order, j.Warnings)
 					}
 				}
+				if m.name == "cyrillic" {
+					// Printed as text or bitmap, never as "?".
+					bitmaps := 0
+					for _, it := range j.Layout.Pages[0].Items {
+						if strings.Contains(it.Text, "?") {
+							t.Errorf("%s: %q", name, it.Text)
+						}
+						if it.Kind == layout.BitmapItem {
+							bitmaps++
+						}
+					}
+					if bitmaps != 2 || len(j.Warnings) != 0 {
+						t.Errorf("%s: %d bitmaps (want the name and the item), warnings %q", name, bitmaps, j.Warnings)
+					}
+				}
 				checkInk(t, name, lg, j)
 			}
 		}
