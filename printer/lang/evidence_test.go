@@ -163,6 +163,9 @@ func TestEvidenceMatrix(t *testing.T) {
 						t.Errorf("%s: %d bitmaps (want the name and the item), warnings %q", name, bitmaps, j.Warnings)
 					}
 				}
+				if lg != label.ZPL {
+					checkBytesAgree(t, name, lg, j)
+				}
 				checkInk(t, name, lg, j)
 			}
 		}
@@ -295,6 +298,39 @@ func checkInk(t *testing.T, name string, lg label.Language, j lang.Job) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// checkBytesAgree decodes the bytes with the fake printer, which models
+// how ESC/POS and TSPL printers move the paper and place codes, and finds
+// every code where the layout (and so the preview) put it.
+func checkBytesAgree(t *testing.T, name string, lg label.Language, j lang.Job) {
+	t.Helper()
+	labels, err := fake.Decode(string(lg), j.Bytes, j.Layout.Profile.WidthDots)
+	if err != nil || len(labels) != len(j.Layout.Pages) {
+		t.Fatalf("%s: the fake printer makes %d labels of the bytes, the layout has %d pages (%v)", name, len(labels), len(j.Layout.Pages), err)
+	}
+	for k, pg := range j.Layout.Pages {
+		var want, got []image.Point
+		for _, it := range pg.Items {
+			if it.Kind == layout.QRItem || it.Kind == layout.Code128Item {
+				want = append(want, it.Box.Min)
+			}
+		}
+		for _, op := range labels[k].Ops {
+			switch op := op.(type) {
+			case fake.QR:
+				got = append(got, image.Pt(op.X, op.Y))
+			case fake.Barcode:
+				got = append(got, image.Pt(op.X, op.Y))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: page %d: the printer puts codes at %v, the layout at %v", name, k, got, want)
+		}
+		if len(labels[k].Unknown) != 0 {
+			t.Errorf("%s: page %d: commands the fake printer does not know: %q", name, k, labels[k].Unknown)
 		}
 	}
 }

@@ -284,7 +284,7 @@ func (pl *placer) code128(i int, c label.Code128) error {
 }
 
 func (pl *placer) qr(i int, q label.QR) error {
-	v, err := q.Version()
+	v, err := qrVersion(q)
 	if err != nil {
 		return err
 	}

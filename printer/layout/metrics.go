@@ -3,6 +3,9 @@ package layout
 import (
 	"sync"
 
+	"github.com/makiuchi-d/gozxing/qrcode/decoder"
+	"github.com/makiuchi-d/gozxing/qrcode/encoder"
+
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
@@ -138,4 +141,31 @@ func zplFontHas(r rune) bool {
 		return true
 	}
 	return false
+}
+
+// qrVersion is the version of the symbol a printer draws for data: with
+// the input mode left automatic (as all three encoders leave it), ASCII
+// data goes in the densest mode that holds it (numeric, alphanumeric or
+// byte), which the QR encoder of gozxing chooses the same way; other
+// data goes as bytes.
+func qrVersion(q label.QR) (int, error) {
+	if isASCII(q.Data) {
+		level := map[label.ECLevel]decoder.ErrorCorrectionLevel{
+			label.ECL: decoder.ErrorCorrectionLevel_L, label.ECM: decoder.ErrorCorrectionLevel_M,
+			label.ECQ: decoder.ErrorCorrectionLevel_Q, label.ECH: decoder.ErrorCorrectionLevel_H,
+		}[q.EC]
+		if sym, err := encoder.Encoder_encodeWithoutHint(q.Data, level); err == nil {
+			return sym.GetVersion().GetVersionNumber(), nil
+		}
+	}
+	return q.Version()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
