@@ -10,6 +10,7 @@ import (
 
 func TestPrintersInAgentConfig(t *testing.T) {
 	good := `
+box: b1
 printers:
   counter:
     language: escpos

@@ -9,6 +9,7 @@ import (
 
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/sqlitex"
 	"fieldkit/printer/label"
 	"fieldkit/printer/queue"
 	"fieldkit/printer/status"
@@ -114,6 +115,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, queue.ErrConflict), errors.Is(err, queue.ErrIDReused):
 		code = http.StatusConflict
+	case sqlitex.IsFull(err):
+		code = http.StatusInsufficientStorage
+		err = fmt.Errorf("disk full: the print queue cannot take the job; free space on the box's disk (%w)", err)
 	}
 	httpapi.Error(w, code, err.Error())
 }

@@ -103,9 +103,10 @@
     }
     const s = S.status;
     if (s) {
-      m.textContent = "MQTT " + (s.mqtt.connected ? "connected" : "down");
-      m.className = "pill " + (s.mqtt.connected ? "ok" : "fail");
-      m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "");
+      const dup = s.mqtt.duplicate;
+      m.textContent = dup ? "box id in use twice" : "MQTT " + (s.mqtt.connected ? "connected" : "down");
+      m.className = "pill " + (s.mqtt.connected && !dup ? "ok" : "fail");
+      m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "") + (s.mqtt.reason ? ": " + s.mqtt.reason : "");
     }
     const u = S.uplink;
     if (!u) { c.textContent = "cloud: n/a"; c.className = "pill"; }
@@ -258,7 +259,10 @@
     const out = [];
     const add = (sev, text, ...extra) => out.push(el("li", { class: "alert", "data-alert": sev }, badge(sev), el("span", { class: "grow" }, text), ...extra));
     const s = S.status;
-    if (s && !s.mqtt.connected) add("fail", "MQTT broker down: cues to lights and wearables do not go out");
+    const dup = s && s.mqtt.duplicate;
+    if (dup) add("fail", "Another agent uses box id " + s.box + " (" + (dup.other.host ? "host " + dup.other.host + ", " : "") + "instance " + dup.other.id + ")" +
+      (dup.refused ? ": this one stays off the broker" : "") + "; give each box its own box: id");
+    else if (s && !s.mqtt.connected) add("fail", "MQTT broker down: cues to lights and wearables do not go out");
     for (const r of (S.batteries && S.batteries.batteries) || []) {
       if (r.stale) add("fail", r.rig + ": no battery reading" + (r.error ? " (" + r.error + ")" : ""));
       else if (["warn", "critical", "swap"].includes(r.level))
@@ -362,7 +366,7 @@
     $("gate").addEventListener("click", () => {
       const d = $("preflight");
       d.open = !d.open;
-      if (d.open) d.scrollIntoView({ block: "start", behavior: "smooth" });
+      if (d.open) d.scrollIntoView({ block: "start" });
     });
     $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
