@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,9 @@ import (
 var (
 	// ErrDiskFull: the ledger reached its disk budget and refuses new sales.
 	ErrDiskFull = errors.New("receipt ledger disk budget is full: new receipts are refused until the backlog is synced and pruned or the budget is raised")
+	// ErrNoSpace: the disk itself is (nearly) full; new sales are refused
+	// until space is freed.
+	ErrNoSpace = errors.New("the disk holding the receipt ledger is full: new receipts are refused until space is freed on it")
 	// ErrClosed: the ledger is closed.
 	ErrClosed = errors.New("receipt ledger is closed")
 	// ErrNotFound: no record with that seq (never written, or pruned).
@@ -49,7 +53,12 @@ type Options struct {
 	Currency        string
 	DiscreetDefault bool
 	// DiskBudget in bytes for the database pages in use; 0 means none.
+	// The budget in force is the smaller of it and what the disk can
+	// still hold (FreeSpace).
 	DiskBudget int64
+	// FreeSpace returns the bytes still free where the ledger lives
+	// (nil: statfs of its directory).
+	FreeSpace func() (int64, error)
 	// MaxBatch caps how many appends share one transaction (default 512).
 	// 1 commits every receipt on its own: the naive mode the benchmark
 	// compares against.
@@ -93,6 +102,8 @@ type Ledger struct {
 
 	mu        sync.Mutex
 	usage     int64
+	budget    int64 // in force at the last measurement
+	ofDisk    bool  // budget is the disk's room, not the configured one
 	alarm     int
 	notify    chan struct{} // closed and replaced after every commit
 	commits   uint64
@@ -743,12 +754,15 @@ func recordedFirstKey(ctx context.Context, q querier) (*Key, error) {
 	return &Key{Pub: b, ID: kid}, nil
 }
 
-// refreshUsage measures the database against the disk budget and raises
-// or clears the alarm.
+// diskReserve is room kept free on the disk beyond the ledger's pages:
+// the WAL grows to its 4 MB auto-checkpoint size before it is reused, and
+// the print queue shares the disk.
+const diskReserve = 6 << 20
+
+// refreshUsage measures the database against the disk budget in force
+// (the configured one or the disk's free room, whichever is smaller) and
+// raises or clears the alarm.
 func (l *Ledger) refreshUsage(ctx context.Context) {
-	if l.o.DiskBudget <= 0 {
-		return
-	}
 	var pages, free, size int64
 	if err := l.db.QueryRowContext(ctx, `SELECT p.page_count, f.freelist_count, s.page_size FROM pragma_page_count p, pragma_freelist_count f, pragma_page_size s`).Scan(&pages, &free, &size); err != nil {
 		l.log.Warn("cannot measure the ledger size", "err", err)
@@ -758,7 +772,18 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 	// WAL file itself is reused after each checkpoint and stays near its
 	// 4 MB auto-checkpoint size: it is headroom on top of the budget.
 	used := (pages - free) * size
-	pct := used * 100 / l.o.DiskBudget
+	budget, ofDisk := l.o.DiskBudget, false
+	avail, err := l.freeSpace()
+	if err != nil {
+		l.log.Warn("cannot measure the free disk space", "err", err)
+	} else if room := used + max(0, avail-diskReserve); budget <= 0 || room < budget {
+		// Free pages inside the file are reused before the file grows.
+		budget, ofDisk = room+free*size, true
+	}
+	if budget <= 0 {
+		return
+	}
+	pct := used * 100 / budget
 	level := 0
 	switch {
 	case pct >= 100:
@@ -769,7 +794,7 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 		level = 80
 	}
 	l.mu.Lock()
-	l.usage = used
+	l.usage, l.budget, l.ofDisk = used, budget, ofDisk
 	old := l.alarm
 	l.alarm = level
 	l.mu.Unlock()
@@ -777,22 +802,47 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 		return
 	}
 	var msg string
-	switch level {
-	case 0:
+	switch {
+	case level == 0:
 		msg = "receipt ledger back under 80 % of its disk budget"
-	case 100:
-		msg = fmt.Sprintf("receipt ledger uses %d of %d bytes: new receipts are refused; get the box online so the backlog syncs, or raise receipts.disk_budget_mb", used, l.o.DiskBudget)
+	case level == 100 && ofDisk:
+		msg = fmt.Sprintf("the disk holding the receipt ledger is full (%d bytes free): new receipts are refused; free space on it (old previews, logs)", avail)
+	case level == 100:
+		msg = fmt.Sprintf("receipt ledger uses %d of %d bytes: new receipts are refused; get the box online so the backlog syncs, or raise receipts.disk_budget_mb", used, budget)
+	case ofDisk:
+		msg = fmt.Sprintf("the disk holding the receipt ledger is nearly full (%d bytes free); free space on it", avail)
 	default:
-		msg = fmt.Sprintf("receipt ledger uses %d %% of its %d-byte disk budget; get the box online so the backlog syncs and can be pruned", pct, l.o.DiskBudget)
+		msg = fmt.Sprintf("receipt ledger uses %d %% of its %d-byte disk budget; get the box online so the backlog syncs and can be pruned", pct, budget)
 	}
-	l.log.Warn("disk budget", "level", level, "used", used, "budget", l.o.DiskBudget)
+	l.log.Warn("disk budget", "level", level, "used", used, "budget", budget, "of_disk", ofDisk)
 	if l.o.Bus != nil {
-		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": l.o.DiskBudget, "message": msg})
+		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": budget, "disk": ofDisk, "message": msg})
 		l.o.Bus.Publish("receipts/alarm", b)
 	}
 	if l.o.OnAlarm != nil {
 		l.o.OnAlarm(level, msg)
 	}
+}
+
+func (l *Ledger) freeSpace() (int64, error) {
+	if l.o.FreeSpace != nil {
+		return l.o.FreeSpace()
+	}
+	return sqlitex.FreeBytes(filepath.Dir(l.o.Path))
+}
+
+// RefreshUsage measures again now: the disk may have been freed while
+// every sale was refused (and so nothing was committed to trigger it).
+func (l *Ledger) RefreshUsage(ctx context.Context) { l.refreshUsage(ctx) }
+
+// refused is the error for a sale refused by the alarm.
+func (l *Ledger) refused() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ofDisk {
+		return ErrNoSpace
+	}
+	return ErrDiskFull
 }
 
 func (l *Ledger) alarmLevel() int {
@@ -805,7 +855,7 @@ func (l *Ledger) alarmLevel() int {
 func (l *Ledger) Usage() (used, budget int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.usage, l.o.DiskBudget
+	return l.usage, l.budget
 }
 
 // StatusOf maps an append error to an HTTP status.
@@ -814,7 +864,7 @@ func StatusOf(err error) int {
 	switch {
 	case errors.As(err, &ie):
 		return ie.Code
-	case errors.Is(err, ErrDiskFull):
+	case errors.Is(err, ErrDiskFull), errors.Is(err, ErrNoSpace):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable

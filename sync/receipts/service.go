@@ -141,17 +141,28 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	s.prune(ctx)
+	prune := s.d.Clock.NewTimer(time.Hour)
+	defer prune.Stop()
+	// The disk can fill (or be freed) by others while no sale commits, so
+	// its room is measured on a timer too, not only after each commit.
+	measure := s.d.Clock.NewTimer(measureEvery)
+	defer measure.Stop()
 	for {
-		t := s.d.Clock.NewTimer(time.Hour)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C():
+		case <-prune.C():
 			s.prune(ctx)
+			prune.Reset(time.Hour)
+		case <-measure.C():
+			s.l.RefreshUsage(ctx)
+			measure.Reset(measureEvery)
 		}
 	}
 }
+
+// measureEvery is how often the disk budget is measured while idle.
+const measureEvery = 2 * time.Second
 
 func (s *Service) prune(ctx context.Context) {
 	cut := s.d.Clock.Now().Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)

@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"fieldkit/internal/sqlitex"
 )
 
 // The writer is a two-stage pipeline. The builder goroutine (writer)
@@ -303,7 +305,7 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 				continue
 			}
 			if full {
-				b.resps[i] = appendResp{err: ErrDiskFull}
+				b.resps[i] = appendResp{err: l.refused()}
 				continue
 			}
 			if r.ctx.Err() != nil {
@@ -579,6 +581,13 @@ func (l *Ledger) commitBatch(ctx context.Context, w *writeConn, b *batch) commit
 			return commitResult{stale: true}
 		}
 		if err != nil {
+			if sqlitex.IsFull(err) {
+				// The disk filled before the alarm did (another writer
+				// took the room): say so plainly, and measure again so
+				// that the next sales are refused up front.
+				err = fmt.Errorf("%w (%v)", ErrNoSpace, err)
+				l.refreshUsage(ctx)
+			}
 			l.answer(b, err)
 			return commitResult{err: err}
 		}
@@ -625,7 +634,8 @@ func (l *Ledger) writeBatch(ctx context.Context, w *writeConn, b *batch) (err er
 	}
 	defer func() {
 		if err != nil {
-			if _, rerr := w.conn.ExecContext(ctx, `ROLLBACK`); rerr != nil {
+			// After SQLITE_FULL SQLite has rolled back by itself.
+			if _, rerr := w.conn.ExecContext(ctx, `ROLLBACK`); rerr != nil && !sqlitex.IsNoTransaction(rerr) {
 				l.log.Warn("rollback", "err", rerr)
 			}
 		}
