@@ -10,16 +10,65 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"fieldkit/internal/pgtest"
 	"fieldkit/sync/receipts"
 )
 
-func ledgerRecords(t *testing.T, n int) ([]receipts.Signed, ed25519.PublicKey) {
+// cluster is the package's throwaway PostgreSQL, started by TestMain;
+// every test gets a database of its own on it.
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	c, err := pgtest.Start(context.Background(), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingest tests need PostgreSQL:", err)
+		os.Exit(1)
+	}
+	cluster = c
+	code := m.Run()
+	c.Stop()
+	os.Exit(code)
+}
+
+// backends runs f once on each store.
+func backends(t *testing.T, f func(t *testing.T, open func(t *testing.T) Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "c.db")
+		f(t, func(t *testing.T) Store {
+			st, err := OpenSQLite(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := cluster.NewDB(t)
+		f(t, func(t *testing.T) Store {
+			st, err := OpenPostgres(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		})
+	})
+}
+
+func ledgerRecords(t testing.TB, box string, n int) ([]receipts.Signed, ed25519.PublicKey) {
 	dir := t.TempDir()
-	l, err := receipts.Open(receipts.Options{Path: filepath.Join(dir, "r.db"), KeyFile: filepath.Join(dir, "k"), Box: "box1", BootID: "b",
+	l, err := receipts.Open(receipts.Options{Path: filepath.Join(dir, "r.db"), KeyFile: filepath.Join(dir, "k"), Box: box, BootID: "b",
 		Sync: receipts.SyncFunc(func() bool { return true })})
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +85,14 @@ func ledgerRecords(t *testing.T, n int) ([]receipts.Signed, ed25519.PublicKey) {
 	return out, l.PublicKey().Pub
 }
 
-func postBatch(t *testing.T, h http.Handler, ss []receipts.Signed, first ed25519.PublicKey, key string) (int, Response) {
+type post struct {
+	key   string // Idempotency-Key; "" derives it
+	first ed25519.PublicKey
+	token string
+	head  uint64
+}
+
+func postBatch(t testing.TB, h http.Handler, ss []receipts.Signed, p post) (int, Response) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	for _, s := range ss {
@@ -45,106 +101,427 @@ func postBatch(t *testing.T, h http.Handler, ss []receipts.Signed, first ed25519
 	zw.Close()
 	req := httptest.NewRequest("POST", "/v1/receipts", &buf)
 	req.Header.Set("Content-Encoding", "gzip")
-	if key == "" {
+	if p.key == "" {
 		r0, _ := ss[0].Decode()
 		r1, _ := ss[len(ss)-1].Decode()
-		key = fmt.Sprintf("box1:%d-%d", r0.Seq, r1.Seq)
+		p.key = fmt.Sprintf("%s:%d-%d", r0.Box, r0.Seq, r1.Seq)
 	}
-	req.Header.Set("Idempotency-Key", key)
-	if first != nil {
-		req.Header.Set(HeaderBoxKey, base64.StdEncoding.EncodeToString(first))
+	req.Header.Set("Idempotency-Key", p.key)
+	if p.first != nil {
+		req.Header.Set(HeaderBoxKey, base64.StdEncoding.EncodeToString(p.first))
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	if p.head > 0 {
+		req.Header.Set(HeaderBoxHead, fmt.Sprint(p.head))
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	var r Response
-	json.Unmarshal(w.Body.Bytes(), &r)
+	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+		t.Fatalf("answer %d is not JSON: %q", w.Code, w.Body.String())
+	}
 	return w.Code, r
 }
 
-func newServer(t *testing.T, trust map[string]ed25519.PublicKey) (*Server, *[]string) {
+type alarmLog struct {
+	mu    sync.Mutex
+	kinds []string
+}
+
+func (a *alarmLog) add(box, kind, msg string) {
+	a.mu.Lock()
+	a.kinds = append(a.kinds, kind)
+	a.mu.Unlock()
+}
+
+func (a *alarmLog) get() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.kinds...)
+}
+
+func newServer(t *testing.T, st Store, tofu bool) (*Server, *alarmLog) {
 	_, key, _ := ed25519.GenerateKey(nil)
-	var alarms []string
-	s, err := Open(Options{DB: filepath.Join(t.TempDir(), "c.db"), Key: key, Trust: trust, TrustOnFirstUse: trust == nil,
-		OnAlarm: func(box, kind, msg string) { alarms = append(alarms, kind) }})
+	al := &alarmLog{}
+	s, err := Open(Options{Store: st, Key: key, TrustOnFirstUse: tofu, OnAlarm: al.add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, &alarms
+	return s, al
+}
+
+func enroll(t *testing.T, s *Server, box string, pub ed25519.PublicKey) string {
+	tok, err := s.Enroll(context.Background(), box, "venue-"+box, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func TestIngest(t *testing.T) {
-	ss, pub := ledgerRecords(t, 10)
-	s, alarms := newServer(t, map[string]ed25519.PublicKey{"box1": pub})
+	ss, pub := ledgerRecords(t, "box1", 10)
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		s, alarms := newServer(t, open(t), false)
+		tok := enroll(t, s, "box1", pub)
+		p := post{token: tok}
 
-	code, r := postBatch(t, s, ss[:4], nil, "")
-	if code != 200 || r.AckedThrough != 4 || r.Accepted != 4 {
-		t.Fatalf("%d %+v", code, r)
+		code, r := postBatch(t, s, ss[:4], p)
+		if code != 200 || r.AckedThrough != 4 || r.Accepted != 4 {
+			t.Fatalf("%d %+v", code, r)
+		}
+		cp, err := r.Checkpoint.Open(s.PublicKey())
+		if err != nil || cp.AckedThrough != 4 || cp.Head != ss[3].Hash || cp.Turnover != 20 {
+			t.Fatalf("checkpoint %+v %v", cp, err)
+		}
+		// A resent batch overlapping the stored records is deduped.
+		code, r = postBatch(t, s, ss[2:7], p)
+		if code != 200 || r.AckedThrough != 7 || r.Accepted != 3 || r.Duplicates != 2 {
+			t.Fatalf("overlap: %d %+v", code, r)
+		}
+		// The very same batch again: all duplicates, the same answer.
+		code, r = postBatch(t, s, ss[2:7], p)
+		if code != 200 || r.AckedThrough != 7 || r.Accepted != 0 || r.Duplicates != 5 {
+			t.Fatalf("replay: %d %+v", code, r)
+		}
+		// A skip ahead is a 409 naming the seq the cloud needs.
+		code, r = postBatch(t, s, ss[8:], p)
+		if code != 409 || r.ExpectedSeq != 8 || r.Fork {
+			t.Fatalf("skip: %d %+v", code, r)
+		}
+		// A bad signature on the next record is refused and alarmed as
+		// invalid, not as a fork.
+		bad := ss[7]
+		bad.Record = strings.Replace(bad.Record, `"pay":"cash"`, `"pay":"card"`, 1)
+		code, r = postBatch(t, s, []receipts.Signed{bad}, p)
+		if code != 422 || !strings.Contains(r.Error, "record 8: bad signature") {
+			t.Fatalf("bad sig: %d %+v", code, r)
+		}
+		code, r = postBatch(t, s, ss[7:], p)
+		if code != 200 || r.AckedThrough != 10 {
+			t.Fatalf("%d %+v", code, r)
+		}
+		st, err := s.Box(context.Background(), "box1")
+		if err != nil || st.Seq != 10 || st.Count != 10 || st.Turnover != 50 || st.Head != ss[9].Hash {
+			t.Fatalf("%+v %v", st, err)
+		}
+		if got := alarms.get(); len(got) != 1 || got[0] != AlarmInvalid {
+			t.Fatalf("alarms %v", got)
+		}
+		rep, err := s.VerifyBox(context.Background(), "box1")
+		if err != nil || !rep.OK() || rep.Count != 10 || rep.Head != ss[9].Hash {
+			t.Fatalf("verify from the database: %+v %v", rep, err)
+		}
+	})
+}
+
+// forge signs body as record seq of a chain with priv, returning a record
+// that differs from the stored one at the same seq.
+func forgeSigned(t *testing.T, orig receipts.Signed, priv ed25519.PrivateKey) receipts.Signed {
+	body := strings.Replace(orig.Record, `"pay":"cash"`, `"pay":"card"`, 1)
+	if body == orig.Record {
+		t.Fatal("nothing to change")
 	}
-	cp, err := r.Checkpoint.Open(s.PublicKey())
-	if err != nil || cp.AckedThrough != 4 || cp.Head != ss[3].Hash || cp.Turnover != 20 {
-		t.Fatalf("checkpoint %+v %v", cp, err)
+	sig := ed25519.Sign(priv, receipts.SignedMessage([]byte(body)))
+	return receipts.Signed{Seq: orig.Seq, Record: body, Sig: base64.StdEncoding.EncodeToString(sig), Hash: receipts.ChainHash([]byte(body), sig)}
+}
+
+func TestForkNeedsAValidSignature(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "k")
+	l, err := receipts.Open(receipts.Options{Path: filepath.Join(dir, "r.db"), KeyFile: keyFile, Box: "box1", BootID: "b",
+		Sync: receipts.SyncFunc(func() bool { return true })})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A resent batch overlapping the stored records is deduped.
-	code, r = postBatch(t, s, ss[2:7], nil, "")
-	if code != 200 || r.AckedThrough != 7 || r.Accepted != 3 || r.Duplicates != 2 {
-		t.Fatalf("overlap: %d %+v", code, r)
+	var ss []receipts.Signed
+	for i := 1; i <= 4; i++ {
+		s, _, err := l.Append(context.Background(), receipts.Order{ClientID: fmt.Sprint("c", i), Order: "o", Items: []receipts.Item{{SKU: "A", Qty: 1, Price: 5}}, Total: 5, Currency: "EUR", Pay: "cash"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
 	}
-	// A skip ahead is a 409 naming the seq the cloud needs.
-	code, r = postBatch(t, s, ss[8:], nil, "")
-	if code != 409 || r.ExpectedSeq != 8 || r.Fork {
-		t.Fatalf("skip: %d %+v", code, r)
+	pub := l.PublicKey().Pub
+	l.Close()
+	k, err := receipts.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Same seq, other bytes: a fork, alarmed.
-	forged := ss[5]
-	forged.Record = strings.Replace(forged.Record, `"pay":"cash"`, `"pay":"card"`, 1)
-	code, r = postBatch(t, s, []receipts.Signed{forged}, nil, "")
-	if code != 409 || !r.Fork || len(*alarms) != 1 || (*alarms)[0] != "fork" {
-		t.Fatalf("fork: %d %+v %v", code, r, *alarms)
+	_, stranger, _ := ed25519.GenerateKey(nil)
+
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		s, alarms := newServer(t, open(t), false)
+		p := post{token: enroll(t, s, "box1", pub)}
+		if code, r := postBatch(t, s, ss, p); code != 200 || r.AckedThrough != 4 {
+			t.Fatalf("%d %+v", code, r)
+		}
+		// All-zero signature, another record at a stored seq: refused as
+		// invalid, no tamper alarm.
+		zero := ss[1]
+		zero.Record = strings.Replace(zero.Record, `"pay":"cash"`, `"pay":"card"`, 1)
+		zero.Sig = base64.StdEncoding.EncodeToString(make([]byte, 64))
+		code, r := postBatch(t, s, []receipts.Signed{zero}, p)
+		if code != 422 || r.Fork || !strings.Contains(r.Error, "no evidence of a fork") {
+			t.Fatalf("zero signature: %d %+v", code, r)
+		}
+		// Signed, but by a key that is not the box's: the same.
+		code, r = postBatch(t, s, []receipts.Signed{forgeSigned(t, ss[1], stranger)}, p)
+		if code != 422 || r.Fork {
+			t.Fatalf("stranger's signature: %d %+v", code, r)
+		}
+		if got := alarms.get(); len(got) != 2 || got[0] != AlarmInvalid || got[1] != AlarmInvalid {
+			t.Fatalf("alarms after unsigned claims: %v", got)
+		}
+		// Signed by the box's own key: a real fork.
+		code, r = postBatch(t, s, []receipts.Signed{forgeSigned(t, ss[1], k.Priv)}, p)
+		if code != 409 || !r.Fork || r.ExpectedSeq != 5 {
+			t.Fatalf("fork: %d %+v", code, r)
+		}
+		if got := alarms.get(); len(got) != 3 || got[2] != AlarmFork {
+			t.Fatalf("alarms: %v", got)
+		}
+		boxes, err := s.Store().Boxes(context.Background())
+		if err != nil || len(boxes) != 1 || boxes[0].Forks != 1 || boxes[0].Invalid != 2 {
+			t.Fatalf("%+v %v", boxes, err)
+		}
+		// The stored chain is untouched.
+		if rep, err := s.VerifyBox(context.Background(), "box1"); err != nil || !rep.OK() || rep.Count != 4 {
+			t.Fatalf("%+v %v", rep, err)
+		}
+	})
+}
+
+func TestEnrollment(t *testing.T) {
+	ss, pub := ledgerRecords(t, "box1", 3)
+	other, _, _ := ed25519.GenerateKey(nil)
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		st := open(t)
+		s, _ := newServer(t, st, false)
+		// Not enrolled: refused before the body is read.
+		if code, r := postBatch(t, s, ss, post{first: pub}); code != 403 || !strings.Contains(r.Error, "not enrolled") {
+			t.Fatalf("unenrolled: %d %+v", code, r)
+		}
+		tok := enroll(t, s, "box1", pub)
+		if code, _ := postBatch(t, s, ss, post{}); code != 401 {
+			t.Fatalf("no token: %d", code)
+		}
+		if code, _ := postBatch(t, s, ss, post{token: tok + "x"}); code != 401 {
+			t.Fatalf("wrong token: %d", code)
+		}
+		// Another box's token does not open this box.
+		tok2 := enroll(t, s, "box2", nil)
+		if code, _ := postBatch(t, s, ss, post{token: tok2}); code != 401 {
+			t.Fatalf("another box's token: %d", code)
+		}
+		// The enrolled key wins over whatever key the batch claims.
+		if code, r := postBatch(t, s, ss, post{token: tok, first: other}); code != 200 || r.AckedThrough != 3 {
+			t.Fatalf("%d %+v", code, r)
+		}
+		// Re-enrolling with another key would re-anchor the chain.
+		if _, err := s.Enroll(context.Background(), "box1", "", other); err == nil || !strings.Contains(err.Error(), "another key") {
+			t.Fatalf("re-enroll with another key: %v", err)
+		}
+		// Re-enrolling with the same key replaces the token.
+		tok3 := enroll(t, s, "box1", pub)
+		if code, _ := postBatch(t, s, ss, post{token: tok}); code != 401 {
+			t.Fatalf("old token after re-enrollment: %d", code)
+		}
+		if code, r := postBatch(t, s, ss, post{token: tok3}); code != 200 || r.Duplicates != 3 {
+			t.Fatalf("%d %+v", code, r)
+		}
+	})
+}
+
+func TestEnrollByToken(t *testing.T) {
+	ss, pub := ledgerRecords(t, "box1", 3)
+	other, _, _ := ed25519.GenerateKey(nil)
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		s, _ := newServer(t, open(t), false)
+		tok := enroll(t, s, "box1", nil)
+		if code, r := postBatch(t, s, ss, post{token: tok}); code != 400 || !strings.Contains(r.Error, HeaderBoxKey) {
+			t.Fatalf("no key: %d %+v", code, r)
+		}
+		// A wrong first key stores nothing and pins nothing.
+		if code, r := postBatch(t, s, ss, post{token: tok, first: other}); code != 422 || !strings.Contains(r.Error, "unknown key") {
+			t.Fatalf("wrong key: %d %+v", code, r)
+		}
+		if code, r := postBatch(t, s, ss[:2], post{token: tok, first: pub}); code != 200 || r.AckedThrough != 2 {
+			t.Fatalf("%d %+v", code, r)
+		}
+		en, err := s.Store().Enrollment(context.Background(), "box1")
+		if err != nil || !bytes.Equal(en.FirstKey, pub) {
+			t.Fatalf("pinned %v %v", en, err)
+		}
+		if _, err := s.Enroll(context.Background(), "box1", "", other); err == nil {
+			t.Fatal("re-enrolled a started chain with another key")
+		}
+	})
+}
+
+func TestTrustOnFirstUse(t *testing.T) {
+	ss, pub := ledgerRecords(t, "box1", 3)
+	other, _, _ := ed25519.GenerateKey(nil)
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		s, _ := newServer(t, open(t), true)
+		if code, r := postBatch(t, s, ss, post{key: "box1:1-2"}); code != 400 || !strings.Contains(r.Error, "Idempotency-Key") {
+			t.Fatalf("%d %+v", code, r)
+		}
+		if code, r := postBatch(t, s, ss, post{}); code != 400 || !strings.Contains(r.Error, HeaderBoxKey) {
+			t.Fatalf("no key: %d %+v", code, r)
+		}
+		if code, r := postBatch(t, s, ss, post{first: other}); code != 422 || !strings.Contains(r.Error, "unknown key") {
+			t.Fatalf("wrong key: %d %+v", code, r)
+		}
+		if code, r := postBatch(t, s, ss[1:], post{first: pub}); code != 409 || r.ExpectedSeq != 1 {
+			t.Fatalf("new box from seq 2: %d %+v", code, r)
+		}
+		if code, r := postBatch(t, s, ss, post{first: pub}); code != 200 || r.AckedThrough != 3 {
+			t.Fatalf("%d %+v", code, r)
+		}
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/", strings.NewReader("not gzip"))
+		req.Header.Set("Idempotency-Key", "box1:4-4")
+		req.Header.Set("Content-Encoding", "gzip")
+		s.ServeHTTP(w, req)
+		if w.Code != 400 {
+			t.Fatal(w.Code)
+		}
+	})
+}
+
+// Two ingest instances on one database receive the same box's batches at
+// once, overlapping and out of order, as retries landing on the other
+// instance would: every record is stored once, no gap, the chain intact.
+func TestInstancesShareABox(t *testing.T) {
+	const n = 600
+	ss, pub := ledgerRecords(t, "box1", n)
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		a, _ := newServer(t, open(t), false)
+		b, _ := newServer(t, open(t), false)
+		tok := enroll(t, a, "box1", pub)
+		var wg sync.WaitGroup
+		errs := make(chan string, 100)
+		for w := 0; w < 8; w++ {
+			srv := a
+			if w%2 == 1 {
+				srv = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Each sender walks the chain in batches of its own size,
+				// resending from where the cloud says.
+				size := 37 + 23*w
+				next := uint64(1)
+				for next <= n {
+					hi := min(next-1+uint64(size), n)
+					code, r := postBatch(t, srv, ss[next-1:hi], post{token: tok})
+					switch {
+					case code == 200:
+						next = max(next, r.AckedThrough+1)
+					case code == 409 && !r.Fork && r.ExpectedSeq > 0:
+						next = r.ExpectedSeq
+					default:
+						errs <- fmt.Sprintf("sender %d: %d %+v", w, code, r)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+		seqs, err := a.Seqs(context.Background(), "box1")
+		if err != nil || len(seqs) != n {
+			t.Fatalf("%d seqs stored, want %d (%v)", len(seqs), n, err)
+		}
+		for i, q := range seqs {
+			if q != uint64(i+1) {
+				t.Fatalf("seq %d at position %d", q, i+1)
+			}
+		}
+		rep, err := b.VerifyBox(context.Background(), "box1")
+		if err != nil || !rep.OK() || rep.Count != n || rep.Head != ss[n-1].Hash {
+			t.Fatalf("%+v %v", rep, err)
+		}
+	})
+}
+
+// Instances starting at once on an empty database migrate it once.
+func TestMigrationsConcurrent(t *testing.T) {
+	url := cluster.NewDB(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := OpenPostgres(context.Background(), url)
+			if err == nil {
+				st.Close()
+			}
+			errs[i] = err
+		}()
 	}
-	// A bad signature on the next record is refused and alarmed.
-	bad := ss[7]
-	bad.Record = strings.Replace(bad.Record, `"pay":"cash"`, `"pay":"card"`, 1)
-	code, r = postBatch(t, s, []receipts.Signed{bad}, nil, "")
-	if code != 422 || !strings.Contains(r.Error, "record 8: bad signature") {
-		t.Fatalf("bad sig: %d %+v", code, r)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	code, r = postBatch(t, s, ss[7:], nil, "")
-	if code != 200 || r.AckedThrough != 10 {
-		t.Fatalf("%d %+v", code, r)
+	st, err := OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	st, _ := s.Box(context.Background(), "box1")
-	if st.Seq != 10 || st.Count != 10 || st.Turnover != 50 {
-		t.Fatalf("%+v", st)
+	defer st.Close()
+	var n, v int
+	if err := st.(*pgStore).pool.QueryRow(context.Background(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != SchemaVersion() || v != SchemaVersion() {
+		t.Fatalf("%d migrations recorded up to %d, want %d", n, v, SchemaVersion())
+	}
+	var sc string
+	if err := st.(*pgStore).pool.QueryRow(context.Background(), `SHOW synchronous_commit`).Scan(&sc); err != nil || sc != "on" {
+		t.Fatalf("synchronous_commit %q %v", sc, err)
 	}
 }
 
-func TestIngestRefusals(t *testing.T) {
-	ss, pub := ledgerRecords(t, 3)
-	other, _, _ := ed25519.GenerateKey(nil)
-	s, _ := newServer(t, nil)
-	if code, r := postBatch(t, s, ss, nil, "box1:1-2"); code != 400 || !strings.Contains(r.Error, "Idempotency-Key") {
-		t.Fatalf("%d %+v", code, r)
+// A file written by the first ingest (schema version 1, no version
+// recorded) opens, is migrated, and its records count in the report.
+func TestSQLiteMigratesOldFile(t *testing.T) {
+	ss, _ := ledgerRecords(t, "box1", 3)
+	path := filepath.Join(t.TempDir(), "old.db")
+	st, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, r := postBatch(t, s, ss, nil, ""); code != 400 || !strings.Contains(r.Error, HeaderBoxKey) {
-		t.Fatalf("no key: %d %+v", code, r)
+	db := st.(*sqliteStore).db
+	// Wind the file back to the first ingest's schema.
+	for _, q := range []string{`DROP TABLE boxes`, `DROP TABLE records`, `DROP TABLE alarms`, `DROP TABLE sale_items`, `DROP TABLE enrollments`, `PRAGMA user_version=0`, sqliteMigrations[1]} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
 	}
-	if code, r := postBatch(t, s, ss, other, ""); code != 422 || !strings.Contains(r.Error, "unknown key") {
-		t.Fatalf("wrong key: %d %+v", code, r)
+	for _, s := range ss {
+		r, _ := s.Decode()
+		if _, err := db.Exec(`INSERT INTO records(box, seq, hash, body, sig, received_ms) VALUES (?, ?, ?, ?, ?, 0)`, "box1", r.Seq, s.Hash, []byte(s.Record), s.Sig); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if code, r := postBatch(t, s, ss[1:], pub, ""); code != 409 || r.ExpectedSeq != 1 {
-		t.Fatalf("new box from seq 2: %d %+v", code, r)
+	st.Close()
+	st, err = OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, r := postBatch(t, s, ss, pub, ""); code != 200 || r.AckedThrough != 3 {
-		t.Fatalf("%d %+v", code, r)
-	}
-	s2, _ := newServer(t, map[string]ed25519.PublicKey{})
-	if code, _ := postBatch(t, s2, ss, pub, ""); code != 403 {
-		t.Fatalf("unregistered box: %d", code)
-	}
-	w := httptest.NewRecorder()
-	s.ServeHTTP(w, httptest.NewRequest("POST", "/", strings.NewReader("not gzip")))
-	if w.Code != 400 {
-		t.Fatal(w.Code)
+	defer st.Close()
+	rep, err := st.Sales(context.Background(), time.Time{})
+	if err != nil || rep.Count != 3 || rep.Total != 15 || len(rep.BySKU) != 1 || rep.BySKU[0].Qty != 3 {
+		t.Fatalf("%+v %v", rep, err)
 	}
 }
