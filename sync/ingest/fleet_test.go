@@ -159,8 +159,9 @@ func TestFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fleet test takes half a minute")
 	}
-	const boxes, perBox = 50, 120
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	const boxes, perBox, appenders = 50, 100, 8
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	url := ingest.PGCluster().NewDB(t)
@@ -196,9 +197,9 @@ func TestFleet(t *testing.T) {
 	}
 	fleet := make([]*box, boxes)
 	var wg sync.WaitGroup
-	errc := make(chan error, boxes)
+	errc := make(chan error, boxes*appenders)
 	skus := []string{"TEE-BLK-M", "TEE-WHT-L", "CAP", "TOTE", "PIN"}
-	pays := []string{"card", "cash", "twint"}
+	pays := []string{"card", "cash", "mobile"}
 	for i := range fleet {
 		bd := filepath.Join(dir, fmt.Sprintf("box%02d", i))
 		l, err := receipts.Open(receipts.Options{Path: filepath.Join(bd, "r.db"), KeyFile: filepath.Join(bd, "r.key"), Box: fmt.Sprintf("popup-%02d", i),
@@ -214,11 +215,11 @@ func TestFleet(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(bd, "token"), []byte(fleet[i].token+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for c := 0; c < 4; c++ {
+		for c := 0; c < appenders; c++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for j := c; j < perBox; j += 4 {
+				for j := c; j < perBox; j += appenders {
 					n := int64(1 + (i+j)%3)
 					price := int64(500 + 250*((i*j)%9))
 					sku := skus[(i+j)%len(skus)]
@@ -238,6 +239,8 @@ func TestFleet(t *testing.T) {
 	for err := range errc {
 		t.Fatal(err)
 	}
+	t.Logf("%d ledgers of %d records made in %s", boxes, perBox, time.Since(begin).Round(time.Millisecond))
+	begin = time.Now()
 
 	// Two ingest instances on one database, behind a faulty balancer.
 	env := []string{"FIELDKIT_INGEST_PG=" + url, "FIELDKIT_INGEST_KEY=" + filepath.Join(dir, "cloud.key")}
@@ -308,6 +311,7 @@ func TestFleet(t *testing.T) {
 	})
 	stop()
 	runs.Wait()
+	t.Logf("drained in %s", time.Since(begin).Round(time.Millisecond))
 	t.Logf("faults: 500=%d drop-request=%d drop-answer=%d 502=%d; requests %d", bal.get("500"), bal.get("drop-request"), bal.get("drop-answer"), bal.get("502"), bal.n.Load())
 	if bal.get("500") == 0 || bal.get("drop-request") == 0 || bal.get("drop-answer") == 0 {
 		t.Fatal("not every fault happened")
