@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,13 +64,14 @@ func benchFleet(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	var cluster *pgtest.Cluster
 	if *pgURL == "" {
 		c, err := pgtest.Start(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer c.Stop()
-		*pgURL = c.URL
+		*pgURL, cluster = c.URL, c
 	}
 	if err := describePG(ctx, *pgURL); err != nil {
 		return err
@@ -87,12 +89,27 @@ func benchFleet(ctx context.Context, args []string) error {
 					return err
 				}
 			}
+			cpu0, err := cpuNow(cluster)
+			if err != nil {
+				return err
+			}
 			rate, err := fleetRun(ctx, *pgURL, fmt.Sprintf("fleet_%d_%d", nb, ni), fleet, ni, cloudKey)
 			stopProf()
 			if err != nil {
 				return fmt.Errorf("%d boxes, %d instances: %w", nb, ni, err)
 			}
+			cpu1, err := cpuNow(cluster)
+			if err != nil {
+				return err
+			}
 			emit("fleet", fmt.Sprintf("records_per_s_%dbox_%dinst", nb, ni), rate, "records/s")
+			// CPU per record, the ingest's and the server's: what the work
+			// costs, whatever else the shared machine was running.
+			name := fmt.Sprintf("%dbox_%dinst", nb, ni)
+			emit("fleet", "ingest_cpu_us_per_record_"+name, float64((cpu1.self-cpu0.self).Microseconds())/float64(*total/nb*nb), "us")
+			if cluster != nil {
+				emit("fleet", "postgres_cpu_us_per_record_"+name, float64((cpu1.pg-cpu0.pg).Microseconds())/float64(*total/nb*nb), "us")
+			}
 			if nb == 50 && ni == 2 {
 				emit("fleet", "records_per_s", rate, "records/s")
 			}
@@ -333,4 +350,24 @@ func describePG(ctx context.Context, url string) error {
 		fmt.Fprintf(os.Stderr, "  %s = %s\n", s, val)
 	}
 	return nil
+}
+
+type cpuTimes struct{ self, pg time.Duration }
+
+// cpuNow reads this process's CPU time (the ingest instances and the
+// senders) and the throwaway server's.
+func cpuNow(c *pgtest.Cluster) (cpuTimes, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return cpuTimes{}, err
+	}
+	t := cpuTimes{self: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	if c != nil {
+		pg, err := c.CPU()
+		if err != nil {
+			return t, err
+		}
+		t.pg = pg
+	}
+	return t, nil
 }

@@ -265,3 +265,49 @@ func (c *Cluster) NewDB(tb testing.TB) string {
 	}
 	return url
 }
+
+// CPU is the processor time the server used so far: the postmaster's,
+// its exited children's (sessions that ended) and its running
+// children's. The difference across a run is what the run cost the
+// server, whatever else the machine was doing.
+func (c *Cluster) CPU() (time.Duration, error) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0, errors.New("pgtest: server not running")
+	}
+	pm := c.cmd.Process.Pid
+	ticks := int64(0)
+	st, err := procStat(pm)
+	if err != nil {
+		return 0, err
+	}
+	ticks += st.utime + st.stime + st.cutime + st.cstime
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == pm {
+			continue
+		}
+		if s, err := procStat(pid); err == nil && s.ppid == int64(pm) {
+			ticks += s.utime + s.stime
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
+type stat struct{ ppid, utime, stime, cutime, cstime int64 }
+
+func procStat(pid int) (stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return stat{}, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state ppid ... utime(14) stime(15) cutime(16) cstime(17).
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return stat{}, errors.New("short /proc stat")
+	}
+	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v }
+	return stat{ppid: n(4), utime: n(14), stime: n(15), cutime: n(16), cstime: n(17)}, nil
+}

@@ -51,16 +51,12 @@ CREATE TABLE records (
 	pay text NOT NULL,
 	total bigint NOT NULL,
 	currency text NOT NULL,
+	-- A sale's lines, for the report: one row per record keeps the
+	-- insert to one COPY of one table.
+	skus text[] NOT NULL,
+	qtys bigint[] NOT NULL,
+	amounts bigint[] NOT NULL,
 	PRIMARY KEY (box, seq));
-CREATE INDEX records_sales_ts ON records (ts) WHERE type = 'sale';
-CREATE TABLE sale_items (
-	box text NOT NULL,
-	seq bigint NOT NULL,
-	line int NOT NULL,
-	sku text NOT NULL,
-	qty bigint NOT NULL,
-	amount bigint NOT NULL,
-	PRIMARY KEY (box, seq, line));
 CREATE TABLE alarms (
 	id bigserial PRIMARY KEY,
 	at timestamptz NOT NULL,
@@ -299,8 +295,8 @@ func (s *pgStore) Sales(ctx context.Context, since time.Time) (*FleetReport, err
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = s.pool.Query(ctx, `SELECT i.sku, sum(i.qty)::bigint, sum(i.amount)::bigint FROM sale_items i JOIN records r ON r.box=i.box AND r.seq=i.seq
-		WHERE r.ts >= $1 GROUP BY i.sku ORDER BY i.sku COLLATE "C"`, since)
+	rows, err = s.pool.Query(ctx, `SELECT i.sku, sum(i.qty)::bigint, sum(i.amount)::bigint FROM records r, unnest(r.skus, r.qtys, r.amounts) AS i(sku, qty, amount)
+		WHERE r.type='sale' AND r.ts >= $1 GROUP BY i.sku ORDER BY i.sku COLLATE "C"`, since)
 	if err != nil {
 		return nil, err
 	}
@@ -403,22 +399,19 @@ func (t *pgTx) Hashes(ctx context.Context, from, to uint64) (map[uint64]string, 
 // writer ever not hold the box's lock.
 func (t *pgTx) Insert(ctx context.Context, rows []Row) error {
 	recs := make([][]any, len(rows))
-	var items [][]any
 	for i, r := range rows {
-		recs[i] = []any{t.box, int64(r.Seq), r.Hash, r.Body, r.Sig, time.UnixMilli(r.ReceivedMS), r.Type, r.TS, r.Pay, r.Total, r.Currency}
+		skus := make([]string, len(r.Items))
+		qtys := make([]int64, len(r.Items))
+		amounts := make([]int64, len(r.Items))
 		for j, it := range r.Items {
-			items = append(items, []any{t.box, int64(r.Seq), int32(j), it.SKU, it.Qty, it.Qty * it.Price})
+			skus[j], qtys[j], amounts[j] = it.SKU, it.Qty, it.Qty*it.Price
 		}
+		recs[i] = []any{t.box, int64(r.Seq), r.Hash, r.Body, r.Sig, time.UnixMilli(r.ReceivedMS), r.Type, r.TS, r.Pay, r.Total, r.Currency, skus, qtys, amounts}
 	}
 	if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"records"},
-		[]string{"box", "seq", "hash", "body", "sig", "received_at", "type", "ts", "pay", "total", "currency"}, pgx.CopyFromRows(recs)); err != nil {
+		[]string{"box", "seq", "hash", "body", "sig", "received_at", "type", "ts", "pay", "total", "currency", "skus", "qtys", "amounts"},
+		pgx.CopyFromRows(recs)); err != nil {
 		return fmt.Errorf("store records: %w", err)
-	}
-	if len(items) > 0 {
-		if _, err := t.tx.CopyFrom(ctx, pgx.Identifier{"sale_items"},
-			[]string{"box", "seq", "line", "sku", "qty", "amount"}, pgx.CopyFromRows(items)); err != nil {
-			return fmt.Errorf("store sale items: %w", err)
-		}
 	}
 	return nil
 }
