@@ -64,4 +64,3 @@ func runChild() int {
 	}
 	return 0
 }
-

@@ -613,6 +613,7 @@ func TestOperators(t *testing.T) {
 		if vr.Count != 6 || vr.Head != ss[5].Hash {
 			t.Fatalf("%+v", vr)
 		}
+		getJSON(t, h, "/healthz", "", 200, nil)
 		m := getJSON(t, h, "/metrics", "", 200, nil)
 		for _, want := range []string{
 			`fieldkit_ingest_box_acked_seq{box="box1",venue="venue-box1"} 6`,

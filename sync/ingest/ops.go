@@ -137,10 +137,20 @@ func (s *Server) Report(ctx context.Context, since time.Time, verify bool) (*Fle
 //	GET /v1/alarms?limit=N     newest alarms first
 //	GET /v1/report?since=T     fleet end-of-show report (verify=0 skips the re-verification)
 //	GET /metrics               Prometheus
+//	GET /healthz               200 while the database answers (for the load balancer)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", s)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		// For the load balancer: this instance answers and reaches the
+		// database.
+		if _, err := s.store.Enrollment(r.Context(), ""); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"store": s.store.Backend()})
+	})
 	mux.HandleFunc("GET /v1/boxes", s.admin(func(w http.ResponseWriter, r *http.Request) {
 		boxes, err := s.store.Boxes(r.Context())
 		if err != nil {

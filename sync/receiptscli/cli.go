@@ -35,6 +35,7 @@ const usage = `usage: receipts COMMAND [flags]
   rotate-key                      (with the agent stopped, or use POST /api/receipts/rotate-key)
   ingest [--listen ADDR] [--db FILE | --postgres URL] [--key FILE] [--trust-on-first-use] [--admin-token-file FILE]
   ingest enroll --box ID [--venue NAME] [--pubkey PEM] [--db FILE | --postgres URL]
+  ingest key --key FILE           (make the checkpoint key; print its public PEM for the boxes)
 `
 
 // RunCLI runs one receipts subcommand.

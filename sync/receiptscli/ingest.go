@@ -24,6 +24,9 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(args) > 0 && args[0] == "enroll" {
 		return enrollBox(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "key" {
+		return cloudKey(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("receipts ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8090", "address to serve on")
@@ -136,5 +139,29 @@ func enrollBox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stderr, "enrolled box %s (%s); put this token in the box's uplink token_file:\n", *box, how)
 	_, err = fmt.Fprintln(stdout, token)
+	return err
+}
+
+// cloudKey is `receipts ingest key --key FILE`: makes the checkpoint key
+// if it does not exist and prints its public half, the PEM the boxes pin
+// as cloud_key_file.
+func cloudKey(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("receipts ingest key", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	key := fs.String("key", "", "checkpoint key file (created 0600 if missing)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *key == "" {
+		return errors.New("receipts ingest key: --key is required")
+	}
+	k, created, err := receipts.LoadOrCreateKey(*key)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(stderr, "created checkpoint key %s in %s\n", k.ID, *key)
+	}
+	_, err = stdout.Write(receipts.PublicPEM(k.Pub))
 	return err
 }
