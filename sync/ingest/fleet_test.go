@@ -394,6 +394,16 @@ func TestFleet(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("fleet report\n got %+v\nwant %+v", got, want)
 	}
+	// What the operators see: every box heard from, nothing left behind.
+	status, err := st.Boxes(ctx)
+	if err != nil || len(status) != boxes {
+		t.Fatalf("%d boxes listed, want %d (%v)", len(status), boxes, err)
+	}
+	for _, b := range status {
+		if b.AckedThrough != perBox || b.BoxHead != perBox || b.Backlog != 0 || b.LastContact.IsZero() || !b.Enrolled {
+			t.Fatalf("operators see %+v", b)
+		}
+	}
 	alarms, err := st.Alarms(ctx, 10)
 	if err != nil || len(alarms) != 0 {
 		t.Fatalf("alarms in a clean run: %v %v", alarms, err)

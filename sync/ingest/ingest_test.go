@@ -561,7 +561,7 @@ func TestOperators(t *testing.T) {
 	backends(t, func(t *testing.T, open func(*testing.T) Store) {
 		_, key, _ := ed25519.GenerateKey(nil)
 		clk := clockAt("2026-06-01T18:30:00Z")
-		s, err := Open(Options{Store: open(t), Key: key, AdminToken: "admintok", Clock: clk})
+		s, err := Open(Options{Store: open(t), Key: key, AdminToken: "admintok", Clock: clk, Log: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
