@@ -1,35 +1,47 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
+	"fieldkit/drivers/button"
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/outputs"
-	"fieldkit/internal/health"
+	"fieldkit/firmware-agent/config"
 )
 
-// The cue outputs (GPIO, LED strips, haptics, MQTT devices) and buttons.
-func init() { partBuilders = append(partBuilders, buildOutputs) }
+// outputSet is the cue outputs (GPIO, LED strips, haptics, MQTT devices)
+// by name, and the buttons, which are parts of their own.
+type outputSet struct {
+	targets map[string]cue.Target
+	buttons []buttonPart
+}
 
-func buildOutputs(_ context.Context, a *app) error {
-	targets, buttons, err := outputs.Build(a.cfg.Cues, outputs.Deps{
-		Board: a.board, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log,
+func newOutputs(cfg *config.Config, p plumbing, board outputs.Board) (*outputSet, error) {
+	targets, buttons, err := outputs.Build(cfg.Cues, outputs.Deps{
+		Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log,
 	})
 	if err != nil {
-		return fmt.Errorf("outputs: %w", err)
+		return nil, fmt.Errorf("outputs: %w", err)
 	}
-	a.targets = targets
-	a.closers = append(a.closers, func() error { outputs.CloseAll(targets); return nil })
+	s := &outputSet{targets: targets}
 	for _, b := range buttons {
-		a.addPart("button "+b.Name(), false, b.Run)
+		s.buttons = append(s.buttons, buttonPart{b})
 	}
-	if len(targets) > 0 {
-		a.health.Set("outputs", health.OK, fmt.Sprintf("%d outputs", len(targets)))
-	}
-	a.status["outputs"] = func() any { return outputStates(targets) }
+	return s, nil
+}
+
+// Close releases every output's pins, buses and goroutines.
+func (s *outputSet) Close() error {
+	outputs.CloseAll(s.targets)
 	return nil
 }
+
+// Status is the outputs section of /api/status.
+func (s *outputSet) Status() any { return outputStates(s.targets) }
+
+type buttonPart struct{ *button.Button }
+
+func (b buttonPart) Name() string { return "button " + b.Button.Name() }
 
 // OutputState is one output in /api/status.
 type OutputState struct {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 
+	"fieldkit/internal/bus"
 	"fieldkit/printer/service"
 	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
@@ -17,13 +19,16 @@ import (
 type pickupLabels struct {
 	printer string
 	svc     *service.Service
+	bus     *bus.Bus
+	log     *slog.Logger
 	in      chan receipts.Receipt
-	a       *app
 }
 
-func newPickupLabels(a *app, printer string) *pickupLabels {
-	return &pickupLabels{printer: printer, svc: a.printerSvc, in: make(chan receipts.Receipt, 256), a: a}
+func newPickupLabels(printer string, svc *service.Service, b *bus.Bus, log *slog.Logger) *pickupLabels {
+	return &pickupLabels{printer: printer, svc: svc, bus: b, log: log, in: make(chan receipts.Receipt, 256)}
 }
+
+func (p *pickupLabels) Name() string { return "pickup-labels" }
 
 // offer hands a receipt over without blocking the sale: a label that
 // cannot be queued is reported, and can be printed from the receipt.
@@ -31,20 +36,21 @@ func (p *pickupLabels) offer(r receipts.Receipt) {
 	select {
 	case p.in <- r:
 	default:
-		p.a.log.Error("pickup label backlog full; print it from the receipt", "printer", p.printer, "seq", r.Seq)
+		p.log.Error("pickup label backlog full; print it from the receipt", "printer", p.printer, "seq", r.Seq)
 		b, _ := json.Marshal(map[string]any{"error": "pickup label not queued", "receipt_seq": r.Seq})
-		p.a.bus.Publish("printer/"+p.printer+"/alert", b)
+		p.bus.Publish("printer/"+p.printer+"/alert", b)
 	}
 }
 
-func (p *pickupLabels) run(ctx context.Context) error {
+// Run queues the offered receipts' labels until ctx ends.
+func (p *pickupLabels) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-p.in:
 			if err := p.queue(ctx, r); err != nil && ctx.Err() == nil {
-				p.a.log.Error("pickup label not queued", "printer", p.printer, "seq", r.Seq, "err", err)
+				p.log.Error("pickup label not queued", "printer", p.printer, "seq", r.Seq, "err", err)
 			}
 		}
 	}

@@ -42,7 +42,7 @@ type MQTTStatus struct {
 
 func (a *app) statusNow() Status {
 	s := Status{
-		Box: a.cfg.Box, Version: version, Started: a.started.UTC(), UptimeS: time.Since(a.started).Seconds(),
+		Box: a.cfg.Box, Version: statusVersion(), Started: a.started.UTC(), UptimeS: time.Since(a.started).Seconds(),
 		Demo:  a.cfg.File == "",
 		Board: BoardStatus{Profile: a.board.Profile().Name, Model: a.board.Model(), State: a.board.Status()},
 		MQTT:  MQTTStatus{Connected: a.mqtt.Connected(), Embedded: a.broker != nil, Broker: a.brokerAddr(), Prefix: a.cfg.MQTT.Prefix},
@@ -89,7 +89,7 @@ func (a *app) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldkit_uptime_seconds", Help: "Seconds since the agent started."},
 			func() float64 { return time.Since(a.started).Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldkit_build_info", Help: "Build version.",
-			ConstLabels: prometheus.Labels{"version": version, "box": a.cfg.Box}}, func() float64 { return 1 }),
+			ConstLabels: prometheus.Labels{"version": statusVersion(), "box": a.cfg.Box}}, func() float64 { return 1 }),
 		partStateCollector{a.health},
 	)
 }

@@ -96,6 +96,30 @@ func Load(fsys fs.FS, dir string, targets map[string]cue.Target, prefix string) 
 	return set, nil
 }
 
+// CheckButtons reports, at file:line, every trigger on a button that is
+// not among buttons (the configured buttons' names): such a scene would
+// wait for a press that can never come.
+func (s *Set) CheckButtons(buttons []string) error {
+	var lines []string
+	for _, sc := range s.Scenes {
+		for i, t := range sc.Triggers {
+			if t.Button == "" || slices.Contains(buttons, t.Button) {
+				continue
+			}
+			known := "none is configured; add it under buttons:"
+			if len(buttons) > 0 {
+				known = "expected one of: " + strings.Join(buttons, ", ")
+			}
+			path := fmt.Sprintf("triggers[%d].button", i)
+			lines = append(lines, fmt.Sprintf("%s:%d: %s: no button named %q; %s", sc.File, sc.doc.Line(path), path, t.Button, known))
+		}
+	}
+	if len(lines) > 0 {
+		return &confutil.Error{Lines: lines}
+	}
+	return nil
+}
+
 func errLines(err error) []string {
 	var ce *confutil.Error
 	if errors.As(err, &ce) {

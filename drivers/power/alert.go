@@ -2,6 +2,7 @@ package power
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -59,12 +60,16 @@ var DefaultThresholds = Thresholds{
 	Confirm: 3,
 }
 
-// Alarm turns estimates into a level with hysteresis.
+// Alarm turns estimates into a level with hysteresis. A level never
+// relaxes while the pack discharges: only a charge that rose again (a
+// swap, a charger) clears it, so a flat pack whose voltage reading drops
+// out does not go from swap back to critical.
 type Alarm struct {
 	th      Thresholds
 	level   Level
 	pending Level
 	count   int
+	low     float64 // lowest charge seen at this level; NaN: none known
 }
 
 // NewAlarm returns an alarm at Unknown.
@@ -72,7 +77,7 @@ func NewAlarm(th Thresholds) *Alarm {
 	if th.Confirm < 1 {
 		th.Confirm = 1
 	}
-	return &Alarm{th: th}
+	return &Alarm{th: th, low: math.NaN()}
 }
 
 // Level is the current level.
@@ -80,7 +85,16 @@ func (a *Alarm) Level() Level { return a.level }
 
 // Reset forgets the level, so that the next estimate sets it at once
 // (used after a swap and when a source comes back from stale).
-func (a *Alarm) Reset() { a.level, a.pending, a.count = Unknown, Unknown, 0 }
+func (a *Alarm) Reset() { a.level, a.pending, a.count, a.low = Unknown, Unknown, 0, math.NaN() }
+
+// discharging reports whether the charge has not risen since the level
+// was set: by at least the hysteresis margin (1 point when none is set).
+func (a *Alarm) discharging(e Estimate) bool {
+	if !known(e.Percent) || !known(a.low) {
+		return false // no charge to judge by: the thresholds decide
+	}
+	return e.Percent < a.low+math.Max(a.th.HystPercent, 1)
+}
 
 // Update feeds an estimate and returns the level and whether it changed.
 func (a *Alarm) Update(e Estimate) (Level, bool) {
@@ -93,14 +107,19 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 	case enter == Unknown:
 		want = a.level // nothing to judge by: keep what we had
 	case a.level == Unknown:
-		a.level, a.count = enter, 0
+		a.level, a.count, a.low = enter, 0, e.Percent
 		return a.level, true
 	case enter > a.level:
 		want = enter
+	case a.discharging(e):
+		want = a.level // a falling charge never clears an alert
 	default:
 		// Stay in the current tier while the relaxed thresholds still
 		// hold it there.
 		want = max(enter, min(a.eval(e, 1), a.level))
+	}
+	if known(e.Percent) && (!known(a.low) || e.Percent < a.low) {
+		a.low = e.Percent
 	}
 	if want == a.level {
 		a.count = 0
@@ -118,6 +137,9 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 	a.count++
 	if a.count < a.th.Confirm {
 		return a.level, false
+	}
+	if a.pending < a.level {
+		a.low = e.Percent // a new, milder level starts from here
 	}
 	a.level, a.count = a.pending, 0
 	return a.level, true

@@ -18,6 +18,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
 
@@ -38,16 +39,13 @@ type Options struct {
 	Log          *slog.Logger
 }
 
-// Message is one received publish.
-type Message struct {
-	Topic    string
-	Payload  []byte
-	Retained bool
-}
+// Message is one received publish (the type is shared through
+// internal/event, so that its users need not import this package).
+type Message = event.Message
 
 // Handler handles one message. An error is answered on <topic>/error and
 // logged; it never stops the connection.
-type Handler func(ctx context.Context, m Message) error
+type Handler = event.Handler
 
 type route struct {
 	qos byte

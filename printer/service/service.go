@@ -255,7 +255,8 @@ func (s *Service) States() []PrinterState {
 }
 
 // JobRequest is what POST /api/printers/{name}/jobs and the MQTT print
-// topic take: a label, or the data of the pickup template.
+// topic take: a label, or the data of the pickup template (whose order
+// and buyer, or "discreet", the queue then shows).
 //
 //	{"id": "A-1042", "label": {"elements": [...]}}
 //	{"id": "A-1042", "pickup": {"order": "A-1042", "items": [...], ...}}
@@ -274,7 +275,10 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	if !ok {
 		return queue.Job{}, false, fmt.Errorf("%w %q; configured: %s", ErrUnknownPrinter, printer, strings.Join(s.names, ", "))
 	}
-	var l label.Label
+	var (
+		l    label.Label
+		meta queue.NewJob // what the queue shows: order, buyer
+	)
 	switch {
 	case len(r.Label) > 0 && len(r.Pickup) > 0:
 		return queue.Job{}, false, fmt.Errorf("%w: give either label or pickup, not both", ErrBadRequest)
@@ -287,6 +291,7 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 		p, err := template.DecodePickup(r.Pickup)
 		if err == nil {
 			l, err = template.Render(p, w.cfg.Profile)
+			meta.Order, meta.Buyer, meta.Discreet = p.Order, p.Buyer, p.Discreet
 		}
 		if err != nil {
 			return queue.Job{}, false, fmt.Errorf("%w: %v", ErrBadRequest, err)
@@ -307,7 +312,8 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	if err != nil {
 		return queue.Job{}, false, fmt.Errorf("printers: %w", err)
 	}
-	j, created, err := s.store.Add(ctx, queue.NewJob{ID: id, Printer: printer, Label: body})
+	j, created, err := s.store.Add(ctx, queue.NewJob{ID: id, Printer: printer, Label: body,
+		Order: meta.Order, Buyer: meta.Buyer, Discreet: meta.Discreet})
 	if err != nil {
 		return j, false, err
 	}

@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"time"
 
-	"fieldkit/internal/config"
+	"fieldkit/internal/secret"
 	"fieldkit/sync/ingest"
 	"fieldkit/sync/receipts"
 )
@@ -50,7 +50,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var admin string
 	if *adminFile != "" {
-		if admin, err = config.ReadSecret(*adminFile); err != nil {
+		if admin, err = secret.Read(*adminFile); err != nil {
 			return err
 		}
 	}

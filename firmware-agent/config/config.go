@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
 	printers "fieldkit/printer/service"
@@ -269,15 +269,6 @@ func checkListen(addr string) error {
 		return fmt.Errorf("%q: port must be 0-65535", addr)
 	}
 	return nil
-}
-
-// ReadSecret reads a secret from a file, trimming the trailing newline.
-func ReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // Loopback reports whether addr listens only on the loopback interface.

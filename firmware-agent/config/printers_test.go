@@ -1,14 +1,14 @@
-package service_test
+package config_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 )
 
-func TestConfigThroughTheAgentLoader(t *testing.T) {
+func TestPrintersInAgentConfig(t *testing.T) {
 	good := `
 printers:
   counter:
