@@ -93,10 +93,16 @@ func benchFleet(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			rate, err := fleetRun(ctx, *pgURL, fmt.Sprintf("fleet_%d_%d", nb, ni), fleet, ni, cloudKey)
+			db := fmt.Sprintf("fleet_%d_%d", nb, ni)
+			rate, err := fleetRun(ctx, *pgURL, db, fleet, ni, cloudKey)
 			stopProf()
 			if err != nil {
 				return fmt.Errorf("%d boxes, %d instances: %w", nb, ni, err)
+			}
+			// A session's CPU shows in the server's figure once its
+			// process has exited and been reaped.
+			if err := waitSessionsGone(ctx, *pgURL, db); err != nil {
+				return err
 			}
 			cpu1, err := cpuNow(cluster)
 			if err != nil {
@@ -370,4 +376,26 @@ func cpuNow(c *pgtest.Cluster) (cpuTimes, error) {
 		t.pg = pg
 	}
 	return t, nil
+}
+
+func waitSessionsGone(ctx context.Context, serverURL, db string) error {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, db).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d sessions on %s still open 30 s after the run", n, db)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the server, bounded by the deadline
+	}
 }
