@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,8 @@ type app struct {
 	started time.Time
 
 	httpLn net.Listener
+	// mqttHealth serialises reportMQTT.
+	mqttHealth sync.Mutex
 	// parts are every part added, in the order newApp built them.
 	parts []part
 	// targets are the cue outputs by name, as given to the scene engine.
@@ -181,7 +184,9 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	}
 	a.httpLn = ln
 	a.closers = append(a.closers, func() error { return ignoreClosed(ln.Close()) })
-	if a.httpLn, err = wrapTLS(cfg.HTTP, ln); err != nil {
+	// The cap counts TCP connections, under TLS, so that half-open
+	// handshakes count too.
+	if a.httpLn, err = wrapTLS(cfg.HTTP, httpapi.LimitListener(ln, httpapi.DefaultLimits.MaxConns)); err != nil {
 		return nil, err
 	}
 	built = true
@@ -227,12 +232,26 @@ func ignoreClosed(err error) error {
 
 func (a *app) buildMQTT() error {
 	m := a.cfg.MQTT
-	url := m.URL
-	if url == "" {
+	o := mqttc.Options{URL: m.URL, ClientID: "fieldkit-" + a.cfg.Box, Username: m.Username, Prefix: m.Prefix, Log: a.log}
+	if m.PasswordFile != "" {
+		pw, err := secret.Read(m.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		o.Password = pw
+	}
+	if m.URL == "" {
 		bo, err := brokerOptions(a.cfg, a.log)
 		if err != nil {
 			return err
 		}
+		// The embedded broker keeps the agent's client id to the agent;
+		// with no account configured the agent logs in with a password
+		// made for this run.
+		if o.Username == "" {
+			o.Username, o.Password = "fieldkit-agent", rand.Text()
+		}
+		bo.Reserve = &broker.Reserved{ClientID: o.ClientID, Username: o.Username, Password: o.Password}
 		b, err := broker.New(bo)
 		if err != nil {
 			return err
@@ -241,15 +260,7 @@ func (a *app) buildMQTT() error {
 		// The broker is started before the parts and closed after them,
 		// so that the agent's own "offline" reaches it on a clean stop.
 		a.closers = append(a.closers, b.Close)
-		url = "tcp://" + b.Addr()
-	}
-	o := mqttc.Options{URL: url, ClientID: "fieldkit-" + a.cfg.Box, Username: m.Username, Prefix: m.Prefix, Log: a.log}
-	if m.PasswordFile != "" {
-		pw, err := secret.Read(m.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("mqtt.password_file: %w", err)
-		}
-		o.Password = pw
+		o.URL = "tcp://" + b.Addr()
 	}
 	if m.CAFile != "" {
 		pem, err := os.ReadFile(m.CAFile)
@@ -262,6 +273,7 @@ func (a *app) buildMQTT() error {
 		}
 		o.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	o.OnStatus = a.reportMQTT
 	a.mqtt = mqttc.New(o)
 	a.add(partFunc{name: "mqtt", run: a.mqtt.Run})
 	a.add(partFunc{name: "mqtt-mirror", run: a.mirrorBus})
@@ -275,10 +287,17 @@ func (a *app) buildMQTT() error {
 func (a *app) mirrorBus(ctx context.Context) error {
 	sub := a.bus.Subscribe("#", 256)
 	defer sub.Close()
+	a.reportMQTT()
+	// A duplicate box id is reported while the other agent keeps asking;
+	// look again now and then so that it clears once it stops.
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			a.reportMQTT()
 		case ev := <-sub.C():
 			if !a.mqtt.Connected() {
 				continue
@@ -297,7 +316,7 @@ func (a *app) mirrorBus(ctx context.Context) error {
 
 func (a *app) run(ctx context.Context) error {
 	defer a.close()
-	srv := &http.Server{Handler: a.router.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	srv := httpapi.NewServer(a.router.Handler(), httpapi.DefaultLimits, a.log)
 	a.add(partFunc{name: "http", critical: true, run: func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Serve(a.httpLn) }()

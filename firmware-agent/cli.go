@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/ratelog"
 	"fieldkit/scenes"
 )
 
@@ -175,10 +176,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	o := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, o)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		h = slog.NewJSONHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	// A flood of one message (refused cues, bad payloads) must not
+	// flood the journal: each says how many like it were dropped.
+	return slog.New(ratelog.New(h, ratelog.Options{}))
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +36,7 @@ func coreChecks(cfg *config.Config, a *app) []doctor.Check {
 		}},
 		{Name: "board", Run: func(context.Context) doctor.Result { return checkBoard(cfg) }},
 		{Name: "broker", Run: func(ctx context.Context) doctor.Result { return checkBroker(ctx, cfg, a) }},
+		{Name: "box id", Run: func(ctx context.Context) doctor.Result { return checkBoxID(ctx, a) }},
 		{Name: "data dir", Run: func(context.Context) doctor.Result { return checkDataDir(cfg.DataDir) }},
 		{Name: "clock", Run: func(context.Context) doctor.Result { return checkClock(clocksync.Kernel{}, time.Now()) }},
 	}
@@ -166,7 +168,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		for i := len(done) - 1; i >= 0; i-- {
 			done[i]()
 		}
-		fmt.Fprintln(stdout, "(no agent answers at "+cfg.HTTP.Listen+": checked from the config, "+cfgName(cfg)+")")
+		fmt.Fprintf(stdout, "(no answer from an agent at %s (%v): checked from the config, %s)\n", cfg.HTTP.Listen, shortErr(err), cfgName(cfg))
 	} else {
 		fmt.Fprintln(stdout, "(asked the running agent at "+cfg.HTTP.Listen+")")
 	}
@@ -211,6 +213,16 @@ func offlineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
 	checks = append(checks, batteryOfflineChecks(cfg)...)
 	checks = append(checks, printerOfflineChecks(cfg)...)
 	return append(checks, receiptsOfflineChecks(ctx, cfg)...)
+}
+
+// shortErr is the last part of a dial error ("connection refused"), or
+// the whole error when it has none.
+func shortErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
 }
 
 type cleanupKey struct{}

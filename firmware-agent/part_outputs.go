@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
 
 	"fieldkit/drivers/button"
 	"fieldkit/drivers/cue"
@@ -23,6 +27,9 @@ func newOutputs(cfg *config.Config, p plumbing, board outputs.Board) (*outputSet
 	if err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)
 	}
+	// Before any scene can run (scenes are built after the outputs and
+	// run with the parts): whatever a killed agent left on goes off.
+	driveSafe(p.log, targets)
 	s := &outputSet{targets: targets}
 	for _, b := range buttons {
 		s.buttons = append(s.buttons, buttonPart{b})
@@ -55,4 +62,30 @@ func outputStates(ts map[string]cue.Target) map[string]OutputState {
 		out[n] = OutputState{Kind: t.Kind(), State: t.State()}
 	}
 	return out
+}
+
+// driveSafe puts every output that has a safe state in it. GPIO and LED
+// strips switch at once; an MQTT device's off is sent once the broker
+// link is up (and after every reconnect), ahead of any scene's commands.
+func driveSafe(log *slog.Logger, ts map[string]cue.Target) {
+	names := make([]string, 0, len(ts))
+	for n := range ts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var done []string
+	for _, n := range names {
+		s, ok := ts[n].(cue.Safer)
+		if !ok {
+			continue
+		}
+		if err := s.Safe(context.Background()); err != nil {
+			log.Error("cannot put output in its safe state", "output", n, "err", err)
+			continue
+		}
+		done = append(done, n)
+	}
+	if len(done) > 0 {
+		log.Info("outputs put in their safe state (off)", "outputs", strings.Join(done, ", "))
+	}
 }

@@ -7,16 +7,25 @@ import (
 
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
+	"fieldkit/internal/health"
 	"fieldkit/printer/printcli"
 	"fieldkit/printer/service"
 )
 
 // printersPart is the label printers: one worker per printer over a
 // durable job queue.
-type printersPart struct{ *service.Service }
+type printersPart struct {
+	*service.Service
+	health *health.Registry
+}
 
 func (printersPart) Name() string  { return "printers" }
 func (p printersPart) Status() any { return p.States() }
+
+// Run runs the printers, with the part degraded while any cannot print.
+func (p printersPart) Run(ctx context.Context) error {
+	return judged(ctx, p.health, p.Name(), func() (health.State, string) { return printersHealth(p.States()) }, p.Service.Run)
+}
 
 func newPrinters(cfg *config.Config, p plumbing) (printersPart, error) {
 	svc, err := service.New(cfg.Printers, service.Deps{
@@ -25,7 +34,7 @@ func newPrinters(cfg *config.Config, p plumbing) (printersPart, error) {
 	if err != nil {
 		return printersPart{}, fmt.Errorf("printers: %w", err)
 	}
-	return printersPart{svc}, nil
+	return printersPart{svc, p.health}, nil
 }
 
 // printerOfflineChecks stand for the printers' checks when no agent runs:
@@ -45,5 +54,5 @@ func cmdPrint(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return printcli.RunCLI(ctx, rest, stdout, stderr, printcli.Env{BaseURL: agentURL(cfg), Token: agentToken(cfg), Printers: cfg.Printers})
+	return printcli.RunCLI(ctx, rest, stdout, stderr, printcli.Env{BaseURL: agentURL(cfg), Token: func() string { return agentToken(cfg) }, Printers: cfg.Printers})
 }

@@ -35,19 +35,20 @@ func (uplinkPart) Name() string    { return "receipts-uplink" }
 func (uplinkPart) Section() string { return "receipts" }
 func (u uplinkPart) Status() any   { return u.Uplink.Status() }
 
-// newReceipts builds the ledger; with pickup labels, each committed sale
-// is offered to them.
+// newReceipts builds the ledger; with pickup labels, every sale stores
+// its label request in its own transaction and pickup drains them.
 func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels) (receiptsPart, error) {
 	d := receipts.Deps{
 		Box: cfg.Box, DataDir: cfg.DataDir, Clock: p.clock, Bus: p.bus, MQTT: p.mqtt,
 		Health: p.health, Metrics: p.metrics, Log: p.log,
-	}
-	if pickup != nil {
-		d.OnCommit = pickup.offer
+		LabelOutbox: pickup != nil,
 	}
 	svc, err := receipts.New(cfg.Receipts, d)
 	if err != nil {
 		return receiptsPart{}, fmt.Errorf("receipts: %w", err)
+	}
+	if pickup != nil {
+		pickup.l = svc.Ledger()
 	}
 	return receiptsPart{svc}, nil
 }

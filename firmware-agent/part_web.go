@@ -87,6 +87,12 @@ func newWeb(cfg *config.Config, p plumbing, rt *httpapi.Router, checks func(manu
 		return nil, err
 	}
 	p.health.OnChange(func(health.Part) { pf.Kick() })
+	if p.mqtt != nil {
+		// The broker check is part of the gate: judge it again as soon as
+		// the link is up, not at the next periodic run (the page said
+		// "MQTT connected" while the gate still held on "broker").
+		p.mqtt.OnConnect(pf.Kick)
+	}
 	return &webParts{preflight: preflightPart{pf}, server: webPart{ws}, authChecks: au.Checks(cfg.HTTP.Listen, tlsOn)}, nil
 }
 

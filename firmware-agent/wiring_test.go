@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"fieldkit/boards"
 	"fieldkit/drivers/outputs"
@@ -102,8 +101,9 @@ func TestShowConfigWiring(t *testing.T) {
 	}
 	checkSceneTargets(t, a, names)
 
-	// A sale committed to the ledger is offered to the pickup labels of
-	// the configured printer, which is the printers part's own service.
+	// A sale committed to the ledger leaves a label request for the
+	// pickup labels of the configured printer, which is the printers
+	// part's own service.
 	if a.pickup == nil || a.printers == nil {
 		t.Fatalf("pickup labels %v, printers %v: not wired", a.pickup, a.printers)
 	}
@@ -124,13 +124,14 @@ func TestShowConfigWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-a.pickup.in:
-		if r.Receipt.Order != "A-1" {
-			t.Fatalf("pickup labels got order %q", r.Receipt.Order)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a committed sale never reached the pickup labels")
+	// The sale's label request is in the ledger's outbox that the pickup
+	// labels drain (committed with the sale).
+	if a.pickup.l != rs.Ledger() {
+		t.Fatal("pickup labels drain another ledger")
+	}
+	pend, err := rs.Ledger().PendingLabels(t.Context(), 10)
+	if err != nil || len(pend) != 1 || !strings.Contains(pend[0].Record, `"order":"A-1"`) {
+		t.Fatalf("label outbox after a sale: %v %v", pend, err)
 	}
 
 	// The capabilities of each part are plugged in: its status section,

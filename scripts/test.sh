@@ -31,6 +31,7 @@ declare -A want=(
 	# The ingest tests start throwaway clusters from its server binaries
 	# (/usr/lib/postgresql/<version>/bin), run as the postgres user.
 	[postgresql]=/usr/share/doc/postgresql/copyright
+	[python3-cryptography]=/usr/lib/python3/dist-packages/cryptography/__init__.py
 )
 missing=()
 for pkg in "${!want[@]}"; do
@@ -55,6 +56,7 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 export CGO_ENABLED=1
 export FIELDKIT_MOSQUITTO=/usr/sbin/mosquitto
+export FIELDKIT_PYTHON=/usr/bin/python3
 export FIELDKIT_CHROMIUM=/usr/bin/chromium
 
 log "go version"

@@ -273,6 +273,6 @@ func (s *Server) doLogout(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusForbidden, err.Error())
 		return
 	}
-	s.d.Auth.Logout(w)
+	s.d.Auth.Logout(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

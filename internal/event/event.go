@@ -4,7 +4,10 @@
 // types and never imports a transport: the agent passes the transport in.
 package event
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Message is one received publish. Topic is absolute (with the box
 // prefix) when it came from MQTT.
@@ -17,3 +20,7 @@ type Message struct {
 // Handler handles one message. An error is answered on <topic>/error and
 // logged; it never stops the connection.
 type Handler func(ctx context.Context, m Message) error
+
+// ErrNotConnected is what a transport's Publish returns while its link is
+// down, so that a sender can tell "wait for the broker" from a failure.
+var ErrNotConnected = errors.New("mqtt: not connected")

@@ -55,6 +55,11 @@ type Job struct {
 	// current attempt's bytes.
 	WriteStarted  bool `json:"write_started"`
 	WriteFinished bool `json:"write_finished"`
+	// Warnings say what of the label will not print as asked (a code
+	// printed as QR, text shortened, characters no font has). They follow
+	// from the label and the printer, so the service fills them in; the
+	// store does not keep them.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Errors, for errors.Is.

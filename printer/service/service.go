@@ -301,7 +301,8 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	}
 	// Refuse now what the printer could never print, rather than fail it
 	// later in the queue.
-	if _, err := lang.Encode(l, w.cfg.Profile); err != nil {
+	enc, err := lang.Render(l, w.cfg.Profile)
+	if err != nil {
 		return queue.Job{}, false, fmt.Errorf("%w: printer %s cannot print this label: %v", ErrBadRequest, printer, err)
 	}
 	id := r.ID
@@ -317,12 +318,30 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	if err != nil {
 		return j, false, err
 	}
+	j.Warnings = enc.Warnings
 	if created {
-		s.log.Info("print job queued", "printer", printer, "job", j.ID)
+		s.log.Info("print job queued", "printer", printer, "job", j.ID, "warnings", len(j.Warnings))
 		w.update(ctx, func(*PrinterState) {})
 		w.notify()
 	}
 	return j, created, nil
+}
+
+// withWarnings fills in what of a job's label will not print as asked
+// on its printer.
+func (s *Service) withWarnings(j queue.Job) queue.Job {
+	w, ok := s.workers[j.Printer]
+	if !ok {
+		return j
+	}
+	l, err := label.Decode(j.Label)
+	if err != nil {
+		return j
+	}
+	if enc, err := lang.Render(l, w.cfg.Profile); err == nil {
+		j.Warnings = enc.Warnings
+	}
+	return j
 }
 
 // Reprint queues job id again on the operator's word (see queue.Reprint).

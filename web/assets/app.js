@@ -103,9 +103,10 @@
     }
     const s = S.status;
     if (s) {
-      m.textContent = "MQTT " + (s.mqtt.connected ? "connected" : "down");
-      m.className = "pill " + (s.mqtt.connected ? "ok" : "fail");
-      m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "");
+      const dup = s.mqtt.duplicate;
+      m.textContent = dup ? "box id in use twice" : "MQTT " + (s.mqtt.connected ? "connected" : "down");
+      m.className = "pill " + (s.mqtt.connected && !dup ? "ok" : "fail");
+      m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "") + (s.mqtt.reason ? ": " + s.mqtt.reason : "");
     }
     const u = S.uplink;
     if (!u) { c.textContent = "cloud: n/a"; c.className = "pill"; }
@@ -258,15 +259,21 @@
     const out = [];
     const add = (sev, text, ...extra) => out.push(el("li", { class: "alert", "data-alert": sev }, badge(sev), el("span", { class: "grow" }, text), ...extra));
     const s = S.status;
-    if (s && !s.mqtt.connected) add("fail", "MQTT broker down: cues to lights and wearables do not go out");
+    const dup = s && s.mqtt.duplicate;
+    if (dup) add("fail", "Another agent uses box id " + s.box + " (" + (dup.other.host ? "host " + dup.other.host + ", " : "") + "instance " + dup.other.id + ")" +
+      (dup.refused ? ": this one stays off the broker" : "") + "; give each box its own box: id");
+    else if (s && !s.mqtt.connected) add("fail", "MQTT broker down: cues to lights and wearables do not go out");
     for (const r of (S.batteries && S.batteries.batteries) || []) {
-      if (r.stale) add("fail", r.rig + ": no battery reading");
+      if (r.stale) add("fail", r.rig + ": no battery reading" + (r.error ? " (" + r.error + ")" : ""));
       else if (["warn", "critical", "swap"].includes(r.level))
         add(r.level === "warn" ? "warn" : "fail", r.rig + ": " + (r.level === "swap" ? "swap the pack now" : r.level === "critical" ? "battery critical" : "battery low") +
           (r.percent !== null && r.percent !== undefined ? " (" + r.percent.toFixed(0) + " %" + (r.tte_s ? ", " + dur(r.tte_s) + " left" : "") + ")" : ""));
     }
     for (const pr of listOf(S.printers, "printers")) {
-      if (pr.parked || ["error", "offline"].includes(pr.state)) add("fail", "Printer " + pr.name + ": " + (pr.last_error || pr.state));
+      const what = { paper_out: "out of paper: load a roll", cover_open: "cover open: close it", offline: "offline: check its cable and power",
+        error: "error: look at the printer", paper_low: "paper running low" }[pr.state];
+      if (what) add(pr.state === "paper_low" ? "warn" : "fail", "Printer " + pr.name + " " + what + (pr.parked ? " (queue held)" : ""));
+      else if (pr.parked) add("fail", "Printer " + pr.name + ": queue held" + (pr.last_error ? ": " + pr.last_error : ""));
       for (const j of listOf(jobsOf[pr.name], "jobs").filter((j) => j.state === "uncertain" || j.state === "failed")) {
         add("fail", el("span", null, "Printer " + pr.name + ": ", el("span", { class: "job-order" }, j.order ? "order " + j.order : j.id),
           " " + (j.state === "uncertain" ? "may not have printed, look at the label" : "failed")),
@@ -359,7 +366,7 @@
     $("gate").addEventListener("click", () => {
       const d = $("preflight");
       d.open = !d.open;
-      if (d.open) d.scrollIntoView({ block: "start", behavior: "smooth" });
+      if (d.open) d.scrollIntoView({ block: "start" });
     });
     $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
