@@ -514,7 +514,7 @@ func TestSQLiteMigratesOldFile(t *testing.T) {
 	}
 	db := st.(*sqliteStore).db
 	// Wind the file back to the first ingest's schema.
-	for _, q := range []string{`DROP TABLE boxes`, `DROP TABLE records`, `DROP TABLE alarms`, `DROP TABLE sale_items`, `DROP TABLE enrollments`, `PRAGMA user_version=0`, sqliteMigrations[1]} {
+	for _, q := range []string{`DROP TABLE boxes`, `DROP TABLE records`, `DROP TABLE alarms`, `DROP TABLE enrollments`, `PRAGMA user_version=0`, sqliteMigrations[1]} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(q, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -29,34 +28,16 @@ CREATE TABLE IF NOT EXISTS records (
 	PRIMARY KEY (box, seq));
 CREATE TABLE IF NOT EXISTS alarms (
 	at_ms INTEGER NOT NULL, box TEXT NOT NULL, kind TEXT NOT NULL, msg TEXT NOT NULL);`,
+	// The fleet report reads a sale's fields from the stored bytes with
+	// json_extract: a demo's store stays one insert per record.
 	2: `
 ALTER TABLE boxes ADD COLUMN first_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE boxes ADD COLUMN last_contact_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE boxes ADD COLUMN box_head INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE records ADD COLUMN type TEXT NOT NULL DEFAULT '';
-ALTER TABLE records ADD COLUMN ts TEXT NOT NULL DEFAULT '';
-ALTER TABLE records ADD COLUMN pay TEXT NOT NULL DEFAULT '';
-ALTER TABLE records ADD COLUMN total INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE records ADD COLUMN currency TEXT NOT NULL DEFAULT '';
-CREATE TABLE sale_items (
-	box TEXT NOT NULL, seq INTEGER NOT NULL, line INTEGER NOT NULL,
-	sku TEXT NOT NULL, qty INTEGER NOT NULL, amount INTEGER NOT NULL,
-	PRIMARY KEY (box, seq, line));
 CREATE TABLE enrollments (
 	box TEXT PRIMARY KEY, venue TEXT NOT NULL, first_key TEXT NOT NULL,
 	token_hash TEXT NOT NULL, enrolled_ms INTEGER NOT NULL);
-CREATE INDEX alarms_box ON alarms(box, kind);
--- Records stored before the report columns existed: take them from the
--- stored bytes (they verified on the way in).
-UPDATE records SET type = coalesce(json_extract(CAST(body AS TEXT), '$.type'), ''),
-	ts = coalesce(json_extract(CAST(body AS TEXT), '$.ts'), ''),
-	pay = coalesce(json_extract(CAST(body AS TEXT), '$.pay'), ''),
-	total = coalesce(json_extract(CAST(body AS TEXT), '$.total'), 0),
-	currency = coalesce(json_extract(CAST(body AS TEXT), '$.currency'), '');
-INSERT INTO sale_items(box, seq, line, sku, qty, amount)
-	SELECT r.box, r.seq, j.key, json_extract(j.value, '$.sku'), json_extract(j.value, '$.qty'),
-		json_extract(j.value, '$.qty') * json_extract(j.value, '$.price')
-	FROM records r, json_each(CAST(r.body AS TEXT), '$.items') j WHERE r.type = 'sale';`,
+CREATE INDEX alarms_box ON alarms(box, kind);`,
 }
 
 type sqliteStore struct{ db *sql.DB }
@@ -251,87 +232,91 @@ func (s *sqliteStore) Records(ctx context.Context, box string, after uint64, fn 
 	return rows.Err()
 }
 
+// salesCTE is the stored sales stamped at or after ?, with their bytes
+// as text. SQLite's date functions read the records' RFC 3339 times,
+// any offset, as UTC.
+const salesCTE = `WITH s AS (SELECT r.box AS box, CAST(r.body AS TEXT) AS body FROM records r
+	WHERE json_extract(CAST(r.body AS TEXT), '$.type') = 'sale'
+	AND julianday(json_extract(CAST(r.body AS TEXT), '$.ts')) >= julianday(?)) `
+
 func (s *sqliteStore) Sales(ctx context.Context, since time.Time) (*FleetReport, error) {
 	rep := &FleetReport{Since: since}
-	sinceText := ""
+	from := "0001-01-01T00:00:00Z"
 	if !since.IsZero() {
-		sinceText = since.UTC().Format(tsLayout)
+		from = since.UTC().Format(time.RFC3339Nano)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT r.box, coalesce(e.venue, ''), r.currency, count(*), sum(r.total) FROM records r
-		LEFT JOIN enrollments e ON e.box=r.box WHERE r.type='sale' AND r.ts >= ? GROUP BY r.box, r.currency ORDER BY r.box, r.currency`, sinceText)
+	scan := func(q string, row func(*sql.Rows) error) error {
+		rows, err := s.db.QueryContext(ctx, salesCTE+q, from)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := row(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	err := scan(`SELECT s.box, coalesce(e.venue, ''), coalesce(json_extract(s.body, '$.currency'), '') AS cur, count(*),
+		sum(coalesce(json_extract(s.body, '$.total'), 0)) FROM s LEFT JOIN enrollments e ON e.box = s.box GROUP BY s.box, cur ORDER BY s.box, cur`,
+		func(rows *sql.Rows) error {
+			var b BoxTotal
+			if err := rows.Scan(&b.Box, &b.Venue, &b.Currency, &b.Count, &b.Total); err != nil {
+				return err
+			}
+			rep.ByBox = append(rep.ByBox, b)
+			rep.Count += b.Count
+			rep.Total += b.Total
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var b BoxTotal
-		if err := rows.Scan(&b.Box, &b.Venue, &b.Currency, &b.Count, &b.Total); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep.ByBox = append(rep.ByBox, b)
-		rep.Count += b.Count
-		rep.Total += b.Total
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.db.QueryContext(ctx, `SELECT i.sku, sum(i.qty), sum(i.amount) FROM sale_items i JOIN records r ON r.box=i.box AND r.seq=i.seq
-		WHERE r.ts >= ? GROUP BY i.sku ORDER BY i.sku`, sinceText)
+	err = scan(`SELECT json_extract(j.value, '$.sku') AS sku, sum(json_extract(j.value, '$.qty')),
+		sum(json_extract(j.value, '$.qty') * json_extract(j.value, '$.price')) FROM s, json_each(s.body, '$.items') j GROUP BY sku ORDER BY sku`,
+		func(rows *sql.Rows) error {
+			var t receipts.SKUTotal
+			if err := rows.Scan(&t.SKU, &t.Qty, &t.Total); err != nil {
+				return err
+			}
+			rep.BySKU = append(rep.BySKU, t)
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var t receipts.SKUTotal
-		if err := rows.Scan(&t.SKU, &t.Qty, &t.Total); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep.BySKU = append(rep.BySKU, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.db.QueryContext(ctx, `SELECT pay, count(*), sum(total) FROM records WHERE type='sale' AND ts >= ? GROUP BY pay ORDER BY pay`, sinceText)
+	err = scan(`SELECT coalesce(json_extract(body, '$.pay'), '') AS pay, count(*), sum(coalesce(json_extract(body, '$.total'), 0)) FROM s GROUP BY pay ORDER BY pay`,
+		func(rows *sql.Rows) error {
+			var t receipts.PayTotal
+			if err := rows.Scan(&t.Pay, &t.Count, &t.Total); err != nil {
+				return err
+			}
+			rep.ByPay = append(rep.ByPay, t)
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var t receipts.PayTotal
-		if err := rows.Scan(&t.Pay, &t.Count, &t.Total); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rep.ByPay = append(rep.ByPay, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = s.db.QueryContext(ctx, `SELECT substr(ts, 1, 13), count(*), sum(total) FROM records WHERE type='sale' AND ts >= ? GROUP BY 1 ORDER BY 1`, sinceText)
+	err = scan(`SELECT strftime('%Y-%m-%dT%H', json_extract(body, '$.ts')) AS hour, count(*), sum(coalesce(json_extract(body, '$.total'), 0)) FROM s GROUP BY hour ORDER BY hour`,
+		func(rows *sql.Rows) error {
+			var h string
+			var t HourTotal
+			if err := rows.Scan(&h, &t.Count, &t.Total); err != nil {
+				return err
+			}
+			var err error
+			if t.Hour, err = time.Parse("2006-01-02T15", h); err != nil {
+				return fmt.Errorf("stored ts hour %q: %w", h, err)
+			}
+			rep.ByHour = append(rep.ByHour, t)
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var h string
-		var t HourTotal
-		if err := rows.Scan(&h, &t.Count, &t.Total); err != nil {
-			return nil, err
-		}
-		if t.Hour, err = time.Parse("2006-01-02T15", h); err != nil {
-			return nil, fmt.Errorf("stored ts hour %q: %w", h, err)
-		}
-		rep.ByHour = append(rep.ByHour, t)
-	}
-	sort.Slice(rep.ByHour, func(i, j int) bool { return rep.ByHour[i].Hour.Before(rep.ByHour[j].Hour) })
-	return rep, rows.Err()
+	return rep, nil
 }
-
-// tsLayout stores record times in UTC with a fixed width, so that text
-// order is time order and the first 13 bytes name the hour.
-const tsLayout = "2006-01-02T15:04:05.000000000Z"
 
 type sqliteTx struct {
 	tx  *sql.Tx
@@ -384,24 +369,14 @@ func (t *sqliteTx) Hashes(ctx context.Context, from, to uint64) (map[uint64]stri
 }
 
 func (t *sqliteTx) Insert(ctx context.Context, rows []Row) error {
-	ins, err := t.tx.PrepareContext(ctx, `INSERT INTO records(box, seq, hash, body, sig, received_ms, type, ts, pay, total, currency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	ins, err := t.tx.PrepareContext(ctx, `INSERT INTO records(box, seq, hash, body, sig, received_ms) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	defer ins.Close()
-	item, err := t.tx.PrepareContext(ctx, `INSERT INTO sale_items(box, seq, line, sku, qty, amount) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer item.Close()
 	for _, r := range rows {
-		if _, err := ins.ExecContext(ctx, t.box, r.Seq, r.Hash, r.Body, r.Sig, r.ReceivedMS, r.Type, r.TS.UTC().Format(tsLayout), r.Pay, r.Total, r.Currency); err != nil {
+		if _, err := ins.ExecContext(ctx, t.box, r.Seq, r.Hash, r.Body, r.Sig, r.ReceivedMS); err != nil {
 			return fmt.Errorf("seq %d: %w", r.Seq, err)
-		}
-		for i, it := range r.Items {
-			if _, err := item.ExecContext(ctx, t.box, r.Seq, i, it.SKU, it.Qty, it.Qty*it.Price); err != nil {
-				return fmt.Errorf("seq %d item %d: %w", r.Seq, i, err)
-			}
 		}
 	}
 	return nil
