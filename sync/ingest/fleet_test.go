@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -322,10 +321,8 @@ func TestFleet(t *testing.T) {
 	if n := stored(); n != total {
 		t.Fatalf("%d records stored, want %d", n, total)
 	}
-	want := &ingest.FleetReport{}
-	sku := map[string]*receipts.SKUTotal{}
-	pay := map[string]*receipts.PayTotal{}
-	hours := map[time.Time]*ingest.HourTotal{}
+	var zs []*receipts.ZReport
+	var venues []string
 	for _, b := range fleet {
 		seqs, err := admin.Seqs(ctx, b.id)
 		if err != nil || len(seqs) != perBox || seqs[0] != 1 || seqs[perBox-1] != perBox {
@@ -348,44 +345,9 @@ func TestFleet(t *testing.T) {
 		if vr.Head != rep.Head {
 			t.Fatalf("box %s: the cloud's head %s, the ledger's %s", b.id, rep.Head, vr.Head)
 		}
-		want.Count += z.Count
-		want.Total += z.Total
-		want.ByBox = append(want.ByBox, ingest.BoxTotal{Box: b.id, Venue: b.venue, Currency: z.Currency, Count: z.Count, Total: z.Total})
-		for _, s := range z.BySKU {
-			if sku[s.SKU] == nil {
-				sku[s.SKU] = &receipts.SKUTotal{SKU: s.SKU}
-			}
-			sku[s.SKU].Qty += s.Qty
-			sku[s.SKU].Total += s.Total
-		}
-		for _, p := range z.ByPay {
-			if pay[p.Pay] == nil {
-				pay[p.Pay] = &receipts.PayTotal{Pay: p.Pay}
-			}
-			pay[p.Pay].Count += p.Count
-			pay[p.Pay].Total += p.Total
-		}
-		for _, m := range z.ByMinute {
-			h := m.Minute.Truncate(time.Hour)
-			if hours[h] == nil {
-				hours[h] = &ingest.HourTotal{Hour: h}
-			}
-			hours[h].Count += m.Count
-			hours[h].Total += m.Total
-		}
+		zs, venues = append(zs, z), append(venues, b.venue)
 	}
-	for _, s := range sku {
-		want.BySKU = append(want.BySKU, *s)
-	}
-	sort.Slice(want.BySKU, func(i, j int) bool { return want.BySKU[i].SKU < want.BySKU[j].SKU })
-	for _, p := range pay {
-		want.ByPay = append(want.ByPay, *p)
-	}
-	sort.Slice(want.ByPay, func(i, j int) bool { return want.ByPay[i].Pay < want.ByPay[j].Pay })
-	for _, h := range hours {
-		want.ByHour = append(want.ByHour, *h)
-	}
-	sort.Slice(want.ByHour, func(i, j int) bool { return want.ByHour[i].Hour.Before(want.ByHour[j].Hour) })
+	want := ingest.SumReports(zs, venues)
 	got, err := admin.Report(ctx, time.Time{}, true)
 	if err != nil {
 		t.Fatal(err)

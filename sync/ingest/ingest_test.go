@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -687,6 +688,74 @@ func FuzzParseBatch(f *testing.F) {
 			if r == nil || r.Box != b.box {
 				t.Fatalf("record %+v in a batch of box %q", r, b.box)
 			}
+		}
+	})
+}
+
+// The fleet report on either store is the sum of the boxes' own Z
+// reports, across an hour boundary and with several items, payments and
+// boxes.
+func TestReportEqualsBoxReports(t *testing.T) {
+	type box struct {
+		ss  []receipts.Signed
+		pub ed25519.PublicKey
+		z   *receipts.ZReport
+	}
+	var boxes []box
+	skus := []string{"TEE", "CAP", "TOTE"}
+	pays := []string{"card", "cash", "mobile"}
+	for i := 0; i < 3; i++ {
+		dir := t.TempDir()
+		clk := clockAt("2026-06-01T17:40:00Z")
+		l, err := receipts.Open(receipts.Options{Path: filepath.Join(dir, "r.db"), KeyFile: filepath.Join(dir, "k"), Box: fmt.Sprint("box", i), BootID: "b",
+			Clock: clk, Sync: receipts.SyncFunc(func() bool { return true }), Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b box
+		for j := 0; j < 25; j++ {
+			clk.Advance(time.Duration(1+i) * time.Minute)
+			q := int64(1 + j%3)
+			o := receipts.Order{ClientID: fmt.Sprint("c", j), Order: "o", Items: []receipts.Item{{SKU: skus[(i+j)%3], Qty: q, Price: 700 + int64(i*j)}, {SKU: "BAG", Qty: 1, Price: 20}},
+				Total: q*(700+int64(i*j)) + 20, Currency: "EUR", Pay: pays[(i+2*j)%3]}
+			s, _, err := l.Append(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.ss = append(b.ss, s)
+		}
+		b.pub = l.PublicKey().Pub
+		l.Close()
+		r, err := receipts.OpenReader(filepath.Join(dir, "r.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.z, err = r.Report(context.Background(), time.Time{}, receipts.VerifyOptions{First: b.pub}); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		boxes = append(boxes, b)
+	}
+	backends(t, func(t *testing.T, open func(*testing.T) Store) {
+		s, _ := newServer(t, open(t), false)
+		var zs []*receipts.ZReport
+		var venues []string
+		for i, b := range boxes {
+			tok := enroll(t, s, fmt.Sprint("box", i), b.pub)
+			if code, r := postBatch(t, s, b.ss, post{token: tok}); code != 200 || r.AckedThrough != 25 {
+				t.Fatalf("%d %+v", code, r)
+			}
+			zs, venues = append(zs, b.z), append(venues, fmt.Sprint("venue-box", i))
+		}
+		got, err := s.Report(context.Background(), time.Time{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := SumReports(zs, venues); !reflect.DeepEqual(got, want) {
+			t.Fatalf("fleet report\n got %+v\nwant %+v", got, want)
+		}
+		if len(got.ByHour) != 2 {
+			t.Fatalf("the sales span two hours: %+v", got.ByHour)
 		}
 	})
 }
