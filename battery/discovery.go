@@ -3,6 +3,8 @@ package battery
 import (
 	"encoding/json"
 	"strings"
+
+	"fieldkit/internal/topic"
 )
 
 // DiscoveryPrefix is Home Assistant's default discovery prefix.
@@ -46,7 +48,7 @@ func discovery(box, prefix string, r Rig) map[string][]byte {
 	}
 	state := StateTopic(prefix, r.Name)
 	base := haSensor{StateTopic: state, StateClass: "measurement",
-		AvailabilityTopic: prefix + "/status", PayloadAvailable: "online", PayloadNotAvail: "offline", Device: dev}
+		AvailabilityTopic: topic.Under(prefix, topic.Status), PayloadAvailable: "online", PayloadNotAvail: "offline", Device: dev}
 	charge := base
 	charge.Name, charge.UniqueID, charge.ObjectID = "Charge", node+"_"+obj+"_charge", node+"_"+obj+"_charge"
 	charge.ValueTemplate, charge.Unit, charge.DeviceClass = "{{ value_json.percent }}", "%", "battery"

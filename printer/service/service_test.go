@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/internal/bus"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/testutil"
 	"fieldkit/printer/fake"
 	"fieldkit/printer/label"
 	"fieldkit/printer/queue"
@@ -95,11 +96,14 @@ func newRig(t *testing.T, baud int) *rig {
 	t.Cleanup(func() { fp.Close() })
 	r.fp = fp
 	r.cfg = Config{"counter": {
-		Profile:       label.Profile{Language: label.ESCPOS, WidthDots: 576},
-		Transport:     "serial",
-		Path:          r.link,
-		Baud:          baud,
-		StatusTimeout: 150 * time.Millisecond,
+		Profile:   label.Profile{Language: label.ESCPOS, WidthDots: 576},
+		Transport: "serial",
+		Path:      r.link,
+		Baud:      baud,
+		// Generous: on a loaded machine the fake printer's goroutine can take
+		// well over 150 ms to answer, and a late answer makes a printed job
+		// uncertain.
+		StatusTimeout: 500 * time.Millisecond,
 		PollInterval:  20 * time.Millisecond,
 		MaxAttempts:   3,
 	}}
@@ -160,13 +164,7 @@ func (r *rig) submit(id string, lbl json.RawMessage) queue.Job {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func (r *rig) job(id string) queue.Job {

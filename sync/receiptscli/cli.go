@@ -243,6 +243,9 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 		return fmt.Errorf("%w: %s", ErrBad, rep.Problem)
 	}
 	fmt.Fprintf(w, "ok: box %s, %d records, seq %d-%d, turnover %d, head %s\n", rep.Box, rep.Count, rep.First, rep.Last, rep.Turnover, rep.Head)
+	if first == nil {
+		fmt.Fprintln(w, "note: no --pubkey given, so the chain was checked from the first key the ledger recorded itself: intact, but not proven to be this box's; pass the PEM from commissioning to prove it")
+	}
 	return nil
 }
 
