@@ -28,6 +28,9 @@ declare -A want=(
 	[dpkg-dev]=/usr/bin/dpkg-architecture
 	[curl]=/usr/bin/curl
 	[python3]=/usr/bin/python3
+	# The ingest tests start throwaway clusters from its server binaries
+	# (/usr/lib/postgresql/<version>/bin), run as the postgres user.
+	[postgresql]=/usr/share/doc/postgresql/copyright
 	[python3-cryptography]=/usr/lib/python3/dist-packages/cryptography/__init__.py
 )
 missing=()
