@@ -43,8 +43,12 @@ type Opts struct {
 	// RPC prefix (e.g. shellyplus1-a8032ab12345) or the Zigbee2MQTT
 	// friendly name.
 	Topic string
-	// Channel is the Shelly switch or light id (default 0).
+	// Channel is the Shelly switch or light id (default 0), or the
+	// Tasmota relay: 0 drives POWER (the first relay), n drives POWER<n>.
 	Channel int
+	// Effects are the values the Zigbee2MQTT device exposes for its
+	// effect feature (blink, breathe, okay, ...); a cue flash needs blink.
+	Effects []string
 	// Dimmable makes a Shelly a light (Light.Set with brightness)
 	// instead of a switch (Switch.Set).
 	Dimmable bool
@@ -139,8 +143,10 @@ func (d *Device) Check(a cue.Action) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	colour := d.o.Kind == WLED || d.o.Kind == Z2M
-	dim := colour || d.o.Kind == Tasmota || d.o.Dimmable
+	// Tasmota drives RGB bulbs with its Color command; a plain plug
+	// ignores it, which the read-back then reports.
+	colour := d.o.Kind == WLED || d.o.Kind == Z2M || d.o.Kind == Tasmota
+	dim := colour || d.o.Dimmable
 	switch {
 	case a.Do == cue.Color && !colour, a.Color != "" && !colour:
 		return fmt.Errorf("has no colour; use on/off%s: %w", map[bool]string{true: " or level", false: ""}[dim], ErrUnsupported)
@@ -148,8 +154,13 @@ func (d *Device) Check(a cue.Action) error {
 		return fmt.Errorf("a switch cannot dim; set dimmable: true for a Shelly dimmer: %w", ErrUnsupported)
 	case a.Do == cue.Effect && a.Effect == "countdown":
 		return fmt.Errorf("the countdown bar needs an LED strip driven by the box (ws2812, apa102): %w", ErrUnsupported)
-	case a.Do == cue.Effect && a.Effect != "solid" && d.o.Kind != WLED:
-		return fmt.Errorf("has no %s effect; only WLED runs chase and flash: %w", a.Effect, ErrUnsupported)
+	case a.Do == cue.Effect && a.Effect == "solid", a.Do != cue.Effect, d.o.Kind == WLED:
+	case d.o.Kind == Z2M && a.Effect == "flash":
+		if z2mEffect(d.o.Effects, "flash") == "" {
+			return fmt.Errorf("flash needs the bulb's blink effect; list what it exposes under effects: (e.g. effects: [blink, breathe]): %w", ErrUnsupported)
+		}
+	default:
+		return fmt.Errorf("has no %s effect; only WLED runs chase, and flash needs WLED or a Zigbee bulb exposing blink: %w", a.Effect, ErrUnsupported)
 	}
 	return nil
 }
@@ -173,7 +184,9 @@ func (d *Device) Apply(_ context.Context, a cue.Action) error {
 	if a.Color != "" {
 		d.st.Color = a.Color
 	}
-	d.st.Action, d.st.Effect = string(a.Do), ""
+	// The running effect stays unless an effect is asked for: a dim
+	// cue must not stop what the lighting designer has running.
+	d.st.Action = string(a.Do)
 	if a.Do == cue.Effect {
 		d.st.Effect = a.Effect
 	}
@@ -329,6 +342,18 @@ func (d *Device) encodeLocked() []Message {
 	return Encode(d.o, d.st, d.rpc.Add(1), d.c.Prefix())
 }
 
+// z2mEffect is the Zigbee2MQTT effect value that plays the cue effect,
+// or "" when the device does not expose one.
+func z2mEffect(exposed []string, effect string) string {
+	want := map[string]string{"flash": "blink"}[effect]
+	for _, e := range exposed {
+		if e == want && want != "" {
+			return e
+		}
+	}
+	return ""
+}
+
 // Encode returns the messages that put a device of o's kind in state s.
 // seq is the Shelly RPC request id; prefix is the box's topic prefix,
 // where Shelly answers go.
@@ -337,25 +362,37 @@ func Encode(o Opts, s State, seq int64, prefix string) []Message {
 	hasColor := colErr == nil
 	switch o.Kind {
 	case WLED:
-		seg := map[string]any{"fx": wledFX[s.Effect]}
-		if hasColor {
+		// The JSON API changes only the keys it is given: on, off and
+		// level leave the segment (its colour and running effect) alone.
+		// A State with no Action is the whole state (a re-assert).
+		var segs []map[string]any
+		seg := map[string]any{}
+		if s.Effect != "" && (s.Action == "" || s.Action == string(cue.Effect)) {
+			seg["fx"] = wledFX[s.Effect]
+		}
+		if hasColor && (s.Action == "" || s.Action == string(cue.Color) || s.Action == string(cue.Effect)) {
 			seg["col"] = [][3]uint8{{r, g, b}}
+		}
+		if len(seg) > 0 {
+			segs = []map[string]any{seg}
 		}
 		return []Message{{o.Topic + "/api", mustJSON(struct {
 			On  bool             `json:"on"`
 			Bri int              `json:"bri"`
-			Seg []map[string]any `json:"seg"`
-		}{s.On, scale(s.Brightness, 255), []map[string]any{seg}})}}
+			Seg []map[string]any `json:"seg,omitempty"`
+		}{s.On, scale(s.Brightness, 255), segs})}}
 	case Tasmota:
 		t := "cmnd/" + o.Topic + "/"
+		power := t + tasmotaPower(o.Channel)
 		if !s.On {
-			return []Message{{t + "POWER", []byte("OFF")}}
+			return []Message{{power, []byte("OFF")}}
 		}
 		var m []Message
-		if hasColor {
+		if hasColor && (s.Action == "" || s.Action == string(cue.Color) || s.Action == string(cue.Effect)) {
+			// Color r,g,b (decimal); Tasmota switches the light on with it.
 			m = append(m, Message{t + "Color", fmt.Appendf(nil, "%d,%d,%d", r, g, b)})
 		}
-		m = append(m, Message{t + "Dimmer", []byte(strconv.Itoa(s.Brightness))}, Message{t + "POWER", []byte("ON")})
+		m = append(m, Message{t + "Dimmer", []byte(strconv.Itoa(s.Brightness))}, Message{power, []byte("ON")})
 		return m
 	case Shelly:
 		params := map[string]any{"id": o.Channel, "on": s.On}
@@ -380,6 +417,7 @@ func Encode(o Opts, s State, seq int64, prefix string) []Message {
 			State      string `json:"state"`
 			Brightness *int   `json:"brightness,omitempty"`
 			Color      *col   `json:"color,omitempty"`
+			Effect     string `json:"effect,omitempty"`
 		}{State: "OFF"}
 		if s.On {
 			v.State = "ON"
@@ -388,10 +426,22 @@ func Encode(o Opts, s State, seq int64, prefix string) []Message {
 			if hasColor {
 				v.Color = &col{fmt.Sprintf("#%02x%02x%02x", r, g, b)}
 			}
+			if s.Action == string(cue.Effect) {
+				v.Effect = z2mEffect(o.Effects, s.Effect)
+			}
 		}
 		return []Message{{o.Base + "/" + o.Topic + "/set", mustJSON(v)}}
 	}
 	return nil
+}
+
+// tasmotaPower is the Power command of relay ch: POWER for the first
+// (or only) relay, POWER<n> for relay n.
+func tasmotaPower(ch int) string {
+	if ch <= 0 {
+		return "POWER"
+	}
+	return "POWER" + strconv.Itoa(ch)
 }
 
 // scale maps a percentage onto 0..top, rounding.

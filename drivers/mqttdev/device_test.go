@@ -26,6 +26,8 @@ var script = []struct {
 	{"level 40", cue.Action{Do: cue.Level, Level: lv(40)}},
 	{"color #ff8000 at 75", cue.Action{Do: cue.Color, Color: "#ff8000", Level: lv(75)}},
 	{"effect chase", cue.Action{Do: cue.Effect, Effect: "chase", Color: "#0000ff"}},
+	{"level 60 keeps the effect", cue.Action{Do: cue.Level, Level: lv(60)}},
+	{"effect flash", cue.Action{Do: cue.Effect, Effect: "flash"}},
 	{"off", cue.Action{Do: cue.Off}},
 }
 
@@ -36,6 +38,8 @@ func TestGoldenPayloads(t *testing.T) {
 		{Name: "relay", Kind: Shelly, Topic: "shellyplus1-a8032ab12345"},
 		{Name: "dimmer", Kind: Shelly, Topic: "shellydimmer2-1", Channel: 1, Dimmable: true},
 		{Name: "bulb", Kind: Z2M, Topic: "desk bulb"},
+		{Name: "relay2", Kind: Tasmota, Topic: "strip-4ch", Channel: 2},
+		{Name: "hue", Kind: Z2M, Topic: "stage hue", Effects: []string{"blink", "breathe", "okay", "channel_change", "finish_effect", "stop_effect"}},
 	}
 	for _, o := range kinds {
 		t.Run(o.Name, func(t *testing.T) {

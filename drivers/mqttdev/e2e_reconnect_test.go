@@ -29,7 +29,7 @@ func TestReassertAfterReconnect(t *testing.T) {
 			if err := wled.Apply(ctx, cue.Action{Do: cue.Color, Color: "#00ff00"}); err != nil {
 				t.Fatal(err)
 			}
-			const want = `{"on":true,"bri":255,"seg":[{"col":[[0,255,0]],"fx":0}]}`
+			const want = `{"on":true,"bri":255,"seg":[{"col":[[0,255,0]]}]}`
 			isState := func(m mqtttest.Msg) bool { return m.Topic == "wled/stage/api" && m.Payload == want }
 			mqtttest.Await(t, all, 10*time.Second, "WLED command", isState)
 

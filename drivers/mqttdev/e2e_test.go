@@ -76,7 +76,7 @@ func TestEndToEnd(t *testing.T) {
 			if err := wled.Apply(ctx, cue.Action{Do: cue.Color, Color: "#ff0000"}); err != nil {
 				t.Fatal(err)
 			}
-			const wantWLED = `{"on":true,"bri":255,"seg":[{"col":[[255,0,0]],"fx":0}]}`
+			const wantWLED = `{"on":true,"bri":255,"seg":[{"col":[[255,0,0]]}]}`
 			mqtttest.Await(t, all, 10*time.Second, "WLED command", func(m mqtttest.Msg) bool {
 				return m.Topic == "wled/stage/api" && m.Payload == wantWLED && !m.Retained
 			})

@@ -63,6 +63,29 @@ func validate(t *testing.T, y string) string {
 	return ""
 }
 
+// What an MQTT device kind can do is accepted at config check: colour
+// on a Tasmota RGB bulb, flash on a Zigbee bulb that exposes blink.
+func TestMQTTKindsAcceptWhatTheyCanDo(t *testing.T) {
+	c, _, err := decode(t, "outputs:\n  bulb: {kind: tasmota, topic: t, channel: 2}\n  hue: {kind: z2m, topic: z, effects: [blink, breathe]}\n  plain: {kind: z2m, topic: p}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, _, err := Build(*c, Deps{CheckOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer CloseAll(targets)
+	if err := targets["bulb"].Check(cue.Action{Do: cue.Color, Color: "#ff0000"}); err != nil {
+		t.Errorf("tasmota colour: %v", err)
+	}
+	if err := targets["hue"].Check(cue.Action{Do: cue.Effect, Effect: "flash"}); err != nil {
+		t.Errorf("z2m flash with blink exposed: %v", err)
+	}
+	if err := targets["plain"].Check(cue.Action{Do: cue.Effect, Effect: "flash"}); err == nil || !strings.Contains(err.Error(), "effects:") {
+		t.Errorf("z2m flash without blink exposed: %v", err)
+	}
+}
+
 func TestExampleIsValid(t *testing.T) {
 	if got := validate(t, example); got != "" {
 		t.Fatal(got)
@@ -91,6 +114,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"bad colour", "outputs:\n  bar: {kind: ws2812, spi: SPI0.0, leds: 8, color: red}\n", `color "red": expected #rrggbb`},
 		{"mqtt without topic", "outputs:\n  plug: {kind: tasmota}\n", "outputs.plug: missing topic"},
 		{"wildcard topic", "outputs:\n  plug: {kind: tasmota, topic: 'a/#'}\n", `outputs.plug.topic: "a/#"`},
+		{"tasmota relay", "outputs:\n  plug: {kind: tasmota, topic: p, channel: 33}\n", "outputs.plug.channel: channel 33; expected 1-32"},
+		{"z2m effect", "outputs:\n  bulb: {kind: z2m, topic: b, effects: [blink, 'a/b']}\n", `outputs.bulb.effects[1]: "a/b": expected an effect value`},
 		{"bad actuator", "outputs:\n  puck: {kind: drv2605, i2c: '1', actuator: piezo}\n", `unknown actuator "piezo"`},
 		{"ack timeout", "outputs:\n  w: {kind: wearable, ack_timeout: 1ms}\n", "outputs.w.ack_timeout: 1ms: expected 100ms-30s"},
 		{"shared pin", "outputs:\n  a: {kind: gpio, pin: GPIO5}\nbuttons:\n  go: {pin: GPIO5}\n",

@@ -5,6 +5,7 @@ package mqttdevice
 
 import (
 	"errors"
+	"fmt"
 
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/mqttdev"
@@ -18,9 +19,11 @@ type WLED struct {
 	Topic string `yaml:"topic"`
 }
 
-// Tasmota is a Tasmota switch or dimmer.
+// Tasmota is a Tasmota switch, dimmer or RGB bulb.
 type Tasmota struct {
 	Topic string `yaml:"topic"`
+	// Channel is the relay: 0 (default) is POWER, n is POWER<n>.
+	Channel int `yaml:"channel"`
 }
 
 // Shelly is a Shelly Gen2 switch or dimmer.
@@ -35,6 +38,9 @@ type Z2M struct {
 	Topic string `yaml:"topic"`
 	// Base is Zigbee2MQTT's base topic (default zigbee2mqtt).
 	Base string `yaml:"base"`
+	// Effects are the effect values the device exposes (its page in
+	// the Zigbee2MQTT device list); a flash cue needs blink.
+	Effects []string `yaml:"effects"`
 }
 
 // Configs to decode into.
@@ -43,8 +49,14 @@ func NewTasmota() kind.Config { return &Tasmota{} }
 func NewShelly() kind.Config  { return &Shelly{} }
 func NewZ2M() kind.Config     { return &Z2M{} }
 
-func (c *WLED) Validate(p *confutil.Problems)    { checkTopic(p, c.Topic) }
-func (c *Tasmota) Validate(p *confutil.Problems) { checkTopic(p, c.Topic) }
+func (c *WLED) Validate(p *confutil.Problems) { checkTopic(p, c.Topic) }
+func (c *Tasmota) Validate(p *confutil.Problems) {
+	checkTopic(p, c.Topic)
+	// Tasmota has relays POWER1..POWER32.
+	if c.Channel < 0 || c.Channel > 32 {
+		p.Addf("channel", "channel %d; expected 1-32 (POWER<n>), or none for the first relay", c.Channel)
+	}
+}
 
 func (c *Shelly) Validate(p *confutil.Problems) {
 	checkTopic(p, c.Topic)
@@ -57,6 +69,11 @@ func (c *Z2M) Validate(p *confutil.Problems) {
 	checkTopic(p, c.Topic)
 	if c.Base != "" && topic.ValidName(c.Base) != nil {
 		p.Addf("base", "%q is not a topic", c.Base)
+	}
+	for i, e := range c.Effects {
+		if !kind.NameRE.MatchString(e) {
+			p.At(fmt.Sprintf("effects[%d]", i)).Addf("", "%q: expected an effect value the device exposes (blink, breathe, ...)", e)
+		}
 	}
 }
 
@@ -73,7 +90,7 @@ func (c *WLED) Build(name string, env kind.Env) (cue.Target, error) {
 }
 
 func (c *Tasmota) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic})
+	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel})
 }
 
 func (c *Shelly) Build(name string, env kind.Env) (cue.Target, error) {
@@ -81,7 +98,7 @@ func (c *Shelly) Build(name string, env kind.Env) (cue.Target, error) {
 }
 
 func (c *Z2M) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic, Base: c.Base})
+	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic, Base: c.Base, Effects: c.Effects})
 }
 
 func build(env kind.Env, o *mqttdev.Opts) (cue.Target, error) {
