@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/deps"
@@ -59,8 +61,19 @@ type Opts struct {
 	// link comes up, and publishing at that very moment races inside
 	// paho (eclipse-paho/paho.mqtt.golang#703).
 	Settle time.Duration
-	Clock  clock.Clock
-	Log    *slog.Logger
+	// Deadline is how long the device has to confirm a command on its
+	// state or reply topic before it is sent once more, and then
+	// reported failed (default DefaultDeadline; negative: no read-back).
+	Deadline time.Duration
+	// Bus receives cue/<name>/alert when a command failed.
+	Bus Events
+	// Metrics registers the output's confirmation-latency histogram.
+	Metrics prometheus.Registerer
+	// OnResult, if set, is told how each command ended (the scene
+	// engine's record of a run). It must not block.
+	OnResult func(Result)
+	Clock    clock.Clock
+	Log      *slog.Logger
 }
 
 // State is a device's desired state.
@@ -71,6 +84,16 @@ type State struct {
 	Effect     string `json:"effect,omitempty"`
 	Action     string `json:"action,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// Feedback is what the device reported (State() only).
+	Feedback *Feedback `json:"feedback,omitempty"`
+}
+
+// batch is one command: the messages that put the device in st, and
+// the Shelly request id among them.
+type batch struct {
+	st   State
+	seq  int64
+	msgs []Message
 }
 
 // Message is one publish.
@@ -91,9 +114,15 @@ type Device struct {
 	applyMu sync.Mutex
 	run     cue.Runner
 
+	hist prometheus.Observer
+	arm  chan struct{} // (re)start the confirmation deadline
+
 	mu     sync.Mutex
 	st     State
-	queue  chan []Message
+	fb     Feedback
+	wait   *pending
+	lat    []time.Duration
+	queue  chan batch
 	kick   chan struct{} // re-assert after a reconnect
 	closed bool
 	stop   context.CancelFunc
@@ -123,13 +152,26 @@ func NewDevice(c Conn, opts *Opts) (*Device, error) {
 	if o.Settle == 0 {
 		o.Settle = 100 * time.Millisecond
 	}
+	if o.Deadline == 0 {
+		o.Deadline = DefaultDeadline
+	}
 	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if o.Name == "" {
 		o.Name = o.Topic
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Device{c: c, o: o, clk: o.Clock, log: o.Log.With("output", o.Name, "kind", string(o.Kind)),
-		st: State{Brightness: 100}, queue: make(chan []Message, 256), kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
+		st: State{Brightness: 100}, fb: Feedback{Link: "unknown"}, queue: make(chan batch, 256), kick: make(chan struct{}, 1),
+		arm: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
+	if o.Deadline > 0 {
+		d.hist = latencyHist(o.Metrics, o.Name)
+		for _, f := range feedTopics(o, c.Prefix()) {
+			if err := c.Handle(f, d.onReport); err != nil {
+				cancel()
+				return nil, fmt.Errorf("%s %s: %w", o.Kind, o.Name, err)
+			}
+		}
+	}
 	go d.publisher(ctx)
 	c.OnConnect(d.reassert)
 	return d, nil
@@ -215,12 +257,12 @@ func (d *Device) set(level int) {
 	if level > 0 {
 		d.st.Brightness = level
 	}
-	msgs := d.encodeLocked()
+	b := d.batchLocked(false)
 	d.mu.Unlock()
-	d.enqueue(msgs)
+	d.enqueue(b)
 }
 
-func (d *Device) enqueue(msgs []Message) {
+func (d *Device) enqueue(msgs batch) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -249,6 +291,14 @@ func (d *Device) reassert() {
 
 func (d *Device) publisher(ctx context.Context) {
 	defer close(d.done)
+	// The confirmation deadline; armed after each send.
+	var due <-chan time.Time
+	var timer interface{ Stop() bool }
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -259,15 +309,26 @@ func (d *Device) publisher(ctx context.Context) {
 			}
 			d.mu.Lock()
 			touched := d.st.Action != ""
-			msgs := d.encodeLocked()
+			b := d.batchLocked(true)
 			d.mu.Unlock()
 			if touched {
-				d.publish(ctx, msgs)
+				d.publish(ctx, b.msgs)
+				d.sent(b)
 			}
 			d.pending.Add(-1)
-		case msgs := <-d.queue:
-			d.publish(ctx, msgs)
+		case b := <-d.queue:
+			d.publish(ctx, b.msgs)
+			d.sent(b)
 			d.pending.Add(-1)
+		case <-d.arm:
+			if timer != nil {
+				timer.Stop()
+			}
+			t := d.clk.NewTimer(d.o.Deadline)
+			timer, due = t, t.C()
+		case <-due:
+			timer, due = nil, nil
+			d.expired(ctx)
 		}
 	}
 }
@@ -302,11 +363,16 @@ func (d *Device) Safe(ctx context.Context) error { return d.Apply(ctx, cue.Actio
 
 var _ cue.Safer = (*Device)(nil)
 
-// State returns the desired state.
+// State returns the desired state and what the device reported.
 func (d *Device) State() any {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.st
+	st := d.st
+	if d.o.Deadline > 0 {
+		f := d.feedbackLocked()
+		st.Feedback = &f
+	}
+	return st
 }
 
 // Close stops the device's goroutines. It leaves the device as it is: a
@@ -338,8 +404,17 @@ func (d *Device) Flush(ctx context.Context) error {
 	}
 }
 
-func (d *Device) encodeLocked() []Message {
-	return Encode(d.o, d.st, d.rpc.Add(1), d.c.Prefix())
+// batchLocked encodes the desired state: the change the last action
+// asked for, or (whole) everything, for a re-assert.
+func (d *Device) batchLocked(whole bool) batch {
+	st := d.st
+	st.Error, st.Feedback = "", nil
+	enc := st
+	if whole {
+		enc.Action = ""
+	}
+	seq := d.rpc.Add(1)
+	return batch{st: st, seq: seq, msgs: Encode(d.o, enc, seq, d.c.Prefix())}
 }
 
 // z2mEffect is the Zigbee2MQTT effect value that plays the cue effect,
@@ -408,7 +483,7 @@ func Encode(o Opts, s State, seq int64, prefix string) []Message {
 			Src    string         `json:"src"`
 			Method string         `json:"method"`
 			Params map[string]any `json:"params"`
-		}{seq, prefix + "/shelly/" + o.Name, method, params})}}
+		}{seq, shellySrc(o, prefix), method, params})}}
 	case Z2M:
 		type col struct {
 			Hex string `json:"hex"`

@@ -1,0 +1,216 @@
+package mqttdev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fieldkit/internal/event"
+)
+
+// DefaultDeadline is how long a device has to confirm a command before
+// it is sent once more, and again before the command is reported failed.
+const DefaultDeadline = time.Second
+
+// Result is how one command to a device ended.
+type Result struct {
+	Output string `json:"output"`
+	State  State  `json:"state"`
+	// Status is confirmed or failed.
+	Status  string        `json:"status"`
+	Sends   int           `json:"sends"`
+	Latency time.Duration `json:"latency_ns,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// Feedback is what the device said about itself, for the status API.
+type Feedback struct {
+	// Link is online, offline or unknown (nothing heard yet).
+	Link      string     `json:"link"`
+	LinkSince *time.Time `json:"link_since,omitempty"`
+	Commanded *State     `json:"last_commanded,omitempty"`
+	Confirmed *State     `json:"last_confirmed,omitempty"`
+	// Pending is true while a command waits for its confirmation.
+	Pending bool    `json:"pending"`
+	P50Ms   float64 `json:"confirm_p50_ms,omitempty"`
+	Last    *Result `json:"last_result,omitempty"`
+}
+
+// pending is the command waiting for its confirmation.
+type pending struct {
+	st    State
+	seq   int64
+	msgs  []Message
+	sent  time.Time
+	sends int
+}
+
+const latWindow = 64
+
+// latencyHist is the per-output histogram of command → confirmation
+// times; outputs share one metric name told apart by their label.
+func latencyHist(reg prometheus.Registerer, output string) prometheus.Observer {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:        "fieldkit_output_confirm_seconds",
+		Help:        "Time from a command to an MQTT device until the device confirmed it.",
+		ConstLabels: prometheus.Labels{"output": output},
+		Buckets:     []float64{.005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+	})
+	if reg == nil {
+		return h
+	}
+	if err := reg.Register(h); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if o, ok := are.ExistingCollector.(prometheus.Observer); ok {
+				return o
+			}
+		}
+		return h
+	}
+	return h
+}
+
+// onReport takes one message on the device's feedback topics.
+func (d *Device) onReport(_ context.Context, m event.Message) error {
+	r, ok := ParseReport(d.o, d.c.Prefix(), m.Topic, m.Payload)
+	if !ok {
+		// Never an error: the connection would answer it on the
+		// device's own topic tree.
+		d.log.Debug("MQTT device message not understood", "topic", m.Topic)
+		return nil
+	}
+	now := d.clk.Now()
+	var res *Result
+	back := false
+	d.mu.Lock()
+	if r.Online != nil {
+		link := map[bool]string{true: "online", false: "offline"}[*r.Online]
+		if link != d.fb.Link {
+			back = link == "online" && d.st.Action != ""
+			d.fb.Link, d.fb.LinkSince = link, &now
+		}
+	}
+	if p := d.wait; p != nil {
+		switch {
+		case d.o.Kind == Shelly && r.Reply != nil && *r.Reply == p.seq && r.ReplyErr != "":
+			res = d.finishLocked("failed", "device answered: "+r.ReplyErr, now)
+		case confirms(d.o, p.st, p.seq, r):
+			res = d.finishLocked("confirmed", "", now)
+		}
+	}
+	d.mu.Unlock()
+	if res != nil {
+		d.report(*res)
+	}
+	if back {
+		// The device came back (powered up, rejoined the mesh): it is
+		// told the state it should have now.
+		d.log.Info("MQTT device is back online; re-asserting its state")
+		d.reassert()
+	}
+	return nil
+}
+
+// finishLocked ends the pending command.
+func (d *Device) finishLocked(status, why string, now time.Time) *Result {
+	p := d.wait
+	d.wait = nil
+	res := Result{Output: d.o.Name, State: p.st, Status: status, Sends: p.sends, Error: why}
+	if status == "confirmed" {
+		res.Latency = now.Sub(p.sent)
+		st := p.st
+		d.fb.Confirmed = &st
+		d.lat = append(d.lat, res.Latency)
+		if len(d.lat) > latWindow {
+			d.lat = d.lat[1:]
+		}
+		d.hist.Observe(res.Latency.Seconds())
+	}
+	d.fb.Last = &res
+	return &res
+}
+
+// report hands a result to the caller's hook, and a failure to the bus.
+func (d *Device) report(res Result) {
+	if res.Status == "failed" {
+		d.log.Error("MQTT device did not confirm a command", "sends", res.Sends, "err", res.Error)
+		if d.o.Bus != nil {
+			d.o.Bus.Publish("cue/"+d.o.Name+"/alert", mustJSON(struct {
+				Output string `json:"output"`
+				Kind   string `json:"kind"`
+				Reason string `json:"reason"`
+				State  State  `json:"state"`
+				Sends  int    `json:"sends"`
+			}{d.o.Name, string(d.o.Kind), res.Error, res.State, res.Sends}))
+		}
+	}
+	if d.o.OnResult != nil {
+		d.o.OnResult(res)
+	}
+}
+
+// sent starts waiting for the confirmation of msgs, which put the device
+// in st; a command still waiting is superseded, not failed.
+func (d *Device) sent(b batch) {
+	if d.o.Deadline < 0 {
+		return
+	}
+	st, seq, msgs := b.st, b.seq, b.msgs
+	d.mu.Lock()
+	c := st
+	d.fb.Commanded = &c
+	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: d.clk.Now(), sends: 1}
+	d.mu.Unlock()
+	d.armDeadline()
+}
+
+func (d *Device) armDeadline() {
+	select {
+	case d.arm <- struct{}{}:
+	default:
+	}
+}
+
+// expired runs when the deadline passed: send once more, then fail.
+func (d *Device) expired(ctx context.Context) {
+	d.mu.Lock()
+	p := d.wait
+	if p == nil || d.clk.Now().Sub(p.sent) < d.o.Deadline*time.Duration(p.sends) {
+		d.mu.Unlock()
+		return
+	}
+	if p.sends < 2 {
+		p.sends++
+		msgs := p.msgs
+		d.mu.Unlock()
+		d.log.Warn("MQTT device did not confirm a command in time; sending it once more", "deadline", d.o.Deadline)
+		d.publish(ctx, msgs)
+		d.armDeadline()
+		return
+	}
+	why := fmt.Sprintf("no confirmation within %v after %d sends", d.o.Deadline, p.sends)
+	if d.fb.Link == "offline" {
+		why += fmt.Sprintf("; device offline since %s", d.fb.LinkSince.UTC().Format(time.RFC3339))
+	} else if d.fb.Link == "unknown" {
+		why += "; device never reported its availability"
+	}
+	res := d.finishLocked("failed", why, d.clk.Now())
+	d.mu.Unlock()
+	d.report(*res)
+}
+
+func (d *Device) feedbackLocked() Feedback {
+	f := d.fb
+	f.Pending = d.wait != nil
+	if n := len(d.lat); n > 0 {
+		s := append([]time.Duration(nil), d.lat...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		f.P50Ms = float64(s[n/2].Microseconds()) / 1000
+	}
+	return f
+}
