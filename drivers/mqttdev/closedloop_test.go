@@ -1,0 +1,256 @@
+package mqttdev
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"fieldkit/drivers/cue"
+	"fieldkit/internal/bus"
+	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
+)
+
+// results collects what OnResult is told.
+type results struct {
+	mu  sync.Mutex
+	got []Result
+}
+
+func (r *results) add(res Result) { r.mu.Lock(); r.got = append(r.got, res); r.mu.Unlock() }
+
+func (r *results) last() (Result, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.got) == 0 {
+		return Result{}, false
+	}
+	return r.got[len(r.got)-1], true
+}
+
+func feedback(d *Device) Feedback { return *d.State().(State).Feedback }
+
+// Every kind, against a simulator with its own latency on Mosquitto:
+// the command is confirmed from the device's own report, the link is
+// online, and the latency lands in the output's histogram.
+func TestConfirmedByEachKind(t *testing.T) {
+	url := mqtttest.StartMosquitto(t).URL()
+	conn, ctx := startAgentConn(t, url)
+	reg := prometheus.NewRegistry()
+	kinds := []struct {
+		o   Opts
+		lat time.Duration
+		a   cue.Action
+	}{
+		{Opts{Name: "stage", Kind: WLED, Topic: "wled/stage"}, 5 * time.Millisecond, cue.Action{Do: cue.Level, Level: lv(40)}},
+		{Opts{Name: "strip", Kind: Tasmota, Topic: "strip-4ch", Channel: 2}, 40 * time.Millisecond, cue.Action{Do: cue.On}},
+		{Opts{Name: "bulb", Kind: Tasmota, Topic: "rgb-bulb"}, 20 * time.Millisecond, cue.Action{Do: cue.Color, Color: "#ff8000", Level: lv(75)}},
+		{Opts{Name: "relay", Kind: Shelly, Topic: "shellyplus1-a8032ab12345"}, 10 * time.Millisecond, cue.Action{Do: cue.On}},
+		{Opts{Name: "hue", Kind: Z2M, Topic: "stage hue"}, 150 * time.Millisecond, cue.Action{Do: cue.Level, Level: lv(60)}},
+	}
+	var devs []*Device
+	for _, k := range kinds {
+		startSim(t, url, k.o, k.lat)
+		o := k.o
+		o.Metrics = reg
+		d, err := NewDevice(conn, &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		devs = append(devs, d)
+	}
+	testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
+	for i, d := range devs {
+		testutil.WaitFor(t, 10*time.Second, d.Name()+" online", func() bool { return feedback(d).Link == "online" })
+		if err := d.Apply(ctx, kinds[i].a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, d := range devs {
+		testutil.WaitFor(t, 10*time.Second, d.Name()+" confirmed", func() bool {
+			f := feedback(d)
+			return f.Last != nil && f.Last.Status == "confirmed"
+		})
+		f := feedback(d)
+		if f.Last.Latency < kinds[i].lat || f.Last.Sends != 1 || f.Confirmed == nil || !f.Confirmed.On || f.P50Ms <= 0 {
+			t.Errorf("%s: %+v (last %+v)", d.Name(), f, *f.Last)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "fieldkit_output_confirm_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			seen[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+		}
+	}
+	for _, d := range devs {
+		if seen[d.Name()] < 1 {
+			t.Errorf("no latency observed for %s: %v", d.Name(), seen)
+		}
+	}
+}
+
+// An unplugged bulb (no availability, no answer): the command is sent
+// twice, then fails with an alert on the bus.
+func TestUnpluggedDeviceFails(t *testing.T) {
+	url := mqtttest.StartMosquitto(t).URL()
+	conn, ctx := startAgentConn(t, url)
+	sets := mqtttest.Connect(t, url, "observer").Subscribe("zigbee2mqtt/#")
+	b := bus.New(nil)
+	alerts := b.Subscribe("cue/+/alert", 4)
+	var rs results
+	d, err := NewDevice(conn, &Opts{Name: "lamp", Kind: Z2M, Topic: "lamp", Deadline: 200 * time.Millisecond, Bus: b, OnResult: rs.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
+	if err := d.Apply(ctx, cue.Action{Do: cue.On}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		mqtttest.Await(t, sets, 10*time.Second, "command to the lamp", func(m mqtttest.Msg) bool {
+			return m.Topic == "zigbee2mqtt/lamp/set" && m.Payload == `{"state":"ON","brightness":254}`
+		})
+	}
+	select {
+	case ev := <-alerts.C():
+		var a struct {
+			Output, Reason string
+			Sends          int
+		}
+		if err := json.Unmarshal(ev.Payload, &a); err != nil || ev.Topic != "cue/lamp/alert" || a.Sends != 2 ||
+			!strings.Contains(a.Reason, "never reported its availability") {
+			t.Fatalf("alert %s %s (%v)", ev.Topic, ev.Payload, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert for the unplugged lamp")
+	}
+	res, ok := rs.last()
+	if !ok || res.Status != "failed" || res.Sends != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	if f := feedback(d); f.Link != "unknown" || f.Confirmed != nil || f.Commanded == nil || !f.Commanded.On || f.Pending {
+		t.Fatalf("feedback %+v", f)
+	}
+}
+
+// A Shelly that answers with an error object: failed at once, with the
+// device's message.
+func TestShellyErrorFails(t *testing.T) {
+	url := mqtttest.StartMosquitto(t).URL()
+	conn, ctx := startAgentConn(t, url)
+	o := Opts{Name: "relay", Kind: Shelly, Topic: "shellypro4pm-1", Channel: 7}
+	s := startSim(t, url, o, 5*time.Millisecond)
+	s.rpcErr = "Argument 'id', value 7 not found!"
+	b := bus.New(nil)
+	alerts := b.Subscribe("cue/+/alert", 4)
+	var rs results
+	o.Bus, o.OnResult = b, rs.add
+	d, err := NewDevice(conn, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
+	if err := d.Apply(ctx, cue.Action{Do: cue.On}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "a result", func() bool { _, ok := rs.last(); return ok })
+	res, _ := rs.last()
+	if res.Status != "failed" || res.Sends != 1 || !strings.Contains(res.Error, "value 7 not found") {
+		t.Fatalf("result %+v", res)
+	}
+	select {
+	case ev := <-alerts.C():
+		if ev.Topic != "cue/relay/alert" || !strings.Contains(string(ev.Payload), "value 7 not found") {
+			t.Fatalf("alert %s %s", ev.Topic, ev.Payload)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert")
+	}
+}
+
+// A plug that goes offline and comes back is told the state it should
+// have now, and confirms it.
+func TestBackOnlineReasserts(t *testing.T) {
+	url := mqtttest.StartMosquitto(t).URL()
+	conn, ctx := startAgentConn(t, url)
+	o := Opts{Name: "plug", Kind: Tasmota, Topic: "stage-plug"}
+	s := startSim(t, url, o, 5*time.Millisecond)
+	var rs results
+	o.OnResult = rs.add
+	d, err := NewDevice(conn, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
+	testutil.WaitFor(t, 10*time.Second, "online", func() bool { return feedback(d).Link == "online" })
+	if err := d.Apply(ctx, cue.Action{Do: cue.Level, Level: lv(30)}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "confirmed", func() bool { r, ok := rs.last(); return ok && r.Status == "confirmed" })
+
+	s.setOnline(t, false)
+	testutil.WaitFor(t, 10*time.Second, "offline", func() bool { return feedback(d).Link == "offline" })
+	before := len(s.commands())
+	s.setOnline(t, true)
+	want := []string{"cmnd/stage-plug/Dimmer 30", "cmnd/stage-plug/POWER ON"}
+	testutil.WaitFor(t, 10*time.Second, "state re-asserted", func() bool {
+		got := s.commands()[before:]
+		return len(got) >= 2 && got[0] == want[0] && got[1] == want[1]
+	})
+	testutil.WaitFor(t, 10*time.Second, "re-assert confirmed", func() bool {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		return len(rs.got) == 2 && rs.got[1].Status == "confirmed"
+	})
+	if f := feedback(d); f.Link != "online" || f.LinkSince == nil || f.Confirmed == nil || f.Confirmed.Brightness != 30 {
+		t.Fatalf("feedback %+v", f)
+	}
+}
+
+// Device reports never panic the parser, whatever arrives.
+func FuzzParseReport(f *testing.F) {
+	f.Add(0, "wled/stage/g", "102")
+	f.Add(0, "wled/stage/v", "<?xml version=\"1.0\" ?><vs><ac>102</ac><cl>255</cl></vs>")
+	f.Add(0, "wled/stage/status", "online")
+	f.Add(1, "stat/plug/RESULT", `{"POWER2":"ON","Dimmer":40}`)
+	f.Add(1, "tele/plug/LWT", "Offline")
+	f.Add(1, "stat/plug/POWER2", "OFF")
+	f.Add(2, "fieldkit/box1/shelly/relay/rpc", `{"id":3,"src":"s","error":{"code":-105,"message":"no"}}`)
+	f.Add(2, "shelly1/online", "true")
+	f.Add(3, "zigbee2mqtt/bulb/availability", `{"state":"online"}`)
+	f.Add(3, "zigbee2mqtt/bulb", `{"state":"ON","brightness":254}`)
+	opts := []Opts{
+		{Name: "stage", Kind: WLED, Topic: "wled/stage"},
+		{Name: "plug", Kind: Tasmota, Topic: "plug", Channel: 2},
+		{Name: "relay", Kind: Shelly, Topic: "shelly1"},
+		{Name: "bulb", Kind: Z2M, Topic: "bulb", Base: "zigbee2mqtt"},
+	}
+	f.Fuzz(func(t *testing.T, k int, topic, payload string) {
+		if k < 0 {
+			k = -k
+		}
+		o := opts[k%len(opts)]
+		r, ok := ParseReport(o, "fieldkit/box1", topic, []byte(payload))
+		if !ok && (r.On != nil || r.Online != nil || r.Reply != nil) {
+			t.Fatalf("not ok but %+v", r)
+		}
+		if r.Bri != nil && (*r.Bri < 0 || *r.Bri > 255) {
+			t.Fatalf("brightness %d", *r.Bri)
+		}
+	})
+}
