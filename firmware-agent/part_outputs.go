@@ -22,7 +22,7 @@ type outputSet struct {
 
 func newOutputs(cfg *config.Config, p plumbing, board outputs.Board) (*outputSet, error) {
 	targets, buttons, err := outputs.Build(cfg.Cues, outputs.Deps{
-		Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log,
+		Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log, Metrics: p.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)

@@ -77,7 +77,9 @@ func TestConfirmedByEachKind(t *testing.T) {
 			return f.Last != nil && f.Last.Status == "confirmed"
 		})
 		f := feedback(d)
-		if f.Last.Latency < kinds[i].lat || f.Last.Sends != 1 || f.Confirmed == nil || !f.Confirmed.On || f.P50Ms <= 0 {
+		// Measured from the command, so at least about the device's own
+		// latency (timer granularity aside).
+		if f.Last.Latency < kinds[i].lat*9/10 || f.Last.Sends != 1 || f.Confirmed == nil || !f.Confirmed.On || f.P50Ms <= 0 {
 			t.Errorf("%s: %+v (last %+v)", d.Name(), f, *f.Last)
 		}
 	}

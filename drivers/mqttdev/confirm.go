@@ -137,6 +137,9 @@ func (d *Device) finishLocked(status, why string, now time.Time) *Result {
 
 // report hands a result to the caller's hook, and a failure to the bus.
 func (d *Device) report(res Result) {
+	if d.o.OnResult != nil {
+		d.o.OnResult(res)
+	}
 	if res.Status == "failed" {
 		d.log.Error("MQTT device did not confirm a command", "sends", res.Sends, "err", res.Error)
 		if d.o.Bus != nil {
@@ -149,14 +152,11 @@ func (d *Device) report(res Result) {
 			}{d.o.Name, string(d.o.Kind), res.Error, res.State, res.Sends}))
 		}
 	}
-	if d.o.OnResult != nil {
-		d.o.OnResult(res)
-	}
 }
 
 // sent starts waiting for the confirmation of msgs, which put the device
 // in st; a command still waiting is superseded, not failed.
-func (d *Device) sent(b batch) {
+func (d *Device) sent(b batch, start time.Time) {
 	if d.o.Deadline < 0 {
 		return
 	}
@@ -164,7 +164,7 @@ func (d *Device) sent(b batch) {
 	d.mu.Lock()
 	c := st
 	d.fb.Commanded = &c
-	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: d.clk.Now(), sends: 1}
+	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1}
 	d.mu.Unlock()
 	d.armDeadline()
 }

@@ -312,13 +312,15 @@ func (d *Device) publisher(ctx context.Context) {
 			b := d.batchLocked(true)
 			d.mu.Unlock()
 			if touched {
+				d.sent(b, d.clk.Now())
 				d.publish(ctx, b.msgs)
-				d.sent(b)
 			}
 			d.pending.Add(-1)
 		case b := <-d.queue:
+			// Wait for the answer before publishing: a device may
+			// answer before the broker's PUBACK reaches the agent.
+			d.sent(b, d.clk.Now())
 			d.publish(ctx, b.msgs)
-			d.sent(b)
 			d.pending.Add(-1)
 		case <-d.arm:
 			if timer != nil {

@@ -66,7 +66,7 @@ func validate(t *testing.T, y string) string {
 // What an MQTT device kind can do is accepted at config check: colour
 // on a Tasmota RGB bulb, flash on a Zigbee bulb that exposes blink.
 func TestMQTTKindsAcceptWhatTheyCanDo(t *testing.T) {
-	c, _, err := decode(t, "outputs:\n  bulb: {kind: tasmota, topic: t, channel: 2}\n  hue: {kind: z2m, topic: z, effects: [blink, breathe]}\n  plain: {kind: z2m, topic: p}\n")
+	c, _, err := decode(t, "outputs:\n  bulb: {kind: tasmota, topic: t, channel: 2}\n  hue: {kind: z2m, topic: z, effects: [blink, breathe], deadline: 300ms}\n  plain: {kind: z2m, topic: p}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +114,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"bad colour", "outputs:\n  bar: {kind: ws2812, spi: SPI0.0, leds: 8, color: red}\n", `color "red": expected #rrggbb`},
 		{"mqtt without topic", "outputs:\n  plug: {kind: tasmota}\n", "outputs.plug: missing topic"},
 		{"wildcard topic", "outputs:\n  plug: {kind: tasmota, topic: 'a/#'}\n", `outputs.plug.topic: "a/#"`},
+		{"deadline", "outputs:\n  bulb: {kind: z2m, topic: b, deadline: 10ms}\n", "outputs.bulb.deadline: 10ms: expected 50ms-30s"},
 		{"tasmota relay", "outputs:\n  plug: {kind: tasmota, topic: p, channel: 33}\n", "outputs.plug.channel: channel 33; expected 1-32"},
 		{"z2m effect", "outputs:\n  bulb: {kind: z2m, topic: b, effects: [blink, 'a/b']}\n", `outputs.bulb.effects[1]: "a/b": expected an effect value`},
 		{"bad actuator", "outputs:\n  puck: {kind: drv2605, i2c: '1', actuator: piezo}\n", `unknown actuator "piezo"`},

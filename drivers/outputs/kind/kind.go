@@ -5,6 +5,8 @@
 package kind
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"log/slog"
 	"regexp"
 
@@ -51,6 +53,8 @@ type Env struct {
 	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Metrics registers the output's metrics; may be nil.
+	Metrics prometheus.Registerer
 	// CheckOnly builds the output only to check scene files against it:
 	// no hardware is opened and nothing is sent. Such outputs are never
 	// applied; a kind that would have to ask its device returns a target

@@ -6,6 +6,7 @@ package mqttdevice
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/mqttdev"
@@ -16,26 +17,38 @@ import (
 
 // WLED is a WLED light controller.
 type WLED struct {
-	Topic string `yaml:"topic"`
+	// Deadline is how long the device has to confirm a command before
+	// it is sent once more and then reported failed (default 1s).
+	Deadline time.Duration `yaml:"deadline"`
+	Topic    string        `yaml:"topic"`
 }
 
 // Tasmota is a Tasmota switch, dimmer or RGB bulb.
 type Tasmota struct {
-	Topic string `yaml:"topic"`
+	// Deadline is how long the device has to confirm a command before
+	// it is sent once more and then reported failed (default 1s).
+	Deadline time.Duration `yaml:"deadline"`
+	Topic    string        `yaml:"topic"`
 	// Channel is the relay: 0 (default) is POWER, n is POWER<n>.
 	Channel int `yaml:"channel"`
 }
 
 // Shelly is a Shelly Gen2 switch or dimmer.
 type Shelly struct {
-	Topic    string `yaml:"topic"`
-	Channel  int    `yaml:"channel"`
-	Dimmable bool   `yaml:"dimmable"`
+	// Deadline is how long the device has to confirm a command before
+	// it is sent once more and then reported failed (default 1s).
+	Deadline time.Duration `yaml:"deadline"`
+	Topic    string        `yaml:"topic"`
+	Channel  int           `yaml:"channel"`
+	Dimmable bool          `yaml:"dimmable"`
 }
 
 // Z2M is a Zigbee2MQTT light.
 type Z2M struct {
-	Topic string `yaml:"topic"`
+	// Deadline is how long the device has to confirm a command before
+	// it is sent once more and then reported failed (default 1s).
+	Deadline time.Duration `yaml:"deadline"`
+	Topic    string        `yaml:"topic"`
 	// Base is Zigbee2MQTT's base topic (default zigbee2mqtt).
 	Base string `yaml:"base"`
 	// Effects are the effect values the device exposes (its page in
@@ -49,9 +62,14 @@ func NewTasmota() kind.Config { return &Tasmota{} }
 func NewShelly() kind.Config  { return &Shelly{} }
 func NewZ2M() kind.Config     { return &Z2M{} }
 
-func (c *WLED) Validate(p *confutil.Problems) { checkTopic(p, c.Topic) }
+func (c *WLED) Validate(p *confutil.Problems) {
+	checkTopic(p, c.Topic)
+	checkDeadline(p, c.Deadline)
+}
+
 func (c *Tasmota) Validate(p *confutil.Problems) {
 	checkTopic(p, c.Topic)
+	checkDeadline(p, c.Deadline)
 	// Tasmota has relays POWER1..POWER32.
 	if c.Channel < 0 || c.Channel > 32 {
 		p.Addf("channel", "channel %d; expected 1-32 (POWER<n>), or none for the first relay", c.Channel)
@@ -60,6 +78,7 @@ func (c *Tasmota) Validate(p *confutil.Problems) {
 
 func (c *Shelly) Validate(p *confutil.Problems) {
 	checkTopic(p, c.Topic)
+	checkDeadline(p, c.Deadline)
 	if c.Channel < 0 {
 		p.Addf("channel", "channel %d; expected 0 or more", c.Channel)
 	}
@@ -67,6 +86,7 @@ func (c *Shelly) Validate(p *confutil.Problems) {
 
 func (c *Z2M) Validate(p *confutil.Problems) {
 	checkTopic(p, c.Topic)
+	checkDeadline(p, c.Deadline)
 	if c.Base != "" && topic.ValidName(c.Base) != nil {
 		p.Addf("base", "%q is not a topic", c.Base)
 	}
@@ -74,6 +94,12 @@ func (c *Z2M) Validate(p *confutil.Problems) {
 		if !kind.NameRE.MatchString(e) {
 			p.At(fmt.Sprintf("effects[%d]", i)).Addf("", "%q: expected an effect value the device exposes (blink, breathe, ...)", e)
 		}
+	}
+}
+
+func checkDeadline(p *confutil.Problems, d time.Duration) {
+	if d != 0 && (d < 50*time.Millisecond || d > 30*time.Second) {
+		p.Addf("deadline", "%v: expected 50ms-30s (default 1s)", d)
 	}
 }
 
@@ -86,25 +112,26 @@ func checkTopic(p *confutil.Problems, t string) {
 }
 
 func (c *WLED) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic})
+	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic})
 }
 
 func (c *Tasmota) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel})
+	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel})
 }
 
 func (c *Shelly) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel, Dimmable: c.Dimmable})
+	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel, Dimmable: c.Dimmable})
 }
 
 func (c *Z2M) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, &mqttdev.Opts{Name: name, Topic: c.Topic, Base: c.Base, Effects: c.Effects})
+	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic, Base: c.Base, Effects: c.Effects})
 }
 
-func build(env kind.Env, o *mqttdev.Opts) (cue.Target, error) {
+func build(env kind.Env, deadline time.Duration, o *mqttdev.Opts) (cue.Target, error) {
 	if env.MQTT == nil {
 		return nil, errors.New("an MQTT device needs the MQTT connection (mqtt: in the config)")
 	}
 	o.Kind, o.Clock, o.Log = mqttdev.Kind(env.Kind), env.Clock, env.Log
+	o.Deadline, o.Bus, o.Metrics = deadline, env.Bus, env.Metrics
 	return mqttdev.NewDevice(env.MQTT, o)
 }
