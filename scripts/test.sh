@@ -28,6 +28,7 @@ declare -A want=(
 	[dpkg-dev]=/usr/bin/dpkg-architecture
 	[curl]=/usr/bin/curl
 	[python3]=/usr/bin/python3
+	[nut-server]=/lib/nut/dummy-ups
 )
 missing=()
 for pkg in "${!want[@]}"; do

@@ -208,6 +208,7 @@ func nutSample(at time.Time, vars map[string]string) (power.Sample, error) {
 		smp.Watts = w
 	}
 	smp.Status = vars["ups.status"]
+	smp.OnMains, smp.Floor, _ = upsVerdict(smp.Status)
 	return smp, nil
 }
 

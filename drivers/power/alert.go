@@ -87,7 +87,13 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 	if e.Swapped {
 		a.Reset()
 	}
-	enter := a.eval(e, 0)
+	enter := max(a.eval(e, 0), e.Floor)
+	// The device's own flag (a UPS's LB) is not noise: it raises the
+	// level at once, without waiting for agreeing samples.
+	raised := false
+	if e.Floor > a.level && a.level != Unknown {
+		a.level, a.count, raised = e.Floor, 0, true
+	}
 	var want Level
 	switch {
 	case enter == Unknown:
@@ -104,7 +110,7 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 	}
 	if want == a.level {
 		a.count = 0
-		return a.level, false
+		return a.level, raised
 	}
 	if a.count == 0 || (want > a.level) != (a.pending > a.level) {
 		a.pending, a.count = want, 0
@@ -117,7 +123,7 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 	}
 	a.count++
 	if a.count < a.th.Confirm {
-		return a.level, false
+		return a.level, raised
 	}
 	a.level, a.count = a.pending, 0
 	return a.level, true
@@ -128,8 +134,10 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 func (a *Alarm) eval(e Estimate, relax float64) Level {
 	th := a.th
 	pct := known(e.Percent)
-	tte := e.TTEKnown && !e.Calculating
-	cell := known(e.CellVolts) && e.CellVolts > 0
+	// On mains the pack is charging: neither a runtime nor a charging
+	// voltage says it is about to die.
+	tte := e.TTEKnown && !e.Calculating && !e.OnMains
+	cell := known(e.CellVolts) && e.CellVolts > 0 && !e.OnMains
 	if !pct && !tte && !cell {
 		return Unknown
 	}
