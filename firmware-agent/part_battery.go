@@ -26,7 +26,7 @@ func init() {
 func newBatteryWatch(cfg *config.Config, a *app) (*battery.Watch, error) {
 	d := battery.Deps{Box: cfg.Box}
 	if a != nil {
-		d = battery.Deps{Box: cfg.Box, Board: a.board, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log, Metrics: a.metrics}
+		d = battery.Deps{Box: cfg.Box, Version: version, Board: a.board, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log, Metrics: a.metrics}
 	}
 	w, err := battery.New(cfg.Batteries, d)
 	if err != nil {

@@ -37,6 +37,7 @@ type MQTT interface {
 // rigs, MQTT for MQTT rigs and for publishing state; Bus carries alerts.
 type Deps struct {
 	Box     string // box id, for Home Assistant ids
+	Version string // agent version, for Home Assistant's device and origin blocks
 	Board   Board
 	MQTT    MQTT
 	Bus     *bus.Bus
@@ -180,6 +181,9 @@ func (w *Watch) Run(ctx context.Context) error {
 	}
 	if w.d.MQTT != nil {
 		w.announce()
+		if err := w.cleanup(); err != nil {
+			return fmt.Errorf("battery: watch Home Assistant configs: %w", err)
+		}
 	}
 	for _, r := range w.rigs {
 		if r.push == nil {
