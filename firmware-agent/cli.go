@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/internal/config"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/logging"
 	"fieldkit/scenes"
 )
 
@@ -149,14 +150,12 @@ func (f *runFlags) load() (*config.Config, error) {
 	return cfg, nil
 }
 
+// newLogger writes to w; under systemd (w is the journal stream) each
+// line carries its priority and no time of its own.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
-	o := &slog.HandlerOptions{Level: lvl}
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
-	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return logging.New(w, logging.Options{Level: lvl, JSON: cfg.Log.Format == "json"})
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
