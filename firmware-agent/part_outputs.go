@@ -13,8 +13,12 @@ import (
 func init() { partBuilders = append(partBuilders, buildOutputs) }
 
 func buildOutputs(_ context.Context, a *app) error {
+	met, err := cue.NewMetrics(a.metrics)
+	if err != nil {
+		return fmt.Errorf("outputs: metrics: %w", err)
+	}
 	targets, buttons, err := outputs.Build(a.cfg.Cues, outputs.Deps{
-		Board: a.board, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log,
+		Board: a.board, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log, Metrics: met,
 	})
 	if err != nil {
 		return fmt.Errorf("outputs: %w", err)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"fieldkit/drivers/cue"
 	"fieldkit/internal/backoff"
 )
 
@@ -136,6 +137,9 @@ func (e *Engine) execute(s *slot, r *run, prev *run) {
 			break
 		}
 		first, last := time.Time{}, time.Time{}
+		// Outputs that hear back from their device measure the cue end
+		// to end, from the step's planned time.
+		stepCtx := cue.WithPlanned(applyCtx, planned)
 		for k := i; k < j; k++ {
 			st := &steps[k]
 			switch {
@@ -158,7 +162,7 @@ func (e *Engine) execute(s *slot, r *run, prev *run) {
 						first = now
 					}
 					last = now
-					if err := e.d.Targets[name].Apply(applyCtx, st.Action); err != nil {
+					if err := e.d.Targets[name].Apply(stepCtx, st.Action); err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", name, err))
 					}
 				}

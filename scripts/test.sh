@@ -29,6 +29,7 @@ declare -A want=(
 	[curl]=/usr/bin/curl
 	[python3]=/usr/bin/python3
 	[nut-server]=/lib/nut/dummy-ups
+	[prometheus]=/usr/bin/promtool
 )
 missing=()
 for pkg in "${!want[@]}"; do
@@ -45,6 +46,13 @@ fi
 if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
 	as_root systemctl stop mosquitto || true
 fi
+# The prometheus package (for promtool) and nut-server may start their
+# daemons; the tests run their own upsd on free ports and need no server.
+for svc in prometheus prometheus-node-exporter nut-server nut-driver; do
+	if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+		as_root systemctl stop "$svc" || true
+	fi
+done
 
 if ! command -v go >/dev/null; then
 	echo "Go is not installed: install Go 1.21 or newer (it fetches the 1.26 toolchain that go.mod asks for)." >&2

@@ -55,6 +55,8 @@ type Opts struct {
 	Settle time.Duration
 	Clock  clock.Clock
 	Log    *slog.Logger
+	// Metrics counts commands the broker did not take (nil: none).
+	Metrics *cue.Metrics
 }
 
 // State is a device's desired state.
@@ -275,6 +277,7 @@ func (d *Device) publish(ctx context.Context, msgs []Message) {
 		}
 		d.mu.Unlock()
 		if err != nil {
+			d.o.Metrics.PublishFailed(d.o.Name, string(d.o.Kind))
 			d.log.Warn("MQTT device command not delivered; it is sent again after the next reconnect", "topic", m.Topic, "err", err)
 		}
 	}

@@ -39,6 +39,8 @@ type Deps struct {
 	Bus   *bus.Bus
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Metrics records confirmations, misses and publish failures (nil: none).
+	Metrics *cue.Metrics
 	// CheckOnly builds targets only to check scene files against them
 	// (config check): no hardware is opened, no chip is probed, nothing is
 	// sent over MQTT, and no buttons are made. Board and MQTT are ignored.
@@ -179,7 +181,7 @@ func (b *builder) make(name string, o Output) (cue.Target, error) {
 			return nil, errors.New("an MQTT device needs the MQTT connection (mqtt: in the config)")
 		}
 		return mqttdev.NewDevice(b.d.MQTT, &mqttdev.Opts{Name: name, Kind: mqttdev.Kind(o.Kind), Topic: o.Topic,
-			Channel: o.Channel, Dimmable: o.Dimmable, Base: o.Base, Clock: b.d.Clock, Log: log})
+			Channel: o.Channel, Dimmable: o.Dimmable, Base: o.Base, Clock: b.d.Clock, Log: log, Metrics: b.d.Metrics})
 	case "wearable":
 		if b.d.MQTT == nil {
 			return nil, errors.New("a wearable needs the MQTT connection (mqtt: in the config)")
@@ -192,7 +194,7 @@ func (b *builder) make(name string, o Output) (cue.Target, error) {
 			}
 		}
 		return mqttdev.NewWearable(b.d.MQTT, &mqttdev.WearableOpts{Name: name, ID: o.ID, Fallback: fb,
-			AckTimeout: o.AckTimeout, Bus: b.d.Bus, Clock: b.d.Clock, Log: log})
+			AckTimeout: o.AckTimeout, Bus: b.d.Bus, Clock: b.d.Clock, Log: log, Metrics: b.d.Metrics})
 	}
 	return nil, fmt.Errorf("unknown kind %q", o.Kind)
 }
