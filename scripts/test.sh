@@ -30,6 +30,8 @@ declare -A want=(
 	[python3]=/usr/bin/python3
 	[nut-server]=/lib/nut/dummy-ups
 	[prometheus]=/usr/bin/promtool
+	[udev]=/usr/bin/udevadm
+	[umockdev]=/usr/bin/umockdev-run
 )
 missing=()
 for pkg in "${!want[@]}"; do
