@@ -30,7 +30,7 @@ declare -A want=(
 	[python3]=/usr/bin/python3
 	[nut-server]=/lib/nut/dummy-ups
 	[prometheus]=/usr/bin/promtool
-	[udev]=/usr/bin/udevadm
+	[udev]=/bin/udevadm
 	[umockdev]=/usr/bin/umockdev-run
 )
 missing=()

@@ -117,3 +117,25 @@ func TestPrinterLinks(t *testing.T) {
 		})
 	}
 }
+
+// The package's postinst re-triggers every subsystem the rules cover, so
+// that groups and links apply at install, not at the next boot.
+func TestPostinstTriggersEverySubsystem(t *testing.T) {
+	rules, err := os.ReadFile("99-fieldkit.rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	postinst, err := os.ReadFile("../packaging/deb/postinst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := regexp.MustCompile(`(?m)^[^#\n]*\bSUBSYSTEM=="([^"]+)"`).FindAllStringSubmatch(string(rules), -1)
+	if len(subs) < 5 {
+		t.Fatalf("found only %d SUBSYSTEM matches in the rules", len(subs))
+	}
+	for _, m := range subs {
+		if !strings.Contains(string(postinst), "--subsystem-match="+m[1]) {
+			t.Errorf("postinst does not re-trigger subsystem %s, which the rules cover", m[1])
+		}
+	}
+}
