@@ -24,6 +24,7 @@ declare -A want=(
 	[libc6-dev-arm64-cross]=/usr/aarch64-linux-gnu/include/stdio.h
 	[libc6-dev-armhf-cross]=/usr/arm-linux-gnueabihf/include/stdio.h
 	[qemu-user-static]=/usr/bin/qemu-aarch64-static
+	[lintian]=/usr/bin/lintian
 	[file]=/usr/bin/file
 	[dpkg-dev]=/usr/bin/dpkg-architecture
 	[curl]=/usr/bin/curl
