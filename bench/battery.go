@@ -13,7 +13,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/broker"
 	"fieldkit/internal/bus"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ func benchSceneJitter(ctx context.Context, args []string) error {
 	every := fs.Duration("every", 50*time.Millisecond, "time between steps")
 	runs := fs.Int("runs", 5, "runs of the scene")
 	load := fs.Bool("load", true, "keep the agent busy with other work meanwhile")
+	verbose := fs.Bool("v", false, "print each step more than 2 ms late")
 	rate := fs.Int("mqtt-rate", 1000, "telemetry messages per second through the broker (with -load)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -108,6 +110,9 @@ func benchSceneJitter(ctx context.Context, args []string) error {
 						return fmt.Errorf("run %d step %d: not dispatched: %s", want, s.Step, s.Error)
 					}
 					late = append(late, time.Duration(*s.LatenessUS*float64(time.Microsecond)))
+					if *s.LatenessUS > 2000 && *verbose {
+						fmt.Fprintf(os.Stderr, "run %d step %d late %.0f µs\n", want, s.Step, *s.LatenessUS)
+					}
 					spread = append(spread, time.Duration(*s.SpreadUS*float64(time.Microsecond)))
 				}
 				break

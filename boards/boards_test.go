@@ -105,6 +105,14 @@ func TestSimBoard(t *testing.T) {
 	if st[1].Line != "GPIO18" || st[1].Duty != 50 || st[1].Hz != 200 {
 		t.Fatalf("motor status %+v", st[1])
 	}
+	// A haptic cue ends with the pin driven low: no duty is left over.
+	if err := motor.Out(gpio.Low); err != nil {
+		t.Fatal(err)
+	}
+	st = b.Status().(map[string]any)["pins"].([]SimPinStatus)
+	if st[1].Level || st[1].Duty != 0 || st[1].Hz != 0 {
+		t.Fatalf("motor after going low %+v, want low with no PWM", st[1])
+	}
 	if _, err := b.Pin("nope"); err == nil {
 		t.Fatal("unknown pin accepted")
 	}
@@ -146,3 +154,31 @@ func TestSimBoard(t *testing.T) {
 type devFunc func(w, r []byte) error
 
 func (f devFunc) Tx(w, r []byte) error { return f(w, r) }
+
+// A line the board does not bring out is refused by name, for a line
+// name and for a logical name that maps to it.
+func TestResolveRefusesMissingLines(t *testing.T) {
+	for _, c := range []struct {
+		board, pin string
+		pins       map[string]string
+		want       string
+	}{
+		{"rpi4", "GPIO99", nil, "board rpi4 has no line GPIO99; its lines are GPIO0-GPIO27"},
+		{"sim", "lamp", map[string]string{"lamp": "GPIO28"}, `pin "lamp" is GPIO28: board sim has no line GPIO28`},
+		{"rpi5", "no_such_name", nil, `no pin named "no_such_name" on board rpi5`},
+	} {
+		_, err := Profiles[c.board].Resolve(c.pin, c.pins)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: %v, want %q", c.board, c.pin, err, c.want)
+		}
+	}
+	if l, err := Profiles["generic"].Resolve("GPIO99", nil); err != nil || l != "GPIO99" {
+		t.Errorf("generic GPIO99: %q %v; a board of unknown lines takes any line name", l, err)
+	}
+	if l, err := Profiles["rpi4"].Resolve("GPIO27", nil); err != nil || l != "GPIO27" {
+		t.Errorf("rpi4 GPIO27: %q %v", l, err)
+	}
+	if _, err := NewSim(nil).Pin("GPIO99"); err == nil {
+		t.Error("the sim board handed out GPIO99")
+	}
+}

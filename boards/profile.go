@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -24,7 +25,15 @@ type Profile struct {
 	SPI string
 	// Serial is the default UART device.
 	Serial string
+	// Lines is how many GPIO lines the board brings out (GPIO0 to
+	// GPIO<Lines-1>); 0 when unknown (generic Linux), where any line name
+	// is taken and the kernel has the last word.
+	Lines int
 }
+
+// piLines: every Raspberry Pi model brings GPIO0-27 out on its 40-pin
+// header (the Pi 5's RP1 included).
+const piLines = 28
 
 // The default logical pins follow the wiring in the README's install
 // notes: a cue lamp relay, a vibration motor on a PWM-capable line and a
@@ -41,13 +50,13 @@ var piPWM = []string{"GPIO12", "GPIO13", "GPIO18", "GPIO19"}
 
 // Profiles are all known boards, by name.
 var Profiles = map[string]Profile{
-	"rpi-zero2w": {Name: "rpi-zero2w", Models: []string{"Raspberry Pi Zero 2"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0"},
-	"rpi3":       {Name: "rpi3", Models: []string{"Raspberry Pi 3"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0"},
-	"rpi4":       {Name: "rpi4", Models: []string{"Raspberry Pi 4", "Raspberry Pi 400"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0"},
-	"rpi5":       {Name: "rpi5", Models: []string{"Raspberry Pi 5", "Raspberry Pi 500"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0"},
-	"cm4":        {Name: "cm4", Models: []string{"Raspberry Pi Compute Module 4"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0"},
+	"rpi-zero2w": {Name: "rpi-zero2w", Models: []string{"Raspberry Pi Zero 2"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0", Lines: piLines},
+	"rpi3":       {Name: "rpi3", Models: []string{"Raspberry Pi 3"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0", Lines: piLines},
+	"rpi4":       {Name: "rpi4", Models: []string{"Raspberry Pi 4", "Raspberry Pi 400"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0", Lines: piLines},
+	"rpi5":       {Name: "rpi5", Models: []string{"Raspberry Pi 5", "Raspberry Pi 500"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0", Lines: piLines},
+	"cm4":        {Name: "cm4", Models: []string{"Raspberry Pi Compute Module 4"}, Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "/dev/serial0", Lines: piLines},
 	"generic":    {Name: "generic", Pins: map[string]string{}, I2C: "1", SPI: "0.0", Serial: "/dev/ttyUSB0"},
-	"sim":        {Name: "sim", Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: ""},
+	"sim":        {Name: "sim", Pins: piPins, PWM: piPWM, I2C: "1", SPI: "0.0", Serial: "", Lines: piLines},
 }
 
 // ModelFiles are where Linux exposes the device tree model, relative to
@@ -102,16 +111,24 @@ func profileNames() []string {
 }
 
 // Resolve returns the GPIO line for a logical pin name, or the name itself
-// when it already is a line name ("GPIO17").
+// when it already is a line name ("GPIO17"), and refuses a line the board
+// does not bring out.
 func (p Profile) Resolve(name string, overrides map[string]string) (string, error) {
-	if l, ok := overrides[name]; ok {
-		return l, nil
+	line, ok := overrides[name]
+	if !ok {
+		line, ok = p.Pins[name]
 	}
-	if l, ok := p.Pins[name]; ok {
-		return l, nil
+	if !ok && strings.HasPrefix(name, "GPIO") {
+		line, ok = name, true
 	}
-	if strings.HasPrefix(name, "GPIO") {
-		return name, nil
+	if ok {
+		if err := p.CheckLine(line); err != nil {
+			if line != name {
+				return "", fmt.Errorf("pin %q is %s: %w", name, line, err)
+			}
+			return "", err
+		}
+		return line, nil
 	}
 	known := make([]string, 0, len(p.Pins)+len(overrides))
 	for k := range p.Pins {
@@ -125,6 +142,19 @@ func (p Profile) Resolve(name string, overrides map[string]string) (string, erro
 	sort.Strings(known)
 	return "", fmt.Errorf("no pin named %q on board %s; define it under pins: (e.g. %s: GPIO17) or use one of: %s",
 		name, p.Name, name, strings.Join(known, ", "))
+}
+
+// CheckLine refuses a line name the board does not have ("GPIO99" on a
+// Pi, "pin17").
+func (p Profile) CheckLine(line string) error {
+	n, err := strconv.Atoi(strings.TrimPrefix(line, "GPIO"))
+	if !strings.HasPrefix(line, "GPIO") || err != nil || n < 0 {
+		return fmt.Errorf("%q is not a GPIO line name; expected e.g. GPIO17", line)
+	}
+	if p.Lines > 0 && n >= p.Lines {
+		return fmt.Errorf("board %s has no line %s; its lines are GPIO0-GPIO%d", p.Name, line, p.Lines-1)
+	}
+	return nil
 }
 
 // HasPWM reports whether line has a hardware PWM channel.

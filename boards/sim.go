@@ -39,7 +39,33 @@ func (s *Sim) Model() string    { return "simulated board" }
 // Pin returns the gpiotest pin for a logical or line name; the same line
 // always yields the same pin.
 func (s *Sim) Pin(name string) (gpio.PinIO, error) {
-	return s.Line(name)
+	p, err := s.Line(name)
+	if err != nil {
+		return nil, err
+	}
+	return simPin{p}, nil
+}
+
+// simPin is a sim line as drivers use it: like a real pin, a steady level
+// ends PWM, so the status shows what the pin is doing now rather than a
+// duty cycle left over from an earlier cue.
+type simPin struct{ *gpiotest.Pin }
+
+func (p simPin) Out(l gpio.Level) error {
+	p.Lock()
+	defer p.Unlock()
+	p.L, p.D, p.F = l, 0, 0
+	return nil
+}
+
+func (p simPin) PWM(duty gpio.Duty, f physic.Frequency) error {
+	p.Lock()
+	defer p.Unlock()
+	p.D, p.F = duty, f
+	// The line is driven (high for part of each period) while the duty
+	// is above zero.
+	p.L = gpio.Level(duty > 0 && f > 0)
+	return nil
 }
 
 // Line is Pin returning the concrete fake, for tests and the demo.
@@ -139,7 +165,7 @@ func (s *Sim) Status() any {
 	for line, p := range s.lines {
 		p.Lock()
 		st := SimPinStatus{Line: line, Level: bool(p.L)}
-		if p.F != 0 {
+		if p.F != 0 && p.D != 0 {
 			st.Duty = float64(p.D) * 100 / float64(gpio.DutyMax)
 			st.Hz = float64(p.F) / float64(physic.Hertz)
 		}

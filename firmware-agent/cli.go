@@ -8,19 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
+	"os"
 	"strings"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
 	"fieldkit/internal/logging"
+	"fieldkit/internal/ratelog"
 	"fieldkit/scenes"
-)
-
-// Stamped at build time by the dist script (-ldflags -X).
-var (
-	version = "dev"
-	commit  = ""
 )
 
 const usage = `firmware-agent: the fieldkit box agent
@@ -30,8 +25,23 @@ usage:
         with no --config: the demo (sim board, embedded broker on 127.0.0.1:1883,
         HTTP on 127.0.0.1:8080, data in ./fieldkit-data)
   firmware-agent config check FILE
-  firmware-agent doctor [--config FILE]
+        every check run makes before it opens hardware, each at file:line
+  firmware-agent doctor [--config FILE] [--data DIR]
+        the pre-show check: asks the running agent, else checks from the
+        config without changing anything on disk
+  firmware-agent token show | token rotate crew|admin [--config FILE] [--data DIR]
+        print or replace the crew and admin tokens of the crew page and API
+  firmware-agent scene [--config FILE] run NAME [JSON] | cancel NAME | list | show NAME
+        drive the running agent's scenes
+  firmware-agent print [--config FILE] --printer NAME --label FILE [--id ID] | --list
+  firmware-agent print --preview FILE OUT.png [--printer NAME | --lang L --width DOTS]
+        queue a label on the running agent, or render one as the printer would
+  firmware-agent receipts [--config FILE] verify | export | pubkey | report | rotate-key | ingest
+        the signed receipt ledger (receipts with no command lists the flags)
   firmware-agent version
+  firmware-agent help
+
+Commands other than run read ` + "/etc/fieldkit/agent.yaml" + ` when no --config is given and it exists.
 `
 
 // demoYAML is the configuration of the demo.
@@ -41,9 +51,6 @@ var demoYAML []byte
 
 // errUsage marks errors that are the caller's wording, answered with exit 2.
 var errUsage = errors.New("usage")
-
-// subcommands beyond the core ones, registered by the part_*.go files.
-var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
 func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdout, stderr)
@@ -80,18 +87,19 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "doctor":
 		return cmdDoctor(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "firmware-agent %s", version)
-		if commit != "" {
-			fmt.Fprintf(stdout, " (%s)", commit)
-		}
-		fmt.Fprintf(stdout, " %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	}
-	if f, ok := subcommands[args[0]]; ok {
-		return f(ctx, args[1:], stdout, stderr)
+	case "print":
+		return cmdPrint(ctx, args[1:], stdout, stderr)
+	case "receipts":
+		return cmdReceipts(ctx, args[1:], stdout, stderr)
+	case "scene":
+		return cmdScene(ctx, args[1:], stdout, stderr)
+	case "token":
+		return cmdToken(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
@@ -108,6 +116,21 @@ func (f *runFlags) register(fs *flag.FlagSet, full bool) {
 		fs.StringVar(&f.http, "http", "", "HTTP listen address (overrides http.listen)")
 		fs.StringVar(&f.mqttListen, "mqtt-listen", "", "embedded broker address (overrides mqtt.listen)")
 	}
+}
+
+// defaultConfig is the installed box's config: commands that act on the
+// box (doctor, token, scene, print, receipts) read it when no --config is
+// given and it exists. run does not: with no --config it is the demo.
+var defaultConfig = "/etc/fieldkit/agent.yaml"
+
+// loadBox is load for the commands that act on the installed box.
+func (f *runFlags) loadBox() (*config.Config, error) {
+	if f.config == "" {
+		if _, err := os.Stat(defaultConfig); err == nil {
+			f.config = defaultConfig
+		}
+	}
+	return f.load()
 }
 
 // load returns the config named by the flags, or the demo.
@@ -155,7 +178,11 @@ func (f *runFlags) load() (*config.Config, error) {
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
-	return logging.New(w, logging.Options{Level: lvl, JSON: cfg.Log.Format == "json"})
+	// Under systemd each line carries its journal priority and no time
+	// (logging); a flood of one message (refused cues, bad payloads) must
+	// not flood the journal: each says how many like it were dropped.
+	h := logging.NewHandler(w, logging.Options{Level: lvl, JSON: cfg.Log.Format == "json"})
+	return slog.New(ratelog.New(h, ratelog.Options{}))
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
@@ -170,6 +197,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: run takes no arguments, got %q", errUsage, fs.Args())
 	}
 	cfg, err := f.load()
+	if err == nil {
+		// Exactly what config check runs, before any hardware is opened.
+		err = checkParts(cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
@@ -198,19 +229,12 @@ func cmdConfigCheck(file string, stdout, stderr io.Writer) error {
 }
 
 // checkParts runs the validation that needs more than the file itself
-// (scene files, references between sections) by building the parts
-// without starting them.
+// (pins against the board, scene files against the outputs and buttons)
+// without opening hardware or starting anything. run and config check
+// both run it, so they accept and refuse the same files.
 func checkParts(cfg *config.Config) error {
-	for _, f := range partChecks {
-		if err := f(cfg); err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(checkPins(cfg), checkScenes(cfg))
 }
-
-// partChecks are added by part_*.go files.
-var partChecks []func(cfg *config.Config) error
 
 // configFromArgs takes a leading --config FILE and --data DIR off args
 // (for the part subcommands) and loads the config they name, or the demo.
@@ -228,7 +252,7 @@ func configFromArgs(args []string, stderr io.Writer) (*config.Config, []string, 
 		args = args[2:]
 	}
 done:
-	cfg, err := f.load()
+	cfg, err := f.loadBox()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -42,12 +42,12 @@ func cmdToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f runFlags
-	fs.StringVar(&f.config, "config", "", "config file (default: the built-in demo)")
+	fs.StringVar(&f.config, "config", "", "config file (default: "+defaultConfig+" when present, else the built-in demo)")
 	fs.StringVar(&f.data, "data", "", "data directory (overrides data_dir)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := f.load()
+	cfg, err := f.loadBox()
 	if err != nil {
 		return err
 	}
@@ -73,8 +73,9 @@ func cmdToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "%-5s  %s\n", r, tok)
 	}
+	fmt.Fprintf(stdout, "(config: %s)\n", cfgName(cfg))
 	if !cfg.HTTP.AuthOn() {
-		fmt.Fprintf(stdout, "note: http on %s is open (loopback demo): tokens are not asked for until http.auth: required or a venue address\n", cfg.HTTP.Listen)
+		fmt.Fprintf(stdout, "note: http on %s is open (loopback): tokens are not asked for until http.auth: required or a venue address\n", cfg.HTTP.Listen)
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ func TestConfigCheckErrors(t *testing.T) {
 			`bad.yaml:2: unknown key "baord"; expected one of: batteries, board, box, buttons,`},
 		{"wrong type", "box: b1\nhttp: 8080\n",
 			`bad.yaml:2: "8080" is a whole number, expected a mapping (key: value)`},
+		{"no box id", "board: sim\n",
+			`bad.yaml:1: box: missing; set box: to an id of this box's own`},
 		{"bad box id", "box: Berlin Box!\n",
 			`bad.yaml:1: box: "Berlin Box!" is not a valid box id; expected 1-32 lower-case letters`},
 		{"bad board", "box: b1\nboard: rpi6\n",

@@ -7,16 +7,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"fieldkit/boards"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/clocksync"
-	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
 )
 
@@ -32,6 +36,7 @@ func coreChecks(cfg *config.Config, a *app) []doctor.Check {
 		}},
 		{Name: "board", Run: func(context.Context) doctor.Result { return checkBoard(cfg) }},
 		{Name: "broker", Run: func(ctx context.Context) doctor.Result { return checkBroker(ctx, cfg, a) }},
+		{Name: "box id", Run: func(ctx context.Context) doctor.Result { return checkBoxID(ctx, a) }},
 		{Name: "data dir", Run: func(context.Context) doctor.Result { return checkDataDir(cfg.DataDir) }},
 		{Name: "clock", Run: func(context.Context) doctor.Result { return checkClock(clocksync.Kernel{}, time.Now()) }},
 	}
@@ -93,23 +98,37 @@ func checkBroker(ctx context.Context, cfg *config.Config, a *app) doctor.Result 
 	return doctor.Pass("embedded broker will listen on " + addr + " when the agent runs")
 }
 
+// checkDataDir asks the kernel whether the data dir (or, before the
+// first start, the folder it will be made in) is writable, without
+// writing: doctor changes nothing on disk.
 func checkDataDir(dir string) doctor.Result {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return doctor.Failf("create it and give the fieldkit user write access", "data dir %s: %v", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".doctor-*")
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return doctor.Failf("give the fieldkit user write access (chown fieldkit "+dir+")", "data dir %s is not writable: %v", dir, err)
+		abs = dir
 	}
-	name := f.Name()
-	_, werr := f.Write([]byte("fieldkit"))
-	serr := f.Sync()
-	f.Close()
-	os.Remove(name)
-	if werr != nil || serr != nil {
-		return doctor.Failf("check the disk (dmesg) and free space", "data dir %s: write or fsync failed: %v", dir, errors.Join(werr, serr))
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		parent := filepath.Dir(abs)
+		for {
+			if _, perr := os.Stat(parent); perr == nil || parent == filepath.Dir(parent) {
+				break
+			}
+			parent = filepath.Dir(parent)
+		}
+		if err := unix.Access(parent, unix.W_OK|unix.X_OK); err != nil {
+			return doctor.Failf("create it and give the fieldkit user write access (install -d -o fieldkit "+abs+")",
+				"data dir %s does not exist and %s is not writable: %v", abs, parent, err)
+		}
+		return doctor.Pass(abs + " does not exist yet: the agent makes it at start")
+	case err != nil:
+		return doctor.Failf("check the path and its permissions", "data dir %s: %v", abs, err)
+	case !fi.IsDir():
+		return doctor.Failf("set data_dir to a folder", "data dir %s is not a folder", abs)
 	}
-	abs, _ := filepath.Abs(dir)
+	if err := unix.Access(abs, unix.W_OK|unix.X_OK); err != nil {
+		return doctor.Failf("give the fieldkit user write access (chown fieldkit "+abs+")", "data dir %s is not writable: %v", abs, err)
+	}
 	return doctor.Pass(abs + " is writable")
 }
 
@@ -136,15 +155,20 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := f.load()
+	cfg, err := f.loadBox()
 	if err != nil {
 		doctor.Print(stdout, []doctor.Result{{Name: "config", Status: doctor.Fail, Detail: err.Error(), Fix: "fix the config file; firmware-agent config check FILE shows every problem"}})
 		return errSilentFail
 	}
 	rs, err := preflightFromAgent(ctx, cfg)
 	if err != nil {
-		rs = doctor.Run(ctx, offlineChecks(ctx, cfg), 3*time.Second)
-		fmt.Fprintln(stdout, "(no agent answers at "+cfg.HTTP.Listen+": checked from the config)")
+		var done []func()
+		checks := offlineChecks(withCleanup(ctx, &done), cfg)
+		rs = doctor.Run(ctx, checks, 3*time.Second)
+		for i := len(done) - 1; i >= 0; i-- {
+			done[i]()
+		}
+		fmt.Fprintf(stdout, "(no answer from an agent at %s (%v): checked from the config, %s)\n", cfg.HTTP.Listen, shortErr(err), cfgName(cfg))
 	} else {
 		fmt.Fprintln(stdout, "(asked the running agent at "+cfg.HTTP.Listen+")")
 	}
@@ -181,18 +205,40 @@ func preflightFromAgent(ctx context.Context, cfg *config.Config) ([]doctor.Resul
 	return body.Checks, nil
 }
 
-// agentToken finds a token for talking to the local agent ("" in the
-// open demo); part_*.go files may set it.
-var agentToken = func(cfg *config.Config) string { return "" }
-
 // offlineChecks builds the parts without running them, for their checks.
+// They must change nothing on disk: doctor runs beside a stopped agent on
+// a box that may not be set up yet.
 func offlineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
 	checks := coreChecks(cfg, nil)
-	for _, b := range offlineCheckBuilders {
-		checks = append(checks, b(ctx, cfg)...)
-	}
-	return checks
+	checks = append(checks, batteryOfflineChecks(cfg)...)
+	checks = append(checks, printerOfflineChecks(cfg)...)
+	return append(checks, receiptsOfflineChecks(ctx, cfg)...)
 }
 
-// offlineCheckBuilders are added by part_*.go files.
-var offlineCheckBuilders []func(ctx context.Context, cfg *config.Config) []doctor.Check
+// shortErr is the last part of a dial error ("connection refused"), or
+// the whole error when it has none.
+func shortErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+type cleanupKey struct{}
+
+// withCleanup gives offline check builders a place to leave what must be
+// closed once the checks have run (see afterChecks).
+func withCleanup(ctx context.Context, done *[]func()) context.Context {
+	return context.WithValue(ctx, cleanupKey{}, done)
+}
+
+// afterChecks runs f once the offline checks are done (at once when no
+// one collects cleanups).
+func afterChecks(ctx context.Context, f func()) {
+	if done, ok := ctx.Value(cleanupKey{}).(*[]func()); ok {
+		*done = append(*done, f)
+		return
+	}
+	f()
+}

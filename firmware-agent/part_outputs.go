@@ -3,37 +3,56 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
 
+	"fieldkit/drivers/button"
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/outputs"
-	"fieldkit/internal/health"
+	"fieldkit/firmware-agent/config"
 )
 
-// The cue outputs (GPIO, LED strips, haptics, MQTT devices) and buttons.
-func init() { partBuilders = append(partBuilders, buildOutputs) }
+// outputSet is the cue outputs (GPIO, LED strips, haptics, MQTT devices)
+// by name, and the buttons, which are parts of their own.
+type outputSet struct {
+	targets map[string]cue.Target
+	buttons []buttonPart
+}
 
-func buildOutputs(_ context.Context, a *app) error {
-	met, err := cue.NewMetrics(a.metrics)
+func newOutputs(cfg *config.Config, p plumbing, board outputs.Board) (*outputSet, error) {
+	met, err := cue.NewMetrics(p.metrics)
 	if err != nil {
-		return fmt.Errorf("outputs: metrics: %w", err)
+		return nil, fmt.Errorf("outputs: metrics: %w", err)
 	}
-	targets, buttons, err := outputs.Build(a.cfg.Cues, outputs.Deps{
-		Board: a.board, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log, Metrics: met,
+	targets, buttons, err := outputs.Build(cfg.Cues, outputs.Deps{
+		Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log, Metrics: met,
 	})
 	if err != nil {
-		return fmt.Errorf("outputs: %w", err)
+		return nil, fmt.Errorf("outputs: %w", err)
 	}
-	a.targets = targets
-	a.closers = append(a.closers, func() error { outputs.CloseAll(targets); return nil })
+	// Before any scene can run (scenes are built after the outputs and
+	// run with the parts): whatever a killed agent left on goes off.
+	driveSafe(p.log, targets)
+	s := &outputSet{targets: targets}
 	for _, b := range buttons {
-		a.addPart("button "+b.Name(), false, b.Run)
+		s.buttons = append(s.buttons, buttonPart{b})
 	}
-	if len(targets) > 0 {
-		a.health.Set("outputs", health.OK, fmt.Sprintf("%d outputs", len(targets)))
-	}
-	a.status["outputs"] = func() any { return outputStates(targets) }
+	return s, nil
+}
+
+// Close releases every output's pins, buses and goroutines.
+func (s *outputSet) Close() error {
+	outputs.CloseAll(s.targets)
 	return nil
 }
+
+// Status is the outputs section of /api/status.
+func (s *outputSet) Status() any { return outputStates(s.targets) }
+
+type buttonPart struct{ *button.Button }
+
+func (b buttonPart) Name() string { return "button " + b.Button.Name() }
 
 // OutputState is one output in /api/status.
 type OutputState struct {
@@ -47,4 +66,30 @@ func outputStates(ts map[string]cue.Target) map[string]OutputState {
 		out[n] = OutputState{Kind: t.Kind(), State: t.State()}
 	}
 	return out
+}
+
+// driveSafe puts every output that has a safe state in it. GPIO and LED
+// strips switch at once; an MQTT device's off is sent once the broker
+// link is up (and after every reconnect), ahead of any scene's commands.
+func driveSafe(log *slog.Logger, ts map[string]cue.Target) {
+	names := make([]string, 0, len(ts))
+	for n := range ts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var done []string
+	for _, n := range names {
+		s, ok := ts[n].(cue.Safer)
+		if !ok {
+			continue
+		}
+		if err := s.Safe(context.Background()); err != nil {
+			log.Error("cannot put output in its safe state", "output", n, "err", err)
+			continue
+		}
+		done = append(done, n)
+	}
+	if len(done) > 0 {
+		log.Info("outputs put in their safe state (off)", "outputs", strings.Join(done, ", "))
+	}
 }

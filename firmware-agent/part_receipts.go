@@ -4,73 +4,90 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
 	"fieldkit/sync/receipts"
 	"fieldkit/sync/receiptscli"
 	"fieldkit/sync/uplink"
 )
 
-// The receipt ledger, its uplink to the cloud, and the receipts command.
-func init() {
-	partBuilders = append(partBuilders, buildReceipts)
-	subcommands["receipts"] = cmdReceipts
-	offlineCheckBuilders = append(offlineCheckBuilders, func(ctx context.Context, cfg *config.Config) []doctor.Check {
-		// Opening the ledger here is safe beside a running agent: SQLite
-		// in WAL mode lets a second process read.
-		svc, err := receipts.New(cfg.Receipts, receipts.Deps{Box: cfg.Box, DataDir: cfg.DataDir})
-		if err != nil {
-			return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
-				return doctor.Failf("check the receipts: section and the data dir", "%v", err)
-			}}}
-		}
-		cs := svc.Checks()
-		return append(cs, doctor.Check{Name: "receipts (close)", Run: func(context.Context) doctor.Result {
-			if err := svc.Close(); err != nil {
-				return doctor.Warnf("", "closing the ledger: %v", err)
-			}
-			return doctor.Pass("")
-		}})
-	})
+// receiptsPart is the signed receipt ledger.
+type receiptsPart struct{ *receipts.Service }
+
+func (receiptsPart) Name() string { return "receipts" }
+
+// uplinkPart drains the ledger to the cloud; its state is the receipts
+// section of /api/status.
+type uplinkPart struct{ *uplink.Uplink }
+
+func (uplinkPart) Name() string    { return "receipts-uplink" }
+func (uplinkPart) Section() string { return "receipts" }
+func (u uplinkPart) Status() any   { return u.Uplink.Status() }
+
+// newReceipts builds the ledger; with pickup labels, every sale stores
+// its label request in its own transaction and pickup drains them.
+func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels) (receiptsPart, error) {
+	d := receipts.Deps{
+		Box: cfg.Box, DataDir: cfg.DataDir, Clock: p.clock, Bus: p.bus, MQTT: p.mqtt,
+		Health: p.health, Metrics: p.metrics, Log: p.log,
+		LabelOutbox: pickup != nil,
+	}
+	svc, err := receipts.New(cfg.Receipts, d)
+	if err != nil {
+		return receiptsPart{}, fmt.Errorf("receipts: %w", err)
+	}
+	if pickup != nil {
+		pickup.l = svc.Ledger()
+	}
+	return receiptsPart{svc}, nil
 }
 
-func buildReceipts(_ context.Context, a *app) error {
-	d := receipts.Deps{
-		Box: a.cfg.Box, DataDir: a.cfg.DataDir, Clock: a.clock, Bus: a.bus, MQTT: a.mqtt,
-		Health: a.health, Metrics: a.metrics, Log: a.log,
-	}
-	if pp := a.cfg.Receipts.PickupPrinter; pp != "" && a.printerSvc != nil {
-		labels := newPickupLabels(a, pp)
-		d.OnCommit = labels.offer
-		a.addPart("pickup-labels", false, labels.run)
-	}
-	svc, err := receipts.New(a.cfg.Receipts, d)
-	if err != nil {
-		return fmt.Errorf("receipts: %w", err)
-	}
-	a.closers = append(a.closers, svc.Close)
-	up, err := uplink.New(svc.Config().Uplink, svc.Ledger(), uplink.Deps{
-		Clock: a.clock, Bus: a.bus, MQTT: a.mqtt, Health: a.health, Metrics: a.metrics, Log: a.log,
+func newUplink(rs *receipts.Service, p plumbing) (uplinkPart, error) {
+	up, err := uplink.New(rs.Config().Uplink, rs.Ledger(), uplink.Deps{
+		Clock: p.clock, Bus: p.bus, MQTT: p.mqtt, Health: p.health, Metrics: p.metrics, Log: p.log,
 	})
 	if err != nil {
-		return fmt.Errorf("receipts uplink: %w", err)
+		return uplinkPart{}, fmt.Errorf("receipts uplink: %w", err)
 	}
-	a.addPart("receipts", false, svc.Run)
-	a.addPart("receipts-uplink", false, up.Run)
-	svc.Routes(a.router)
-	up.Routes(a.router)
-	routeZSlip(a, svc)
-	a.checks = append(a.checks, svc.Checks()...)
-	a.checks = append(a.checks, up.Checks()...)
-	a.status["receipts"] = func() any { return up.Status() }
-	return nil
+	return uplinkPart{up}, nil
+}
+
+// receiptsOfflineChecks checks an existing ledger; before the first start
+// there is none, and doctor must not make one (a key made here would not
+// be the key the agent is set up with). Opening an existing ledger is safe
+// beside a running agent: SQLite in WAL mode lets a second process read.
+func receiptsOfflineChecks(ctx context.Context, cfg *config.Config) []doctor.Check {
+	rc := cfg.Receipts.WithDefaults(cfg.DataDir)
+	var missing []string
+	for _, f := range []string{rc.KeyFile, rc.DB} {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
+			return doctor.Pass(fmt.Sprintf("no ledger yet (%s): the agent makes it at first start", strings.Join(missing, ", ")))
+		}}}
+	}
+	svc, err := receipts.New(cfg.Receipts, receipts.Deps{Box: cfg.Box, DataDir: cfg.DataDir})
+	if err != nil {
+		return []doctor.Check{{Name: "receipts", Run: func(context.Context) doctor.Result {
+			return doctor.Failf("check the receipts: section and the data dir", "%v", err)
+		}}}
+	}
+	afterChecks(ctx, func() { _ = svc.Close() })
+	return svc.Checks()
 }
 
 func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) error {

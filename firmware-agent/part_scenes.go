@@ -10,19 +10,13 @@ import (
 	"os"
 	"time"
 
+	"fieldkit/drivers/cue"
 	"fieldkit/drivers/outputs"
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 	"fieldkit/scenes"
 	"fieldkit/scenes/demo"
 	"fieldkit/scenes/scenecli"
 )
-
-// The scene engine, and the scene command that talks to it.
-func init() {
-	partBuilders = append(partBuilders, buildScenes)
-	partChecks = append(partChecks, checkScenes)
-	subcommands["scene"] = cmdScene
-}
 
 // checkScenes loads the configured scene files against the configured
 // outputs, built for checking only (no hardware, nothing sent), so that
@@ -36,28 +30,33 @@ func checkScenes(cfg *config.Config) error {
 		return err
 	}
 	defer outputs.CloseAll(targets)
-	_, err = scenes.Load(os.DirFS(cfg.Scenes.Dir), cfg.Scenes.Dir, targets, cfg.MQTT.Prefix)
-	return err
+	set, err := scenes.Load(os.DirFS(cfg.Scenes.Dir), cfg.Scenes.Dir, targets, cfg.MQTT.Prefix)
+	if err != nil {
+		return err
+	}
+	return set.CheckButtons(sortedKeys(cfg.Cues.Buttons))
 }
 
-func buildScenes(_ context.Context, a *app) error {
+// scenesPart is the scene engine.
+type scenesPart struct{ *scenes.Engine }
+
+func (scenesPart) Name() string { return "scenes" }
+
+// newScenes builds the engine over the outputs it may drive; with no
+// config file and no scenes dir, it runs the demo's scenes.
+func newScenes(cfg *config.Config, p plumbing, targets map[string]cue.Target) (scenesPart, error) {
 	d := scenes.Deps{
-		Targets: a.targets, MQTT: a.mqtt, Bus: a.bus, Clock: a.clock, Log: a.log,
-		Metrics: a.metrics, Health: a.health, HTTP: &http.Client{Timeout: 30 * time.Second},
+		Targets: targets, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log,
+		Metrics: p.metrics, Health: p.health, HTTP: &http.Client{Timeout: 30 * time.Second},
 	}
-	if a.cfg.File == "" && a.cfg.Scenes.Dir == "" {
+	if cfg.File == "" && cfg.Scenes.Dir == "" {
 		d.Files, d.FilesName = demo.FS(), "demo scenes"
 	}
-	eng, err := scenes.New(a.cfg.Scenes, d)
+	eng, err := scenes.New(cfg.Scenes, d)
 	if err != nil {
-		return fmt.Errorf("scenes: %w", err)
+		return scenesPart{}, fmt.Errorf("scenes: %w", err)
 	}
-	a.addPart("scenes", false, eng.Run)
-	eng.Routes(a.router)
-	a.checks = append(a.checks, eng.Checks()...)
-	a.status["scenes"] = eng.Status
-	a.reload = append(a.reload, eng.Reload)
-	return nil
+	return scenesPart{eng}, nil
 }
 
 // cmdScene runs `scene run|cancel|list|show` against the running agent.

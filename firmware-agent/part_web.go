@@ -1,95 +1,99 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
+	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/auth"
 	"fieldkit/internal/broker"
-	"fieldkit/internal/config"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/secret"
 	"fieldkit/web"
 	"fieldkit/web/preflight"
 )
 
-// The crew page, its login and tokens, and the pre-show sign-offs.
-func init() {
-	partBuilders = append(partBuilders, buildWeb)
-	subcommands["token"] = cmdToken
-	agentToken = func(cfg *config.Config) string {
-		// Commands on the box (doctor, scene reload) talk to the running
-		// agent with the admin token: whoever can read the token files
-		// already holds every role.
-		s, _, err := auth.OpenStore(cfg.DataDir)
-		if err != nil {
-			return ""
-		}
-		tok, _ := s.Token(httpapi.Admin)
-		return tok
+// agentToken finds a token for talking to the local agent ("" in the
+// open demo). Commands on the box (doctor, scene reload) use the admin
+// token: whoever can read the token files already holds every role. Read
+// only: a box with no tokens yet gets none made here.
+func agentToken(cfg *config.Config) string {
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, auth.TokenDir, httpapi.Admin.String()+".token"))
+	if err != nil {
+		return ""
 	}
+	return strings.TrimSpace(string(b))
 }
 
-func buildWeb(_ context.Context, a *app) error {
-	store, created, err := auth.OpenStore(a.cfg.DataDir)
+// webParts are the crew page, its login and tokens, and the pre-show
+// sign-offs.
+type webParts struct {
+	preflight  preflightPart
+	server     webPart
+	authChecks []doctor.Check
+}
+
+type preflightPart struct{ *preflight.Service }
+
+func (preflightPart) Name() string { return "preflight" }
+
+type webPart struct{ *web.Server }
+
+func (webPart) Name() string { return "web" }
+
+// newWeb sets the router's auth and builds the crew page. The pre-show
+// gate judges automatic checks given by checks (all but its own manual
+// sign-offs), read at each run so that every part's checks count.
+func newWeb(cfg *config.Config, p plumbing, rt *httpapi.Router, checks func(manual map[string]bool) []doctor.Check) (*webParts, error) {
+	store, created, err := auth.OpenStore(cfg.DataDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(created) > 0 {
-		a.log.Info("HTTP tokens created; print them with: firmware-agent token show", "dir", filepath.Join(a.cfg.DataDir, auth.TokenDir))
+		p.log.Info("HTTP tokens created; print them with: firmware-agent token show", "dir", filepath.Join(cfg.DataDir, auth.TokenDir))
 	}
-	tlsOn := a.cfg.HTTP.TLSCert != ""
-	au := auth.New(store, auth.Options{Required: a.cfg.HTTP.AuthOn(), Secure: tlsOn, Clock: a.clock, Log: a.log})
-	a.router.SetAuth(au)
-	au.Routes(a.router)
+	tlsOn := cfg.HTTP.TLSCert != ""
+	au := auth.New(store, auth.Options{Required: cfg.HTTP.AuthOn(), Secure: tlsOn, Clock: p.clock, Log: p.log})
+	rt.SetAuth(au)
+	au.Routes(rt)
 	if !au.Required() {
-		a.log.Warn("HTTP is open: no token needed on loopback (the demo); set http.auth: required to turn tokens on", "listen", a.cfg.HTTP.Listen)
+		p.log.Warn("HTTP is open: no token needed on loopback (the demo); set http.auth: required to turn tokens on", "listen", cfg.HTTP.Listen)
 	}
 
-	// The gate judges every automatic check, read at each run so that the
-	// checks of parts built after this one count too.
 	var manual map[string]bool
-	pf, err := preflight.New(a.cfg.Preflight, a.cfg.DataDir, preflight.Deps{
-		Checks: func() []doctor.Check {
-			out := make([]doctor.Check, 0, len(a.checks))
-			for _, c := range a.checks {
-				if !manual[c.Name] {
-					out = append(out, c)
-				}
-			}
-			return out
-		},
-		Bus: a.bus, Clock: a.clock, Log: a.log, Who: au.Who,
+	pf, err := preflight.New(cfg.Preflight, cfg.DataDir, preflight.Deps{
+		Checks: func() []doctor.Check { return checks(manual) },
+		Bus:    p.bus, Clock: p.clock, Log: p.log, Who: au.Who,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.closers = append(a.closers, pf.Close)
 	mc := pf.Checks()
 	manual = make(map[string]bool, len(mc))
 	for _, c := range mc {
 		manual[c.Name] = true
 	}
-	a.checks = append(a.checks, mc...)
-	a.checks = append(a.checks, au.Checks(a.cfg.HTTP.Listen, tlsOn)...)
-	pf.Routes(a.router)
-
-	ws, err := web.New(web.Deps{Auth: au, Handler: a.router.Handler, Bus: a.bus, Health: a.health,
-		Clock: a.clock, Log: a.log, Box: a.cfg.Box})
+	ws, err := web.New(web.Deps{Auth: au, Handler: rt.Handler, Bus: p.bus, Health: p.health,
+		Clock: p.clock, Log: p.log, Box: cfg.Box})
 	if err != nil {
-		return err
+		_ = pf.Close()
+		return nil, err
 	}
-	ws.Routes(a.router)
-	a.health.OnChange(func(health.Part) { pf.Kick() })
-	a.addPart("preflight", false, pf.Run)
-	a.addPart("web", false, ws.Run)
-	return nil
+	p.health.OnChange(func(health.Part) { pf.Kick() })
+	if p.mqtt != nil {
+		// The broker check is part of the gate: judge it again as soon as
+		// the link is up, not at the next periodic run (the page said
+		// "MQTT connected" while the gate still held on "broker").
+		p.mqtt.OnConnect(pf.Kick)
+	}
+	return &webParts{preflight: preflightPart{pf}, server: webPart{ws}, authChecks: au.Checks(cfg.HTTP.Listen, tlsOn)}, nil
 }
 
 // wrapTLS serves HTTPS on ln when http.tls_cert and tls_key are set.
@@ -118,14 +122,14 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, error)
 		if m.PasswordFile == "" {
 			return o, fmt.Errorf("mqtt.username %q: the embedded broker needs mqtt.password_file too", m.Username)
 		}
-		pw, err := config.ReadSecret(m.PasswordFile)
+		pw, err := secret.Read(m.PasswordFile)
 		if err != nil {
 			return o, fmt.Errorf("mqtt.password_file: %w", err)
 		}
 		users = append(users, broker.User{Name: m.Username, Password: pw})
 	}
 	for i, u := range m.Users {
-		pw, err := config.ReadSecret(u.PasswordFile)
+		pw, err := secret.Read(u.PasswordFile)
 		if err != nil {
 			return o, fmt.Errorf("mqtt.users[%d].password_file: %w", i, err)
 		}

@@ -3,48 +3,121 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
 
+	"fieldkit/internal/bus"
 	"fieldkit/printer/service"
 	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
 )
 
-// pickupLabels queues a pickup label for each new receipt on the
-// configured printer. The receipt is already durable when it arrives
-// here; the job id is derived from the receipt, so queueing it twice
-// never prints it twice.
+// pickupLabels drains the ledger's label outbox into the printer's queue.
+// The ledger stores a label request in the transaction of every sale, so
+// an acknowledged sale always has one; it leaves the outbox only once the
+// printer's durable queue holds the job. The job id is derived from the
+// receipt, so handing it over twice (a crash between the two) prints it
+// once. A printer that cannot take the job now delays the label, never
+// drops it.
 type pickupLabels struct {
 	printer string
 	svc     *service.Service
-	in      chan receipts.Receipt
-	a       *app
+	bus     *bus.Bus
+	log     *slog.Logger
+	l       *receipts.Ledger // set by newReceipts
+	backlog atomic.Int64
 }
 
-func newPickupLabels(a *app, printer string) *pickupLabels {
-	return &pickupLabels{printer: printer, svc: a.printerSvc, in: make(chan receipts.Receipt, 256), a: a}
+func newPickupLabels(printer string, svc *service.Service, b *bus.Bus, log *slog.Logger) *pickupLabels {
+	return &pickupLabels{printer: printer, svc: svc, bus: b, log: log}
 }
 
-// offer hands a receipt over without blocking the sale: a label that
-// cannot be queued is reported, and can be printed from the receipt.
-func (p *pickupLabels) offer(r receipts.Receipt) {
-	select {
-	case p.in <- r:
-	default:
-		p.a.log.Error("pickup label backlog full; print it from the receipt", "printer", p.printer, "seq", r.Seq)
-		b, _ := json.Marshal(map[string]any{"error": "pickup label not queued", "receipt_seq": r.Seq})
-		p.a.bus.Publish("printer/"+p.printer+"/alert", b)
+func (p *pickupLabels) Name() string { return "pickup-labels" }
+
+// Status is the labels waiting in the outbox, for /api/status.
+func (p *pickupLabels) Status() any {
+	return map[string]any{"printer": p.printer, "backlog": p.backlog.Load()}
+}
+
+// Run drains the outbox after every commit until ctx ends; while the
+// printer refuses, it retries with backoff.
+func (p *pickupLabels) Run(ctx context.Context) error {
+	if p.l == nil {
+		return errors.New("pickup labels: no ledger")
+	}
+	const maxWait = 5 * time.Second
+	wait := 100 * time.Millisecond
+	failing := false
+	for {
+		committed := p.l.Committed() // before draining: no commit is missed
+		err := p.drain(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			if failing {
+				p.log.Info("pickup labels flowing again", "printer", p.printer)
+			}
+			failing, wait = false, 100*time.Millisecond
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-committed:
+			}
+			continue
+		}
+		if !failing {
+			p.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", p.backlog.Load(), "err", err)
+			b, _ := json.Marshal(map[string]any{"error": "pickup labels delayed: " + err.Error(), "backlog": p.backlog.Load()})
+			p.bus.Publish("printer/"+p.printer+"/alert", b)
+		}
+		failing = true
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		wait = min(2*wait, maxWait)
 	}
 }
 
-func (p *pickupLabels) run(ctx context.Context) error {
+// drain hands every waiting label to the printer, oldest first, and
+// returns at the first that it cannot hand over.
+func (p *pickupLabels) drain(ctx context.Context) error {
 	for {
-		select {
-		case <-ctx.Done():
+		n, err := p.l.LabelBacklog(ctx)
+		if err != nil {
+			return err
+		}
+		p.backlog.Store(int64(n))
+		if n == 0 {
 			return nil
-		case r := <-p.in:
-			if err := p.queue(ctx, r); err != nil && ctx.Err() == nil {
-				p.a.log.Error("pickup label not queued", "printer", p.printer, "seq", r.Seq, "err", err)
+		}
+		batch, err := p.l.PendingLabels(ctx, 64)
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, s := range batch {
+			err := p.queue(ctx, receipts.NewReceipt(s))
+			if errors.Is(err, service.ErrBadRequest) {
+				// This label can never print (a bug, not a full queue):
+				// say so loudly and let the others through.
+				p.log.Error("pickup label cannot be printed; print it from the receipt", "printer", p.printer, "seq", s.Seq, "err", err)
+				b, _ := json.Marshal(map[string]any{"error": "pickup label cannot be printed: " + err.Error(), "receipt_seq": s.Seq})
+				p.bus.Publish("printer/"+p.printer+"/alert", b)
+			} else if err != nil {
+				return fmt.Errorf("receipt %d: %w", s.Seq, err)
+			}
+			if err := p.l.LabelDone(ctx, s.Seq); err != nil {
+				return err
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/mqttc"
 )
 
 // Status is the body of GET /api/status.
@@ -38,14 +39,19 @@ type MQTTStatus struct {
 	Embedded  bool   `json:"embedded"`
 	Broker    string `json:"broker"`
 	Prefix    string `json:"prefix"`
+	// Reason says why the link is down.
+	Reason   string         `json:"reason,omitempty"`
+	Instance mqttc.Instance `json:"instance"`
+	// Duplicate is another agent seen with this box id.
+	Duplicate *mqttc.Duplicate `json:"duplicate,omitempty"`
 }
 
 func (a *app) statusNow() Status {
 	s := Status{
-		Box: a.cfg.Box, Version: version, Started: a.started.UTC(), UptimeS: time.Since(a.started).Seconds(),
+		Box: a.cfg.Box, Version: statusVersion(), Started: a.started.UTC(), UptimeS: time.Since(a.started).Seconds(),
 		Demo:  a.cfg.File == "",
 		Board: BoardStatus{Profile: a.board.Profile().Name, Model: a.board.Model(), State: a.board.Status()},
-		MQTT:  MQTTStatus{Connected: a.mqtt.Connected(), Embedded: a.broker != nil, Broker: a.brokerAddr(), Prefix: a.cfg.MQTT.Prefix},
+		MQTT:  a.mqttStatus(),
 		Parts: a.health.Snapshot(),
 	}
 	if len(a.status) > 0 {
@@ -55,6 +61,12 @@ func (a *app) statusNow() Status {
 		}
 	}
 	return s
+}
+
+func (a *app) mqttStatus() MQTTStatus {
+	st := a.mqtt.Status()
+	return MQTTStatus{Connected: st.Connected, Embedded: a.broker != nil, Broker: a.brokerAddr(), Prefix: a.cfg.MQTT.Prefix,
+		Reason: st.Reason, Instance: a.mqtt.Instance(), Duplicate: st.Duplicate}
 }
 
 func (a *app) brokerAddr() string {
@@ -88,7 +100,7 @@ func (a *app) registerMetrics() {
 			func() float64 { return float64(a.bus.Dropped()) }),
 		// Uptime is process_start_time_seconds, from the process collector.
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldkit_build_info", Help: "Build version.",
-			ConstLabels: prometheus.Labels{"version": version, "box": a.cfg.Box}}, func() float64 { return 1 }),
+			ConstLabels: prometheus.Labels{"version": statusVersion(), "box": a.cfg.Box}}, func() float64 { return 1 }),
 		partStateCollector{a.health},
 	)
 }

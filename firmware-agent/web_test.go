@@ -197,7 +197,7 @@ func (a answer) refused() bool {
 // token and the admin token: the guard lets exactly the roles through
 // that the route asks for.
 func TestRolesPerRoute(t *testing.T) {
-	p, dataDir := startSecured(t, showConfig(t))
+	p, dataDir := startSecured(t, showConfig(t, demoBattery))
 	base := "http://" + p.http
 	routes := registeredRoutes(t)
 	if len(routes) < 15 {

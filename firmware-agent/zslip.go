@@ -20,8 +20,9 @@ const zSlipLines = 60
 
 // routeZSlip adds POST /api/receipts/report/print {"printer","since"}:
 // the end-of-show report, from the verified ledger, printed as a slip.
-func routeZSlip(a *app, rs *receipts.Service) {
-	a.router.HandleFunc("POST /api/receipts/report/print", httpapi.Crew, func(w http.ResponseWriter, r *http.Request) {
+// printers is nil when none is configured.
+func routeZSlip(rt *httpapi.Router, rs *receipts.Service, printers *service.Service) {
+	rt.HandleFunc("POST /api/receipts/report/print", httpapi.Crew, func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Printer string `json:"printer"`
 			Since   string `json:"since"`
@@ -30,7 +31,7 @@ func routeZSlip(a *app, rs *receipts.Service) {
 			httpapi.WriteErr(w, err)
 			return
 		}
-		if a.printerSvc == nil {
+		if printers == nil {
 			httpapi.Error(w, http.StatusNotFound, "no printers are configured")
 			return
 		}
@@ -59,7 +60,7 @@ func routeZSlip(a *app, rs *receipts.Service) {
 			from = since.UTC().Format("20060102T150405Z")
 		}
 		id := fmt.Sprintf("zreport-%s-%d-%s", z.Box, z.LastSeq, from)
-		job, created, err := a.printerSvc.Submit(r.Context(), req.Printer, service.JobRequest{ID: id, Label: lb})
+		job, created, err := printers.Submit(r.Context(), req.Printer, service.JobRequest{ID: id, Label: lb})
 		if err != nil {
 			httpapi.Error(w, http.StatusBadRequest, err.Error())
 			return

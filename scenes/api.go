@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"fieldkit/internal/doctor"
@@ -157,10 +158,15 @@ func (e *Engine) handleRun(w http.ResponseWriter, req *http.Request) {
 }
 
 func writeEngineErr(w http.ResponseWriter, err error) {
+	var ref *Refusal
 	switch {
+	case errors.As(err, &ref):
+		secs := int((ref.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
+		httpapi.Error(w, http.StatusTooManyRequests, err.Error())
 	case errors.Is(err, ErrUnknownScene):
 		httpapi.Error(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrBusy), errors.Is(err, ErrQueueFull):
+	case errors.Is(err, ErrBusy):
 		httpapi.Error(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrNotRunning):
 		httpapi.Error(w, http.StatusServiceUnavailable, err.Error())

@@ -22,15 +22,25 @@ type edge struct {
 func findCycles(set *Set, prefix string) []string {
 	out := map[*Scene][]edge{}
 	for _, a := range set.Scenes {
-		for i, st := range a.Steps {
-			if st.Publish == nil {
-				continue
-			}
-			for _, b := range set.Scenes {
-				if why := hits(b, st.Publish.Topic, prefix); why != "" {
-					out[a] = append(out[a], edge{from: a, to: b, file: a.File,
-						line: a.doc.Line(fmt.Sprintf("steps[%d].publish.topic", i)),
-						why:  fmt.Sprintf("%s step %d publishes %s, which %s", a.Name, i+1, st.Publish.Topic, why)})
+		for _, l := range []struct {
+			list  string
+			steps []Step
+		}{{"steps", a.Steps}, {"on_cancel", a.OnCancel}} {
+			list, steps := l.list, l.steps
+			for i, st := range steps {
+				if st.Publish == nil {
+					continue
+				}
+				for _, b := range set.Scenes {
+					if why := hits(b, st.Publish.Topic, prefix); why != "" {
+						name := fmt.Sprintf("step %d", i+1)
+						if list == "on_cancel" {
+							name = "on_cancel " + name
+						}
+						out[a] = append(out[a], edge{from: a, to: b, file: a.File,
+							line: a.doc.Line(fmt.Sprintf("%s[%d].publish.topic", list, i)),
+							why:  fmt.Sprintf("%s %s publishes %s, which %s", a.Name, name, st.Publish.Topic, why)})
+					}
 				}
 			}
 		}

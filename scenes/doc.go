@@ -20,8 +20,13 @@
 //	  - {at: 30s, targets: [motor, presenter], do: haptic, pattern: short}
 //	  - {at: 60s, publish: {topic: shop/drop/live, passthrough: true}}
 //	  - {at: 60s, webhook: {url: "http://127.0.0.1:9000/live", timeout: 2s, retries: 2}}
+//	on_cancel:               # after a cancel; left out: every output used is switched off
+//	  - {at: 0s, target: strip, do: "off"}
 //
 // Every scene can also be run and cancelled on <prefix>/scene/<name>/run
-// and .../cancel, and through the HTTP API; its state is retained on
-// <prefix>/scene/<name>/state and mirrored on the event bus.
+// and .../cancel (a JSON payload; retained and empty messages never act),
+// and through the HTTP API; its state is retained on
+// <prefix>/scene/<name>/state and mirrored on the event bus. Fires that
+// cannot start wait as requests (see Fire); too many are refused with a
+// Refusal.
 package scenes

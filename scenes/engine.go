@@ -56,6 +56,7 @@ var (
 	ErrUnknownScene = errors.New("no such scene")
 	ErrBusy         = errors.New("scene is running and its policy is ignore")
 	ErrQueueFull    = errors.New("scene queue is full")
+	ErrRateLimited  = errors.New("too many fires from one source")
 	ErrNotRunning   = errors.New("scene engine is not running")
 	ErrNoTargets    = errors.New("scenes: Deps.Targets is nil")
 )
@@ -72,6 +73,7 @@ type Engine struct {
 	met    *metrics
 
 	rtRefused sync.Once // logs once that timelines cannot be real-time
+	realClock bool      // the clock is the system's: workers may sleep their threads
 
 	set atomic.Pointer[Set]
 
@@ -88,9 +90,33 @@ type Engine struct {
 	subs     map[string]*bus.Subscription
 
 	stateWake chan struct{}
-	schedWake chan struct{}
-	runs      sync.WaitGroup // run goroutines
-	loops     sync.WaitGroup // bus subscription readers
+	// stateTimer wakes the state loop stateLinger after the first change
+	// of a batch: a timer costs the timeline nothing, where waking the
+	// loop's goroutine at once would take a processor from the cue.
+	stateTimer *time.Timer
+	stateArmed bool
+	schedWake  chan struct{}
+	loops      sync.WaitGroup // bus subscription readers
+
+	// Runs are admitted, not spawned: a fire that waits (queued, or a
+	// restart while the old run winds down) is a fireReq in its slot and
+	// holds nothing else. A run whose steps are due now is driven by the
+	// goroutine that started it; one with steps to wait for goes to a
+	// timeline worker, a goroutine on a real-time OS thread of its own
+	// that is kept for the next run (see worker). There is at most one
+	// run per scene, so at most one worker per scene.
+	active   sync.WaitGroup // runs not yet finished
+	work     chan workItem  // idle workers receive here
+	quit     chan struct{}  // closed when Run ends: idle workers exit
+	workers  sync.WaitGroup
+	idle     atomic.Int32
+	pubq     chan asyncStep // publish steps, for the publisher goroutines
+	pubLoops sync.WaitGroup
+}
+
+type workItem struct {
+	s *slot
+	r *run
 }
 
 // slot is the runtime state of one scene name; it outlives reloads so
@@ -98,10 +124,12 @@ type Engine struct {
 type slot struct {
 	name    string
 	cur     *run
+	pending *fireReq // a restart waiting for cur to wind down; the latest wins
 	queue   []fireReq
 	status  Status
 	last    *RunRecord
 	removed bool // gone from the set; dropped when its run ends
+	limits  map[string]*bucket
 }
 
 type fireReq struct {
@@ -116,14 +144,35 @@ type run struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	why    string // why it was cancelled
+	byUser bool   // cancelled by Cancel: the scene's on_cancel steps run
 	fired  time.Time
-	done   chan struct{}
 	rec    *RunRecord // guarded by Engine.mu
+	// applyCtx is what outputs get: the engine's, since what a step
+	// starts (a blink, an effect) belongs to the output and outlasts
+	// the run.
+	applyCtx context.Context
+
+	// The phase being run: the scene's steps, then, after a cancel, its
+	// on_cancel steps. Changed only when holds is 0 (under Engine.mu);
+	// otherwise next is advanced by the one goroutine driving the run.
+	phase    int
+	steps    []Step
+	stepsCtx context.Context
+	start    time.Time
+	next     int
+	holds    int // the driver and the publish/webhook steps in flight; guarded by Engine.mu
+
+	announced bool // its running state is published; guarded by Engine.mu
 }
 
+const (
+	phaseSteps = iota
+	phaseOnCancel
+)
+
 type stateMsg struct {
-	name    string
-	payload []byte // nil: drop the retained state
+	name string
+	st   *Status // nil: drop the retained state
 }
 
 // New loads the scenes and prepares the engine; nothing listens until Run.
@@ -133,6 +182,7 @@ func New(cfg Config, d Deps) (*Engine, error) {
 	if d.Targets == nil {
 		return nil, ErrNoTargets
 	}
+	real := d.Clock == nil || d.Clock == clock.Real()
 	if d.Clock == nil {
 		d.Clock = clock.Real()
 	}
@@ -143,13 +193,21 @@ func New(cfg Config, d Deps) (*Engine, error) {
 		d.HTTP = &http.Client{}
 	}
 	e := &Engine{
-		cfg: cfg, d: d, log: d.Log.With("part", "scenes"), clk: d.Clock,
+		cfg: cfg, d: d, log: d.Log.With("part", "scenes"), clk: d.Clock, realClock: real,
 		slots: map[string]*slot{}, filters: map[string]bool{}, subs: map[string]*bus.Subscription{},
 		stateWake: make(chan struct{}, 1), schedWake: make(chan struct{}, 1),
+		work: make(chan workItem), quit: make(chan struct{}), pubq: make(chan asyncStep, 256),
 	}
 	if d.MQTT != nil {
 		e.prefix = d.MQTT.Prefix()
 	}
+	e.stateTimer = time.AfterFunc(time.Hour, func() {
+		select {
+		case e.stateWake <- struct{}{}:
+		default:
+		}
+	})
+	e.stateTimer.Stop()
 	switch {
 	case d.Files != nil:
 		e.fsys, e.label = d.Files, d.FilesName
@@ -251,6 +309,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.syncTriggersLocked()
 	e.mu.Unlock()
 
+	for range publishers {
+		e.pubLoops.Add(1)
+		go e.publisher()
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); e.scheduleLoop(ctx) }()
@@ -261,9 +323,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopped = true
 	for _, s := range e.slots {
-		s.queue = nil
+		s.queue, s.pending = nil, nil
 		if s.cur != nil {
-			s.cur.why = "the agent is stopping"
+			if s.cur.why == "" {
+				s.cur.why = "the agent is stopping"
+			}
 			s.cur.cancel()
 		}
 	}
@@ -272,7 +336,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		delete(e.subs, f)
 	}
 	e.mu.Unlock()
-	e.runs.Wait()
+	e.active.Wait()
+	close(e.quit)
+	close(e.pubq)
+	e.workers.Wait()
+	e.pubLoops.Wait()
 	e.loops.Wait()
 	close(stateDone)
 	wg.Wait()
@@ -291,46 +359,114 @@ const (
 	Queued    Outcome = "queued"
 )
 
+// Refusal is a fire the engine turned away: its queue was full or its
+// source sent too many. RetryAfter is when trying again may succeed.
+type Refusal struct {
+	Scene      string
+	Reason     error // ErrQueueFull or ErrRateLimited
+	RetryAfter time.Duration
+	Detail     string
+}
+
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("scene %q: %v (%s); try again in %v", r.Scene, r.Reason, r.Detail, r.RetryAfter.Round(time.Millisecond))
+}
+
+func (r *Refusal) Unwrap() error { return r.Reason }
+
 // Fire runs scene name now, or as its policy says when it is running.
-// source says who fired it (for the record); payload is the triggering
-// message's, sent on by passthrough publish steps.
+// source says who fired it (for the record and its rate limit); payload
+// is the triggering message's, sent on by passthrough publish steps.
+// Steps due at once run before Fire returns, on the caller's goroutine;
+// later ones on a timeline worker.
 func (e *Engine) Fire(name, source string, payload []byte) (Outcome, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	out, r, s, err := e.fireLocked(name, source, payload)
+	e.mu.Unlock()
+	if err != nil {
+		label := name
+		if errors.Is(err, ErrUnknownScene) || errors.Is(err, ErrNotRunning) {
+			label = "" // a sender chooses the name: keep the series bounded
+		}
+		e.met.fires.WithLabelValues(label, refusalLabel(err)).Inc()
+		return "", err
+	}
+	if r != nil {
+		e.launch(s, r)
+	}
+	e.met.fires.WithLabelValues(name, string(out)).Inc()
+	return out, nil
+}
+
+func refusalLabel(err error) string {
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		return "refused_queue_full"
+	case errors.Is(err, ErrRateLimited):
+		return "refused_rate_limit"
+	case errors.Is(err, ErrBusy):
+		return "ignored_busy"
+	case errors.Is(err, ErrUnknownScene):
+		return "unknown_scene"
+	}
+	return "refused"
+}
+
+func (e *Engine) fireLocked(name, source string, payload []byte) (Outcome, *run, *slot, error) {
 	if e.ctx == nil || e.stopped {
-		return "", ErrNotRunning
+		return "", nil, nil, ErrNotRunning
 	}
 	sc, ok := e.set.Load().Get(name)
 	if !ok {
-		return "", fmt.Errorf("scene %q: %w (have: %v)", name, ErrUnknownScene, e.set.Load().Names())
+		return "", nil, nil, fmt.Errorf("scene %q: %w (have: %v)", name, ErrUnknownScene, e.set.Load().Names())
 	}
 	s := e.slots[name]
+	if wait := e.admitLocked(s, source); wait > 0 {
+		return "", nil, nil, &Refusal{Scene: name, Reason: ErrRateLimited, RetryAfter: wait,
+			Detail: fmt.Sprintf("%s sent more than %d a second", source, e.cfg.rateLimit())}
+	}
 	f := fireReq{source: source, payload: payload}
 	if s.cur == nil {
-		e.startLocked(s, sc, f, nil)
-		return Started, nil
+		return Started, e.startLocked(s, sc, f), s, nil
 	}
 	switch sc.Policy {
 	case Restart:
-		prev := s.cur
-		prev.why = "restarted by " + source
-		prev.cancel()
-		e.startLocked(s, sc, f, prev)
-		return Restarted, nil
+		// The new run starts when the old one has wound down (its
+		// publishes and webhooks cancelled); a later restart meanwhile
+		// replaces this one, so a burst of restarts costs one run.
+		if s.cur.ctx.Err() == nil {
+			s.cur.why = "restarted by " + source
+			s.cur.cancel()
+		}
+		s.pending = &f
+		return Restarted, nil, nil, nil
 	case Queue:
 		if len(s.queue) >= e.cfg.queueLimit() {
-			return "", fmt.Errorf("scene %q: %w (%d waiting)", name, ErrQueueFull, len(s.queue))
+			return "", nil, nil, &Refusal{Scene: name, Reason: ErrQueueFull, RetryAfter: e.retryAfterLocked(s, sc),
+				Detail: fmt.Sprintf("%d waiting behind the running one", len(s.queue))}
 		}
 		s.queue = append(s.queue, f)
 		e.setStatusLocked(s, s.status) // publishes the queue length
-		return Queued, nil
+		return Queued, nil, nil, nil
 	default:
-		return "", fmt.Errorf("scene %q: %w", name, ErrBusy)
+		return "", nil, nil, fmt.Errorf("scene %q: %w", name, ErrBusy)
 	}
 }
 
+// retryAfterLocked estimates when a place frees up in s's queue: when
+// the running run ends, at the scene's length from its start.
+func (e *Engine) retryAfterLocked(s *slot, sc *Scene) time.Duration {
+	d := time.Second
+	if s.cur != nil {
+		left := s.cur.fired.Add(sc.length()).Sub(e.clk.Now())
+		d = max(d, left)
+	}
+	return d
+}
+
 // Cancel stops scene name if it is running and drops its queued fires.
-// It reports whether anything was stopped.
+// It reports whether anything was stopped. The run's on_cancel steps
+// (by default: every output its steps use switched off) run right after.
 func (e *Engine) Cancel(name, source string) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -338,11 +474,12 @@ func (e *Engine) Cancel(name, source string) (bool, error) {
 	if !ok {
 		return false, fmt.Errorf("scene %q: %w (have: %v)", name, ErrUnknownScene, e.set.Load().Names())
 	}
-	had := len(s.queue) > 0
-	s.queue = nil
+	had := len(s.queue) > 0 || s.pending != nil
+	s.queue, s.pending = nil, nil
 	if s.cur != nil {
 		if s.cur.ctx.Err() == nil {
 			s.cur.why = "cancelled by " + source
+			s.cur.byUser = true
 			s.cur.cancel()
 		}
 		return true, nil
@@ -350,15 +487,30 @@ func (e *Engine) Cancel(name, source string) (bool, error) {
 	return had, nil
 }
 
-// startLocked starts a run of sc; it begins once prev (if any) has ended.
-func (e *Engine) startLocked(s *slot, sc *Scene, f fireReq, prev *run) {
+// startLocked makes the run of sc for f current in s; the caller
+// launches it once it has let go of e.mu.
+func (e *Engine) startLocked(s *slot, sc *Scene, f fireReq) *run {
 	e.runID++
 	ctx, cancel := context.WithCancel(e.ctx)
-	r := &run{id: e.runID, sc: sc, fire: f, ctx: ctx, cancel: cancel, done: make(chan struct{}), fired: e.clk.Now()}
+	r := &run{id: e.runID, sc: sc, fire: f, ctx: ctx, cancel: cancel, fired: e.clk.Now(), applyCtx: e.ctx}
+	r.steps, r.stepsCtx, r.start, r.holds = sc.Steps, ctx, r.fired, 1
 	r.rec = newRecord(r)
-	s.cur = r
-	e.runs.Add(1)
-	go e.execute(s, r, prev)
+	r.rec.Started = r.start
+	s.cur, s.last = r, r.rec
+	e.active.Add(1)
+	// The running state is announced by whoever drives the run, after
+	// the steps due at once went out (announceLocked).
+	e.log.Debug("scene started", "scene", sc.Name, "run", r.id, "trigger", f.source)
+	return r
+}
+
+// announceLocked publishes that r is running, once, before its first
+// step group's state.
+func (e *Engine) announceLocked(s *slot, r *run) {
+	if !r.announced {
+		r.announced = true
+		e.setStatusLocked(s, Status{State: StateRunning, Steps: len(r.sc.Steps), Run: r.id})
+	}
 }
 
 func (e *Engine) setStatusLocked(s *slot, st Status) {
@@ -370,42 +522,55 @@ func (e *Engine) setStatusLocked(s *slot, st Status) {
 		st.Since = s.status.Since
 	}
 	s.status = st
-	e.pushStateLocked(stateMsg{name: s.name, payload: st.json()})
+	e.pushStateLocked(stateMsg{name: s.name, st: &st})
 }
 
 func (e *Engine) pushStateLocked(m stateMsg) {
 	e.states = append(e.states, m)
-	select {
-	case e.stateWake <- struct{}{}:
-	default:
+	if !e.stateArmed {
+		e.stateArmed = true
+		// Real time, not the engine clock: this batches work, it is
+		// not part of any scene's timing.
+		e.stateTimer.Reset(stateLinger)
 	}
 }
 
-// stateLoop publishes state changes in order, off the timeline goroutines,
-// so that a slow broker never delays a cue.
+// stateLinger is how long the state loop lets changes gather before it
+// publishes them: a cue's run (running, step 1, done) takes microseconds,
+// and its states then go out as one message, after the cue rather than
+// racing it to the broker.
+const stateLinger = 2 * time.Millisecond
+
+// stateLoop publishes state changes off the timeline goroutines, so that
+// a slow broker never delays a cue. The bus gets every change, in order
+// (scenes may trigger on another's state); MQTT gets each scene's latest
+// state of a batch, retained, which is all a retained topic keeps anyway.
 func (e *Engine) stateLoop(done <-chan struct{}) {
 	for {
 		e.mu.Lock()
 		batch := e.states
-		e.states = nil
+		e.states, e.stateArmed = nil, false
 		e.mu.Unlock()
-		for _, m := range batch {
-			t := "scene/" + m.name + "/state"
-			if m.payload == nil {
-				if e.d.MQTT != nil {
-					e.d.MQTT.DropRetained(e.prefix + "/" + t)
-				}
-				continue
-			}
-			if e.d.MQTT != nil {
-				e.d.MQTT.SetRetained(e.prefix+"/"+t, m.payload)
-			}
-			if e.d.Bus != nil {
-				e.d.Bus.Publish(t, m.payload)
-			}
+		last := map[string]int{}
+		for i, m := range batch {
+			last[m.name] = i
 		}
-		if len(batch) > 0 {
-			continue
+		for i, m := range batch {
+			t := "scene/" + m.name + "/state"
+			var payload []byte
+			if m.st != nil {
+				payload = m.st.json()
+			}
+			if e.d.MQTT != nil && last[m.name] == i {
+				if payload == nil {
+					e.d.MQTT.DropRetained(e.prefix + "/" + t)
+				} else {
+					e.d.MQTT.SetRetained(e.prefix+"/"+t, payload)
+				}
+			}
+			if payload != nil && e.d.Bus != nil {
+				e.d.Bus.Publish(t, payload)
+			}
 		}
 		select {
 		case <-e.stateWake:
@@ -414,10 +579,59 @@ func (e *Engine) stateLoop(done <-chan struct{}) {
 			left := len(e.states)
 			e.mu.Unlock()
 			if left == 0 {
+				e.stateTimer.Stop()
 				return
 			}
 		}
 	}
+}
+
+// bucket is a token bucket: one source's fires of one scene.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// maxSources bounds the buckets kept per scene: wildcard triggers name
+// their sources by topic, which a sender chooses.
+const maxSources = 64
+
+// admitLocked takes a token from source's bucket in s, or says how long
+// until one is there.
+func (e *Engine) admitLocked(s *slot, source string) time.Duration {
+	rate := float64(e.cfg.rateLimit())
+	if rate <= 0 {
+		return 0
+	}
+	now := e.clk.Now()
+	if s.limits == nil {
+		s.limits = map[string]*bucket{}
+	}
+	b, ok := s.limits[source]
+	if !ok {
+		if len(s.limits) >= maxSources {
+			for k, o := range s.limits {
+				if o.tokens+now.Sub(o.at).Seconds()*rate >= rate {
+					delete(s.limits, k) // full again: forgetting it changes nothing
+				}
+			}
+		}
+		if len(s.limits) >= maxSources {
+			source = "(other sources)"
+			b = s.limits[source]
+		}
+		if b == nil {
+			b = &bucket{tokens: rate, at: now}
+			s.limits[source] = b
+		}
+	}
+	b.tokens = min(rate, b.tokens+now.Sub(b.at).Seconds()*rate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
 }
 
 func (e *Engine) setHealth() {

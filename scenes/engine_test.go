@@ -26,6 +26,8 @@ func scene(policy string) string { return strings.Replace(countdown, "%s", polic
 
 func TestTimelineOrderAndTiming(t *testing.T) {
 	r := newRig(t, map[string]string{"drop.yaml": scene("ignore")})
+	sub := r.bus.Subscribe("scene/drop/state", 64)
+	defer sub.Close()
 	if out, err := r.e.Fire("drop", "test", nil); err != nil || out != Started {
 		t.Fatalf("Fire: %v %v", out, err)
 	}
@@ -61,19 +63,58 @@ func TestTimelineOrderAndTiming(t *testing.T) {
 			t.Errorf("step %d record %+v", i+1, s)
 		}
 	}
-	// The retained state went idle → running 0..3 → done, in order.
-	var seq []string
-	for _, p := range r.mq.states("fieldkit/test/scene/drop/state") {
-		var st Status
-		if err := json.Unmarshal([]byte(p), &st); err != nil {
-			t.Fatal(err)
-		}
-		seq = append(seq, st.State+":"+string(rune('0'+st.Step)))
-	}
+	// The bus gets every state, in order: idle → running 0..3 → done.
 	want := []string{"idle:0", "running:0", "running:1", "running:2", "running:3", "done:3"}
-	if !reflect.DeepEqual(seq, want) {
-		t.Fatalf("state sequence %v, want %v", seq, want)
+	var onBus []string
+	deadline := time.After(5 * time.Second)
+	for len(onBus) < len(want)-1 { // idle went out before the subscription
+		select {
+		case ev := <-sub.C():
+			onBus = append(onBus, stateStep(t, string(ev.Payload)))
+		case <-deadline:
+			t.Fatalf("states on the bus: %v, want %v", onBus, want[1:])
+		}
 	}
+	if !reflect.DeepEqual(onBus, want[1:]) {
+		t.Fatalf("states on the bus: %v, want %v", onBus, want[1:])
+	}
+	// The retained MQTT state ends done; states that changed within one
+	// publishing round went out as their last one, never out of order.
+	var seq []string
+	waitFor(t, "retained state done:3", func() bool {
+		seq = nil
+		for _, p := range r.mq.states("fieldkit/test/scene/drop/state") {
+			seq = append(seq, stateStep(t, p))
+		}
+		return len(seq) > 0 && seq[len(seq)-1] == "done:3"
+	})
+	if seq[0] != "idle:0" || !subsequence(seq, want) {
+		t.Fatalf("retained state sequence %v, want an ordered part of %v", seq, want)
+	}
+}
+
+func stateStep(t *testing.T, payload string) string {
+	t.Helper()
+	var st Status
+	if err := json.Unmarshal([]byte(payload), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.State + ":" + string(rune('0'+st.Step))
+}
+
+// subsequence reports whether sub appears in all in order, without repeats.
+func subsequence(sub, all []string) bool {
+	i := 0
+	for _, s := range sub {
+		for i < len(all) && all[i] != s {
+			i++
+		}
+		if i == len(all) {
+			return false
+		}
+		i++
+	}
+	return true
 }
 
 func TestCancel(t *testing.T) {
@@ -85,13 +126,21 @@ func TestCancel(t *testing.T) {
 	r.waitApplied(t, 2)
 	r.advance(t, 1, 1500*time.Millisecond)
 	r.waitApplied(t, 3)
-	if err := r.mq.deliver("fieldkit/test/scene/drop/cancel", nil, false); err != nil {
+	if err := r.mq.deliver("fieldkit/test/scene/drop/cancel", []byte("{}"), false); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "cancelled", func() bool { return r.state("drop").State == StateCancelled })
 	r.clk.Advance(time.Minute)
-	if n := len(r.rec.all()); n != 3 {
-		t.Fatalf("%d applies after cancel, want 3", n)
+	// No on_cancel in the file: every output the scene uses is switched
+	// off, once, and nothing of the timeline runs after the cancel.
+	got := r.rec.all()
+	if len(got) != 7 {
+		t.Fatalf("%d applies after cancel, want 3 and 4 offs: %+v", len(got), got)
+	}
+	for i, name := range []string{"a", "b", "c", "d"} {
+		if a := got[3+i]; a.target != name || a.action.Do != "off" {
+			t.Fatalf("apply %d after cancel: %+v, want %s off", i+1, a, name)
+		}
 	}
 	if st := r.state("drop"); !strings.Contains(st.Reason, "cancelled by mqtt") {
 		t.Fatalf("reason %q", st.Reason)
@@ -324,7 +373,11 @@ steps:
 		{"fieldkit/test/scene/drop/run", []byte("go now"), false, "payload is not JSON"},
 		{"fieldkit/test/scene/drop/run", big, false, "larger than the 65536-byte limit"},
 		{"fieldkit/test/scene/drop/run", nil, true, "retained run message is ignored"},
-		{"fieldkit/test/scene/nope/run", nil, false, `scene "nope": no such scene`},
+		{"fieldkit/test/scene/nope/run", []byte("{}"), false, `scene "nope": no such scene`},
+		{"fieldkit/test/scene/drop/run", nil, false, "empty run message is ignored"},
+		{"fieldkit/test/scene/drop/run", []byte("{}"), true, "retained run message is ignored, and cleared"},
+		{"fieldkit/test/scene/drop/cancel", nil, false, "empty cancel message is ignored"},
+		{"fieldkit/test/scene/drop/cancel", []byte("{}"), true, "retained cancel message is ignored"},
 		{"shop/alert", []byte("warn"), false, "payload is not JSON"},
 		{"shop/alert", []byte(`["warn"]`), false, "not a JSON object, and the trigger matches on its fields (level)"},
 		{"shop/alert", big, false, "larger than"},
@@ -350,7 +403,7 @@ steps:
 	}
 	r.waitApplied(t, 3)
 	// A second run while running is ignored quietly (no error reply).
-	if err := r.mq.deliver("fieldkit/test/scene/drop/run", nil, false); err != nil {
+	if err := r.mq.deliver("fieldkit/test/scene/drop/run", []byte("{}"), false); err != nil {
 		t.Fatalf("ignored fire answered as an error: %v", err)
 	}
 }

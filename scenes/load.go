@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/confutil"
 	"fieldkit/internal/topic"
@@ -96,6 +98,30 @@ func Load(fsys fs.FS, dir string, targets map[string]cue.Target, prefix string) 
 	return set, nil
 }
 
+// CheckButtons reports, at file:line, every trigger on a button that is
+// not among buttons (the configured buttons' names): such a scene would
+// wait for a press that can never come.
+func (s *Set) CheckButtons(buttons []string) error {
+	var lines []string
+	for _, sc := range s.Scenes {
+		for i, t := range sc.Triggers {
+			if t.Button == "" || slices.Contains(buttons, t.Button) {
+				continue
+			}
+			known := "none is configured; add it under buttons:"
+			if len(buttons) > 0 {
+				known = "expected one of: " + strings.Join(buttons, ", ")
+			}
+			path := fmt.Sprintf("triggers[%d].button", i)
+			lines = append(lines, fmt.Sprintf("%s:%d: %s: no button named %q; %s", sc.File, sc.doc.Line(path), path, t.Button, known))
+		}
+	}
+	if len(lines) > 0 {
+		return &confutil.Error{Lines: lines}
+	}
+	return nil
+}
+
 func errLines(err error) []string {
 	var ce *confutil.Error
 	if errors.As(err, &ce) {
@@ -159,6 +185,70 @@ func (sc *Scene) validate(p *confutil.Problems, targets map[string]cue.Target) {
 		}
 		st.validate(sp, targets)
 	}
+	prev = 0
+	for i := range sc.OnCancel {
+		st := &sc.OnCancel[i]
+		sp := p.At(fmt.Sprintf("on_cancel[%d]", i))
+		switch {
+		case st.At < 0:
+			sp.Addf("at", "%v is negative; on_cancel steps run at or after the cancel (at: 0s)", st.At)
+		case st.At > MaxOnCancel:
+			sp.Addf("at", "%v is too late; on_cancel steps must be due within %v of the cancel", st.At, MaxOnCancel)
+		case st.At < prev:
+			sp.Addf("at", "%v comes before the previous step's %v; list steps in time order", st.At, prev)
+		default:
+			prev = st.At
+		}
+		st.validate(sp, targets)
+	}
+	sc.cancelSteps = sc.OnCancel
+	if !hasKey(sc.doc, "on_cancel") {
+		sc.cancelSteps = defaultOnCancel(sc.Steps, targets)
+	}
+}
+
+// MaxOnCancel bounds when on_cancel steps may be due: a cancel is asked
+// for to stop the show, and a restart waits for it.
+const MaxOnCancel = 10 * time.Second
+
+// defaultOnCancel is the on_cancel of a scene that has none: one step
+// switching off every output its steps use (those that can be off).
+func defaultOnCancel(steps []Step, targets map[string]cue.Target) []Step {
+	off := cue.Action{Do: cue.Off}
+	var names []string
+	seen := map[string]bool{}
+	for _, st := range steps {
+		for _, n := range st.targets {
+			if t, ok := targets[n]; ok && !seen[n] && t.Check(off) == nil {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return []Step{{Targets: names, Action: off, targets: names}}
+}
+
+// hasKey reports whether the scene file sets key at its top level.
+func hasKey(doc *confutil.Doc, key string) bool {
+	if doc == nil || doc.Root == nil {
+		return false
+	}
+	n := doc.Root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Trigger) validate(p *confutil.Problems) {

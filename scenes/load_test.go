@@ -24,7 +24,7 @@ func TestLoadErrors(t *testing.T) {
 		want  string
 	}{
 		{"unknown key", map[string]string{"x.yaml": "name: x\npolcy: queue\n" + ok},
-			`scenes/x.yaml:2: unknown key "polcy"; expected one of: description, name, policy, steps, triggers`},
+			`scenes/x.yaml:2: unknown key "polcy"; expected one of: description, name, on_cancel, policy, steps, triggers`},
 		{"unknown key in step", map[string]string{"x.yaml": "name: x\nsteps:\n  - at: 0s\n    target: a\n    do: \"on\"\n    colour: red\n"},
 			`scenes/x.yaml:6: unknown key "colour" in steps[0]`},
 		{"unknown target", map[string]string{"x.yaml": "name: x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\n  - {at: 1s, target: strobe, do: \"on\"}\n"},
@@ -106,6 +106,8 @@ func FuzzParse(f *testing.F) {
 	f.Add("name: x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\n")
 	f.Add("name: x\ntriggers:\n  - cron: \"*/5 * * * *\"\n  - event: a/+/b\n    match: {x.y: 1}\nsteps:\n  - {at: 1s, publish: {topic: t, payload: {a: [1]}}}\n")
 	f.Add("name: x\nsteps:\n  - {at: 0s, webhook: {url: \"http://h\", body: 3, retries: 1}}\n")
+	f.Add("name: x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\non_cancel:\n  - {at: 0s, target: a, do: \"off\"}\n  - {at: 1s, publish: {topic: t}}\n")
+	f.Add("name: x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\non_cancel: []\n")
 	r := &recorder{}
 	targets := newTargets(r, "a", "b")
 	f.Fuzz(func(t *testing.T, src string) {
@@ -122,6 +124,11 @@ func FuzzParse(f *testing.F) {
 		for i := 1; i < len(sc.Steps); i++ {
 			if sc.Steps[i].At < sc.Steps[i-1].At {
 				t.Fatal("accepted unordered steps")
+			}
+		}
+		for i, st := range sc.cancelSteps {
+			if st.At < 0 || st.At > MaxOnCancel || (i > 0 && st.At < sc.cancelSteps[i-1].At) {
+				t.Fatalf("accepted on_cancel step %d at %v", i, st.At)
 			}
 		}
 	})

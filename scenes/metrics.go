@@ -6,6 +6,7 @@ type metrics struct {
 	lateness *prometheus.HistogramVec
 	spread   *prometheus.HistogramVec
 	runs     *prometheus.CounterVec
+	fires    *prometheus.CounterVec
 	configOK prometheus.Gauge
 }
 
@@ -27,6 +28,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "fieldkit_scene_runs_total",
 			Help: "Scene runs by how they ended (done, cancelled, failed).",
 		}, []string{"scene", "state"}),
+		fires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldkit_scene_fires_total",
+			Help: "Scene fires by what became of them: started, restarted, queued, ignored_busy, refused_queue_full, refused_rate_limit, unknown_scene.",
+		}, []string{"scene", "outcome"}),
 		configOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fieldkit_scene_config_ok",
 			Help: "1 when the last scene (re)load succeeded, 0 when it was refused.",
@@ -35,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lateness, m.spread, m.runs, m.configOK} {
+	for _, c := range []prometheus.Collector{m.lateness, m.spread, m.runs, m.fires, m.configOK} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -31,11 +31,25 @@ type Scene struct {
 	Policy      Policy    `yaml:"policy,omitempty" json:"policy"`
 	Triggers    []Trigger `yaml:"triggers,omitempty" json:"triggers"`
 	Steps       []Step    `yaml:"steps" json:"steps"`
+	// OnCancel are the steps run when the scene is cancelled (not when it
+	// is restarted, nor when the agent stops), timed from the cancel.
+	// Left out, cancelling switches off every output the steps use; an
+	// empty list leaves the outputs as they are.
+	OnCancel []Step `yaml:"on_cancel,omitempty" json:"on_cancel,omitempty"`
 
 	// File is where the scene was loaded from.
 	File string `yaml:"-" json:"file"`
 
-	doc *confutil.Doc
+	doc         *confutil.Doc
+	cancelSteps []Step // OnCancel, or the default when it is left out
+}
+
+// length is when the scene's last step is due.
+func (sc *Scene) length() time.Duration {
+	if len(sc.Steps) == 0 {
+		return 0
+	}
+	return sc.Steps[len(sc.Steps)-1].At
 }
 
 // Trigger fires a scene. Exactly one of MQTT, Event, Button, Daily and

@@ -3,6 +3,7 @@ package scenes
 import (
 	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -26,4 +27,21 @@ func realtimeThread(prio int) error {
 		return errno
 	}
 	return nil
+}
+
+// threadSleep blocks the calling thread in the kernel for d. A timeline
+// worker waits for its next step this way rather than on a Go timer: a
+// timer's wake-up is delivered by whichever thread runs the scheduler,
+// an ordinary one that waits its turn behind the box's other work (tens
+// of milliseconds at a load of 20), while the kernel wakes a real-time
+// thread from nanosleep at once.
+func threadSleep(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
+	for {
+		var left syscall.Timespec
+		if err := syscall.Nanosleep(&ts, &left); err != syscall.EINTR {
+			return
+		}
+		ts = left
+	}
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"sync"
+	"runtime"
 	"time"
 
 	"fieldkit/drivers/cue"
@@ -50,6 +52,8 @@ type RunRecord struct {
 	Started time.Time    `json:"started"`
 	Ended   *time.Time   `json:"ended,omitempty"`
 	Steps   []StepRecord `json:"steps"`
+	// OnCancel records the on_cancel steps, run after a cancel.
+	OnCancel []StepRecord `json:"on_cancel,omitempty"`
 }
 
 // StepRecord is when a step was due and when it was dispatched.
@@ -71,18 +75,22 @@ type StepRecord struct {
 }
 
 func newRecord(r *run) *RunRecord {
-	rec := &RunRecord{Run: r.id, Trigger: r.fire.source, State: StateRunning, Steps: make([]StepRecord, len(r.sc.Steps))}
-	for i := range r.sc.Steps {
-		st := &r.sc.Steps[i]
-		rec.Steps[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets}
+	return &RunRecord{Run: r.id, Trigger: r.fire.source, State: StateRunning, Steps: newRecords(r.sc.Steps)}
+}
+
+func newRecords(steps []Step) []StepRecord {
+	recs := make([]StepRecord, len(steps))
+	for i := range steps {
+		st := &steps[i]
+		recs[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets}
 		switch {
 		case st.Publish != nil:
-			rec.Steps[i].Targets = []string{st.Publish.Topic}
+			recs[i].Targets = []string{st.Publish.Topic}
 		case st.Webhook != nil:
-			rec.Steps[i].Targets = []string{st.Webhook.URL}
+			recs[i].Targets = []string{st.Webhook.URL}
 		}
 	}
-	return rec
+	return recs
 }
 
 func us(d time.Duration) *float64 {
@@ -90,13 +98,60 @@ func us(d time.Duration) *float64 {
 	return &v
 }
 
-// execute runs r's timeline. Steps due at the same time form a group whose
-// cue actions are applied back to back (Apply never blocks, by contract),
-// and whose publish and webhook steps go out on their own goroutines, so
-// nothing in a group waits for the network.
-func (e *Engine) execute(s *slot, r *run, prev *run) {
-	defer e.runs.Done()
-	defer close(r.done)
+// publishers is how many goroutines send publish steps. A publish waits
+// for the broker (QoS 1 and 2) or the socket; a few side by side keep one
+// slow acknowledgement from holding up the next cue.
+const publishers = 4
+
+// idleWorkers is how many timeline workers wait for the next run. More
+// run only while that many scenes wait for later steps at once.
+const idleWorkers = 4
+
+// asyncStep is a publish or webhook step in flight.
+type asyncStep struct {
+	s    *slot
+	r    *run
+	k    int
+	wait func(context.Context) error // a publish already handed to the connection
+}
+
+// launch drives r from the calling goroutine through the steps that are
+// due now (a cue's usual single step), and hands it to a timeline worker
+// at the first step it must wait for. A run it finishes may start the
+// next queued one, which it drives the same way.
+func (e *Engine) launch(s *slot, r *run) {
+	for r != nil {
+		wait, next, later := e.drive(s, r, false)
+		if wait {
+			e.toWorker(s, r)
+		}
+		// QoS 0 publishes sent above are settled here, after the cue
+		// is out: waking a publisher goroutine for them would take a
+		// processor from the cue's way to the broker.
+		for _, a := range later {
+			e.finishAsync(a.r, a.k, sentQoS0(a.wait))
+			e.launch(a.s, e.release(a.s, a.r))
+		}
+		r = next
+	}
+}
+
+func (e *Engine) toWorker(s *slot, r *run) {
+	select {
+	case e.work <- workItem{s, r}:
+	default:
+		e.workers.Add(1)
+		go e.worker(s, r)
+	}
+}
+
+// worker drives runs that wait for later steps. It holds an OS thread at
+// real-time priority (when allowed) for its whole life and keeps it
+// between runs, so a run costs no thread; a worker beyond idleWorkers
+// ends after its run, and its thread with it, so that no other goroutine
+// ever runs at that priority.
+func (e *Engine) worker(s *slot, r *run) {
+	defer e.workers.Done()
 	if prio := e.cfg.rtPriority(); prio > 0 {
 		if err := realtimeThread(prio); err != nil {
 			e.rtRefused.Do(func() {
@@ -105,98 +160,237 @@ func (e *Engine) execute(s *slot, r *run, prev *run) {
 			})
 		}
 	}
-	// The timeline counts from the fire, so that a slow goroutine start
-	// shows as lateness; after a restart, from the end of the old run.
-	start := r.fired
-	if prev != nil {
-		<-prev.done
-		start = e.clk.Now()
+	for {
+		for r != nil {
+			_, r, _ = e.drive(s, r, true)
+		}
+		if e.idle.Add(1) > idleWorkers {
+			e.idle.Add(-1)
+			return
+		}
+		select {
+		case w := <-e.work:
+			e.idle.Add(-1)
+			s, r = w.s, w.r
+		case <-e.quit:
+			e.idle.Add(-1)
+			return
+		}
 	}
-	e.mu.Lock()
-	r.rec.Started = start
-	s.last = r.rec
-	e.setStatusLocked(s, Status{State: StateRunning, Steps: len(r.sc.Steps), Run: r.id})
-	e.mu.Unlock()
-	e.log.Info("scene started", "scene", r.sc.Name, "run", r.id, "trigger", r.fire.source)
+}
 
-	applyCtx := e.ctx // lasting effects belong to the targets, not to this run
-	steps := r.sc.Steps
-	var async sync.WaitGroup
-	type result struct {
-		actual time.Time
-		err    error
+// publisher sends publish steps until Run ends.
+func (e *Engine) publisher() {
+	defer e.pubLoops.Done()
+	for a := range e.pubq {
+		e.runAsync(a)
 	}
-	results := make([]result, len(steps))
-	for i := 0; i < len(steps); {
+}
+
+func (e *Engine) startAsync(a asyncStep) {
+	if a.wait != nil || a.r.steps[a.k].Publish != nil {
+		select {
+		case e.pubq <- a:
+			return
+		default: // all busy and a backlog: do not make the timeline wait
+		}
+	}
+	go e.runAsync(a)
+}
+
+func (e *Engine) runAsync(a asyncStep) {
+	st := &a.r.steps[a.k]
+	var err error
+	switch {
+	case a.wait != nil:
+		err = a.wait(a.r.stepsCtx)
+	case st.Publish != nil:
+		err = e.publish(a.r, st.Publish)
+	default:
+		err = e.webhook(a.r, st.Webhook)
+	}
+	e.finishAsync(a.r, a.k, err)
+	e.launch(a.s, e.release(a.s, a.r))
+}
+
+// drive runs r's step groups from r.next on. Steps due at the same time
+// form a group whose cue actions are applied back to back (Apply never
+// blocks, by contract), and whose publish and webhook steps are sent by
+// other goroutines, so nothing in a group waits for the network. Off a
+// worker it stops at the first group not yet due and reports wait; on a
+// worker it waits for it. When the phase is over it returns the run to
+// drive next, if any (r again for its on_cancel steps, or the scene's
+// next queued run).
+func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, later []asyncStep) {
+	steps := r.steps
+	ctx := r.stepsCtx
+	for r.next < len(steps) {
+		i := r.next
 		j := i
 		for j < len(steps) && steps[j].At == steps[i].At {
 			j++
 		}
-		planned := start.Add(steps[i].At)
-		if !e.wait(r.ctx, planned) {
+		planned := r.start.Add(steps[i].At)
+		if e.clk.Now().Before(planned) {
+			e.mu.Lock()
+			e.announceLocked(s, r)
+			e.mu.Unlock()
+			if !onWorker {
+				return true, nil, later
+			}
+		}
+		if !e.wait(ctx, planned, onWorker) {
 			break
 		}
-		first, last := time.Time{}, time.Time{}
-		// Outputs that hear back from their device measure the cue end
-		// to end, from the step's planned time.
-		stepCtx := cue.WithPlanned(applyCtx, planned)
-		for k := i; k < j; k++ {
-			st := &steps[k]
-			switch {
-			case st.Publish != nil:
-				results[k].actual = e.clk.Now()
-				async.Add(1)
-				go func(k int) { defer async.Done(); e.finishAsync(r, k, e.publish(r, st.Publish)) }(k)
-			case st.Webhook != nil:
-				results[k].actual = e.clk.Now()
-				async.Add(1)
-				go func(k int) { defer async.Done(); e.finishAsync(r, k, e.webhook(r, st.Webhook)) }(k)
-			default:
-				var errs []error
-				for n, name := range st.targets {
-					now := e.clk.Now()
-					if n == 0 {
-						results[k].actual = now
-					}
-					if first.IsZero() {
-						first = now
-					}
-					last = now
-					if err := e.d.Targets[name].Apply(stepCtx, st.Action); err != nil {
-						errs = append(errs, fmt.Errorf("%s: %w", name, err))
-					}
-				}
-				results[k].err = joinErrs(errs)
-			}
-			if first.IsZero() {
-				first = results[k].actual
-			}
-			if results[k].actual.After(last) {
-				last = results[k].actual
-			}
-		}
-		spread := last.Sub(first)
-		e.mu.Lock()
-		for k := i; k < j; k++ {
-			sr := &r.rec.Steps[k]
-			p, a := planned, results[k].actual
-			sr.Planned, sr.Actual = &p, &a
-			sr.LatenessUS, sr.SpreadUS = us(a.Sub(p)), us(spread)
-			if steps[k].Publish != nil || steps[k].Webhook != nil {
-				sr.Pending = !sr.asyncDone
-			}
-			if results[k].err != nil {
-				sr.Error = results[k].err.Error()
-			}
-			e.met.lateness.WithLabelValues(r.sc.Name).Observe(a.Sub(p).Seconds())
-		}
-		e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
-		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
-		e.mu.Unlock()
-		i = j
+		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
+		r.next = j
 	}
-	async.Wait()
-	e.finish(s, r)
+	return false, e.release(s, r), later
+}
+
+// dispatch runs the group steps[i:j] due at planned and records it.
+// Off a worker (on the goroutine that fired the run, at once) a publish
+// is handed to the connection right here, so that a relayed cue pays no
+// goroutine switch; a worker leaves even that to the publishers, since
+// a connection whose socket is stuck may take a while to accept it.
+//
+// QoS 0 publishes sent inline are appended to later, for the caller to
+// wait for (briefly: until the connection has written them).
+func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline bool, later []asyncStep) []asyncStep {
+	steps := r.steps
+	applyCtx := r.applyCtx
+	var actual [8]time.Time
+	var errs [8]error
+	acts, aerrs := actual[:0], errs[:0]
+	var async []asyncStep
+	first, last := time.Time{}, time.Time{}
+	var stepCtx context.Context // applyCtx with the planned time, made for the first target
+	snd, canSend := e.d.MQTT.(sender)
+	sent := false
+	for k := i; k < j; k++ {
+		st := &steps[k]
+		var at time.Time
+		var err error
+		switch {
+		case st.Publish != nil && inline && canSend:
+			at = e.clk.Now()
+			t, qos, retain, body := r.publishArgs(st.Publish)
+			async = append(async, asyncStep{s, r, k, snd.Send(t, qos, retain, body)})
+			sent = true
+		case st.Publish != nil, st.Webhook != nil:
+			at = e.clk.Now()
+			async = append(async, asyncStep{s: s, r: r, k: k})
+		default:
+			var errl []error
+			for n, name := range st.targets {
+				now := e.clk.Now()
+				if n == 0 {
+					at = now
+				}
+				if first.IsZero() {
+					first = now
+				}
+				last = now
+				if stepCtx == nil {
+					// Outputs that hear back from their device measure
+					// the cue end to end, from the step's planned time.
+					stepCtx = cue.WithPlanned(applyCtx, planned)
+				}
+				if err := e.d.Targets[name].Apply(stepCtx, st.Action); err != nil {
+					errl = append(errl, fmt.Errorf("%s: %w", name, err))
+				}
+			}
+			err = joinErrs(errl)
+		}
+		if first.IsZero() {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+		acts, aerrs = append(acts, at), append(aerrs, err)
+	}
+	if sent {
+		// The connection's writer goroutine was made runnable on this
+		// processor; let it write the cue now rather than after this
+		// run's bookkeeping, or after the kernel wakes another thread
+		// for it (on a busy box, a tenth of a millisecond).
+		runtime.Gosched()
+	}
+	spread := last.Sub(first)
+	e.mu.Lock()
+	e.announceLocked(s, r)
+	r.holds += len(async)
+	recs := r.records()
+	for k := i; k < j; k++ {
+		sr := &recs[k]
+		p, a := planned, acts[k-i]
+		sr.Planned, sr.Actual = &p, &a
+		sr.LatenessUS, sr.SpreadUS = us(a.Sub(p)), us(spread)
+		if steps[k].Publish != nil || steps[k].Webhook != nil {
+			sr.Pending = !sr.asyncDone
+		}
+		if aerrs[k-i] != nil {
+			sr.Error = aerrs[k-i].Error()
+		}
+		e.met.lateness.WithLabelValues(r.sc.Name).Observe(a.Sub(p).Seconds())
+	}
+	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
+	if r.phase == phaseSteps {
+		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
+	}
+	e.mu.Unlock()
+	for _, a := range async {
+		if a.wait != nil && steps[a.k].Publish.QoS == 0 {
+			later = append(later, a)
+			continue
+		}
+		e.startAsync(a)
+	}
+	return later
+}
+
+// sentQoS0 is the outcome of a QoS 0 publish handed to the connection:
+// the connection refused it at once (not connected), or it is on its
+// way, which is all QoS 0 promises. Waiting until the socket write is
+// done would only take a goroutine switch and a processor from the cue.
+func sentQoS0(wait func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := wait(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// records are the step records of r's current phase; guarded by e.mu.
+func (r *run) records() []StepRecord {
+	if r.phase == phaseOnCancel {
+		return r.rec.OnCancel
+	}
+	return r.rec.Steps
+}
+
+// release drops one hold on r (its driver's, or a publish's or
+// webhook's). The last one ends the phase: after a cancel the run goes
+// on with its on_cancel steps, otherwise it ends and the scene's next
+// run, if any, is returned to be launched.
+func (e *Engine) release(s *slot, r *run) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r.holds--
+	if r.holds > 0 {
+		return nil
+	}
+	if r.phase == phaseSteps && r.byUser && len(r.sc.cancelSteps) > 0 && !e.stopped {
+		r.phase, r.steps, r.stepsCtx = phaseOnCancel, r.sc.cancelSteps, e.ctx
+		r.start, r.next, r.holds = e.clk.Now(), 0, 1
+		r.rec.OnCancel = newRecords(r.sc.cancelSteps)
+		e.setStatusLocked(s, Status{State: StateRunning, Step: s.status.Step, Steps: len(r.sc.Steps), Run: r.id,
+			Reason: r.why + "; running its on_cancel steps"})
+		return r
+	}
+	return e.finishLocked(s, r)
 }
 
 // spinWindow is how long before a step's time the timeline stops trusting
@@ -204,11 +398,19 @@ func (e *Engine) execute(s *slot, r *run, prev *run) {
 // a millisecond or more late, which twelve lights and a presenter notice.
 const spinWindow = 5 * time.Millisecond
 
+// threadSlice is the longest a worker's thread sleeps before it looks
+// whether its run was cancelled.
+const threadSlice = 20 * time.Millisecond
+
 // wait blocks until planned on the engine clock, or until ctx ends. The
 // timer brings it close; the last spinWindow is polled, bounded in real
 // time, and a clock that has not got there by then (a fake one in tests)
 // is waited on with a timer again, so a step never runs early.
-func (e *Engine) wait(ctx context.Context, planned time.Time) bool {
+//
+// On a worker, with the real clock, the wait until the window is a
+// sleep of the worker's own thread (threadSleep), in slices of at most
+// threadSlice so that a cancel is seen soon.
+func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) bool {
 	if ctx.Err() != nil {
 		return false
 	}
@@ -216,7 +418,15 @@ func (e *Engine) wait(ctx context.Context, planned time.Time) bool {
 	if d <= 0 {
 		return true
 	}
-	if d > spinWindow && !e.sleep(ctx, d-spinWindow) {
+	if onWorker && e.realClock {
+		for d > spinWindow {
+			threadSleep(min(d-spinWindow, threadSlice))
+			if ctx.Err() != nil {
+				return false
+			}
+			d = planned.Sub(e.clk.Now())
+		}
+	} else if d > spinWindow && !e.sleep(ctx, d-spinWindow) {
 		return false
 	}
 	// The poll does not yield: on a busy box a goroutine that gives up its
@@ -262,7 +472,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) bool {
 func (e *Engine) finishAsync(r *run, k int, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sr := &r.rec.Steps[k]
+	sr := &r.records()[k]
 	sr.Pending, sr.asyncDone = false, true
 	if err != nil {
 		sr.Error = err.Error()
@@ -270,17 +480,16 @@ func (e *Engine) finishAsync(r *run, k int, err error) {
 	}
 }
 
-func (e *Engine) finish(s *slot, r *run) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// finishLocked ends r, publishes its final state and starts the scene's
+// next run (a restart waiting, else the first queued fire), returned for
+// the caller to launch once it lets go of e.mu.
+func (e *Engine) finishLocked(s *slot, r *run) *run {
+	defer e.active.Done()
 	r.cancel()
 	rec := r.rec
 	now := e.clk.Now()
 	rec.Ended = &now
 	st := Status{Steps: len(r.sc.Steps), Run: r.id, Step: s.status.Step}
-	if s.cur != r {
-		st.Step = 0
-	}
 	switch {
 	case r.why != "":
 		st.State, st.Reason = StateCancelled, r.why
@@ -293,40 +502,70 @@ func (e *Engine) finish(s *slot, r *run) {
 			}
 		}
 	}
+	if st.State == StateCancelled {
+		for _, sr := range rec.OnCancel {
+			if sr.Error != "" {
+				st.Reason += fmt.Sprintf("; on_cancel step %d (%s): %s", sr.Step, sr.Kind, sr.Error)
+				break
+			}
+		}
+	}
 	rec.State, rec.Reason = st.State, st.Reason
 	e.met.runs.WithLabelValues(r.sc.Name, st.State).Inc()
-	e.log.Info("scene ended", "scene", r.sc.Name, "run", r.id, "state", st.State, "reason", st.Reason)
-	if s.cur != r {
-		// Restarted: the next run has already taken the slot. Record the
-		// end on the bus and MQTT all the same.
-		e.setStatusLocked(s, st)
-		return
+	// A run that went through is in its state topic and the metrics; a
+	// relay scene may run many times a second, each a log line otherwise.
+	lvl := slog.LevelInfo
+	if st.State == StateDone {
+		lvl = slog.LevelDebug
 	}
+	e.log.Log(context.Background(), lvl, "scene ended", "scene", r.sc.Name, "run", r.id, "state", st.State, "reason", st.Reason)
 	s.cur = nil
 	e.setStatusLocked(s, st)
 	if s.removed {
 		delete(e.slots, s.name)
 		e.pushStateLocked(stateMsg{name: s.name})
-		return
+		return nil
 	}
-	if len(s.queue) > 0 && !e.stopped {
-		next := s.queue[0]
+	if e.stopped {
+		return nil
+	}
+	sc, ok := e.set.Load().Get(s.name)
+	if !ok {
+		return nil
+	}
+	switch {
+	case s.pending != nil:
+		f := *s.pending
+		s.pending = nil
+		return e.startLocked(s, sc, f)
+	case len(s.queue) > 0:
+		f := s.queue[0]
 		s.queue = s.queue[1:]
-		if sc, ok := e.set.Load().Get(s.name); ok {
-			e.startLocked(s, sc, next, nil)
-		}
+		return e.startLocked(s, sc, f)
 	}
+	return nil
+}
+
+// sender is what *mqttc.Conn has beyond MQTT: hand a publish to the
+// connection now, wait for it later.
+type sender interface {
+	Send(topic string, qos byte, retained bool, payload []byte) (wait func(context.Context) error)
 }
 
 func (e *Engine) publish(r *run, p *Publish) error {
 	if e.d.MQTT == nil {
 		return fmt.Errorf("publish %s: no MQTT connection", p.Topic)
 	}
-	body := p.body
+	t, qos, retain, body := r.publishArgs(p)
+	return e.d.MQTT.Publish(r.stepsCtx, t, qos, retain, body)
+}
+
+func (r *run) publishArgs(p *Publish) (topic string, qos byte, retain bool, body []byte) {
+	body = p.body
 	if p.Passthrough && len(r.fire.payload) > 0 {
 		body = r.fire.payload
 	}
-	return e.d.MQTT.Publish(r.ctx, p.Topic, byte(p.QoS), p.Retain, body)
+	return p.Topic, byte(p.QoS), p.Retain, body
 }
 
 func (e *Engine) webhook(r *run, w *Webhook) error {
@@ -334,14 +573,14 @@ func (e *Engine) webhook(r *run, w *Webhook) error {
 	var err error
 	for attempt := 0; attempt <= w.retries(); attempt++ {
 		if attempt > 0 {
-			if backoff.Sleep(r.ctx, e.clk, b.Next()) != nil {
+			if backoff.Sleep(r.stepsCtx, e.clk, b.Next()) != nil {
 				return fmt.Errorf("webhook %s: cancelled after %d tries: %w", w.URL, attempt, err)
 			}
 		}
-		if err = e.post(r.ctx, w); err == nil {
+		if err = e.post(r.stepsCtx, w); err == nil {
 			return nil
 		}
-		if r.ctx.Err() != nil {
+		if r.stepsCtx.Err() != nil {
 			return fmt.Errorf("webhook %s: cancelled: %w", w.URL, err)
 		}
 	}

@@ -70,28 +70,45 @@ func (e *Engine) checkPayload(p []byte, wantJSON bool) error {
 }
 
 // onRunTopic handles <prefix>/scene/<name>/run.
-func (e *Engine) onRunTopic(_ context.Context, m mqttc.Message) error {
+func (e *Engine) onRunTopic(ctx context.Context, m mqttc.Message) error {
 	name := sceneFromTopic(m.Topic)
-	if m.Retained {
-		return fmt.Errorf("scene %q: a retained run message is ignored (it would run the scene again on every reconnect); publish it without retain", name)
-	}
-	if err := e.checkPayload(m.Payload, true); err != nil {
-		return err
+	if err := e.commandOK(ctx, m, "run"); err != nil {
+		return fmt.Errorf("scene %q: %w", name, err)
 	}
 	_, err := e.Fire(name, "mqtt "+m.Topic, m.Payload)
 	return e.quietBusy(err)
 }
 
 // onCancelTopic handles <prefix>/scene/<name>/cancel.
-func (e *Engine) onCancelTopic(_ context.Context, m mqttc.Message) error {
-	if m.Retained {
-		return nil
+func (e *Engine) onCancelTopic(ctx context.Context, m mqttc.Message) error {
+	name := sceneFromTopic(m.Topic)
+	if err := e.commandOK(ctx, m, "cancel"); err != nil {
+		return fmt.Errorf("scene %q: %w", name, err)
 	}
-	if err := e.checkPayload(m.Payload, true); err != nil {
-		return err
-	}
-	_, err := e.Cancel(sceneFromTopic(m.Topic), "mqtt "+m.Topic)
+	_, err := e.Cancel(name, "mqtt "+m.Topic)
 	return err
+}
+
+// commandOK refuses what must never run or cancel a scene: a retained
+// message (the broker hands it out again on every reconnect, so it would
+// act each time; the agent clears it), and an empty one (which is how a
+// retained message is cleared, and is delivered to live subscribers as a
+// plain message); then payloads that are too big or not JSON.
+func (e *Engine) commandOK(ctx context.Context, m mqttc.Message, verb string) error {
+	if m.Retained {
+		if e.d.MQTT != nil && len(m.Payload) > 0 {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := e.d.MQTT.Publish(ctx, m.Topic, 1, true, nil); err != nil {
+				e.log.Warn("cannot clear a retained scene command", "topic", m.Topic, "err", err)
+			}
+		}
+		return fmt.Errorf("a retained %s message is ignored, and cleared (it would act again on every reconnect); publish it without retain", verb)
+	}
+	if len(m.Payload) == 0 {
+		return fmt.Errorf("an empty %s message is ignored (clearing a retained message sends one); send a JSON value such as {}", verb)
+	}
+	return e.checkPayload(m.Payload, true)
 }
 
 func sceneFromTopic(t string) string {

@@ -33,6 +33,7 @@ declare -A want=(
 	[prometheus]=/usr/bin/promtool
 	[udev]=/bin/udevadm
 	[umockdev]=/usr/bin/umockdev-run
+	[python3-cryptography]=/usr/lib/python3/dist-packages/cryptography/__init__.py
 )
 missing=()
 for pkg in "${!want[@]}"; do
@@ -64,6 +65,7 @@ fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 export CGO_ENABLED=1
 export FIELDKIT_MOSQUITTO=/usr/sbin/mosquitto
+export FIELDKIT_PYTHON=/usr/bin/python3
 export FIELDKIT_CHROMIUM=/usr/bin/chromium
 
 log "go version"

@@ -53,6 +53,7 @@ type hub struct {
 	bus     *bus.Bus
 	clock   clock.Clock
 	tick    time.Duration
+	beat    time.Duration
 
 	readMu  sync.Mutex // one reader at a time keeps broadcasts in order
 	mu      sync.Mutex
@@ -62,8 +63,8 @@ type hub struct {
 	kick    chan struct{}
 }
 
-func newHub(sources []Source, handler func() http.Handler, b *bus.Bus, c clock.Clock, tick time.Duration) *hub {
-	return &hub{sources: sources, handler: handler, bus: b, clock: c, tick: tick,
+func newHub(sources []Source, handler func() http.Handler, b *bus.Bus, c clock.Clock, tick, beat time.Duration) *hub {
+	return &hub{sources: sources, handler: handler, bus: b, clock: c, tick: tick, beat: beat,
 		clients: map[chan message]struct{}{}, last: map[string][]byte{}, readAt: map[string]time.Time{},
 		kick: make(chan struct{}, 1)}
 }
@@ -230,7 +231,8 @@ func (h *hub) closeAll() {
 }
 
 // serve is GET /api/events: a text/event-stream of "event: <source>" with
-// the source's JSON (or null when absent) as data.
+// the source's JSON (or null when absent) as data, and "event: alive"
+// with the server's time (Unix ms) every beat.
 func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
@@ -245,14 +247,17 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 	defer h.unsubscribe(c)
 	fmt.Fprint(w, "retry: 2000\n\n")
 	fl.Flush()
-	ping := time.NewTicker(15 * time.Second)
-	defer ping.Stop()
+	// "alive" every beat tells the page the box still answers: its
+	// silence (a cut network, a hung agent) greys the page out even when
+	// no connection error reaches the browser.
+	alive := time.NewTicker(h.beat)
+	defer alive.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-ping.C:
-			fmt.Fprint(w, ": ping\n\n")
+		case t := <-alive.C:
+			fmt.Fprintf(w, "event: alive\ndata: %d\n\n", t.UnixMilli())
 		case m, ok := <-c:
 			if !ok {
 				return

@@ -49,6 +49,9 @@ type Deps struct {
 	// Tick is how often sections are re-read while a page is open, for
 	// state that changes without a bus event (0: 1 s).
 	Tick time.Duration
+	// Heartbeat is how often the stream says "alive" (0: 500 ms); the
+	// page goes stale after 2 s without a word.
+	Heartbeat time.Duration
 }
 
 // Server serves the page.
@@ -98,6 +101,9 @@ func New(d Deps) (*Server, error) {
 	if d.Tick == 0 {
 		d.Tick = time.Second
 	}
+	if d.Heartbeat == 0 {
+		d.Heartbeat = 500 * time.Millisecond
+	}
 	s := &Server{d: d, assets: map[string]*asset{}}
 	err := fs.WalkDir(assetFS, "assets", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || strings.HasSuffix(p, ".tmpl") {
@@ -127,7 +133,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.index = newAsset("index.html", page.Bytes())
 	s.login = tmpl.Lookup("login.html.tmpl")
-	s.hub = newHub(d.Sources, d.Handler, d.Bus, d.Clock, d.Tick)
+	s.hub = newHub(d.Sources, d.Handler, d.Bus, d.Clock, d.Tick, d.Heartbeat)
 	if d.Health != nil {
 		d.Health.OnChange(func(health.Part) { s.hub.Kick() })
 	}
@@ -267,6 +273,6 @@ func (s *Server) doLogout(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, http.StatusForbidden, err.Error())
 		return
 	}
-	s.d.Auth.Logout(w)
+	s.d.Auth.Logout(w, r)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,4 +267,62 @@ func TestEventStream(t *testing.T) {
 	f.count.Store(7)
 	f.bus.Publish("scene/x/state", []byte(`{}`))
 	await(t, evs, "status change", func(e sse) bool { return e.name == "status" && e.data == `{"box":"t1","n":7}` })
+}
+
+// The stream says "alive" every heartbeat, so a page can tell a silent
+// agent from a quiet one.
+func TestEventStreamHeartbeat(t *testing.T) {
+	f := newFixture(t, false)
+	resp, err := http.Get(f.srv.URL + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	evs := readEvents(t, resp.Body)
+	start := time.Now()
+	for i := 0; i < 2; i++ {
+		await(t, evs, "alive", func(e sse) bool {
+			ms, err := strconv.ParseInt(e.data, 10, 64)
+			return e.name == "alive" && err == nil && ms > start.Add(-time.Minute).UnixMilli()
+		})
+	}
+}
+
+// The page runs under style-src 'self' and script-src 'self': nothing in
+// it may be inline, or the browser blocks it (the battery bars were all
+// full width that way).
+func TestPageHasNothingInline(t *testing.T) {
+	for _, name := range []string{"assets/index.html.tmpl", "assets/login.html.tmpl"} {
+		b, err := assetFS.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []*regexp.Regexp{
+			regexp.MustCompile(`(?i)\sstyle\s*=`), regexp.MustCompile(`(?i)<style`),
+			regexp.MustCompile(`(?i)\son[a-z]+\s*=`),
+			regexp.MustCompile(`(?i)javascript:`),
+		} {
+			if m := bad.Find(b); m != nil {
+				t.Errorf("%s: inline %q", name, m)
+			}
+		}
+		for _, tag := range regexp.MustCompile(`(?i)<script[^>]*>`).FindAll(b, -1) {
+			if !strings.Contains(string(tag), "src=") {
+				t.Errorf("%s: inline script %q", name, tag)
+			}
+		}
+	}
+	js, err := assetFS.ReadFile("assets/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`"style"`, `.style`, `cssText`, `innerHTML`, `eval(`, `new Function`} {
+		if strings.Contains(string(js), bad) {
+			t.Errorf("app.js uses %s", bad)
+		}
+	}
+	// el("span", {style: "width:40%"}) sets a style attribute.
+	if m := regexp.MustCompile(`[{,]\s*["']?style["']?\s*:`).Find(js); m != nil {
+		t.Errorf("app.js sets a style attribute: %q", m)
+	}
 }

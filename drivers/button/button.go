@@ -16,7 +16,6 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 
-	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 )
 
@@ -25,6 +24,12 @@ var (
 	ErrNoPin   = errors.New("button: no pin")
 	ErrBadOpts = errors.New("button: invalid options")
 )
+
+// Events is where a button's presses go: the agent's in-process bus
+// (internal/bus.Bus), whose topics are relative to the box prefix.
+type Events interface {
+	Publish(topic string, payload []byte)
+}
 
 // Opts configure a button.
 type Opts struct {
@@ -42,8 +47,9 @@ type Opts struct {
 	Debounce time.Duration
 	// Poll bounds each wait for an edge, so that Run notices its context
 	// ending and a level that settled after the last edge.
-	Poll  time.Duration
-	Bus   *bus.Bus
+	Poll time.Duration
+	// Bus receives the events button/<name>/press|release; nil means none.
+	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
 }

@@ -59,6 +59,18 @@ type Target interface {
 	Close() error
 }
 
+// Safer is an output with a safe state: where the agent puts it on start,
+// before any scene runs, so that nothing a crashed or killed agent left on
+// stays on. The safe state is off. An output on the network keeps the safe
+// state as its desired state, so it is sent again after a reconnect if
+// the device could not be reached at once. Outputs with no lasting state
+// (a wearable's one-shot buzz) need not implement it.
+type Safer interface {
+	// Safe stops whatever the output plays and puts it in its safe
+	// state. Like Apply it returns quickly.
+	Safe(ctx context.Context) error
+}
+
 // PulseStep is one on/off beat of a haptic pattern.
 type PulseStep struct {
 	On       time.Duration `json:"on"`

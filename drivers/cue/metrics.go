@@ -2,6 +2,7 @@ package cue
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,8 +22,13 @@ type Metrics struct {
 // answers on its second send (4 s and more).
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// NewMetrics registers the series on reg.
+// NewMetrics registers the series on reg; a nil reg gives nil Metrics,
+// which record nothing. Registering again on the same reg (outputs built
+// anew) shares the series already there.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil || isNilRegistry(reg) {
+		return nil, nil
+	}
 	m := &Metrics{
 		confirm: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "fieldkit_cue_confirmation_seconds",
@@ -47,12 +53,45 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Commands to an MQTT device that the broker did not take (not connected, timeout, refused).",
 		}, []string{"output", "kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.confirm, m.endToEnd, m.misses, m.fallbacks, m.pubFail} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	var err error
+	if m.confirm, err = register(reg, m.confirm); err != nil {
+		return nil, err
+	}
+	if m.endToEnd, err = register(reg, m.endToEnd); err != nil {
+		return nil, err
+	}
+	if m.misses, err = register(reg, m.misses); err != nil {
+		return nil, err
+	}
+	if m.fallbacks, err = register(reg, m.fallbacks); err != nil {
+		return nil, err
+	}
+	if m.pubFail, err = register(reg, m.pubFail); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c, or returns the same series registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.As(err, &are):
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// isNilRegistry catches a typed nil (*prometheus.Registry)(nil) passed as
+// a Registerer.
+func isNilRegistry(reg prometheus.Registerer) bool {
+	r, ok := reg.(*prometheus.Registry)
+	return ok && r == nil
 }
 
 // Confirmed records a device's confirmation of a cue sent at sent, and,

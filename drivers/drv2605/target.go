@@ -79,6 +79,11 @@ func (t *Target) Apply(_ context.Context, a cue.Action) error {
 	return nil
 }
 
+// Safe stops the motor (the safe state).
+func (t *Target) Safe(ctx context.Context) error { return t.Apply(ctx, cue.Action{Do: cue.Off}) }
+
+var _ cue.Safer = (*Target)(nil)
+
 // Wait blocks until the last Apply's bus traffic is done (for tests and
 // for an orderly Close).
 func (t *Target) Wait() { t.run.Stop() }

@@ -172,6 +172,11 @@ func (g *Out) State() any {
 // Close stops any running action and switches the output off.
 func (g *Out) Close() error { return g.Halt() }
 
+// Safe is Halt: off is the safe state.
+func (g *Out) Safe(context.Context) error { return g.Halt() }
+
+var _ cue.Safer = (*Out)(nil)
+
 // Halt stops any running action and switches the output off.
 func (g *Out) Halt() error {
 	g.applyMu.Lock()

@@ -342,6 +342,11 @@ func (s *Strip) State() any {
 // Close stops any effect and turns the LEDs off.
 func (s *Strip) Close() error { return s.Halt() }
 
+// Safe stops any effect and turns the LEDs off (the safe state).
+func (s *Strip) Safe(ctx context.Context) error { return s.Apply(ctx, cue.Action{Do: cue.Off}) }
+
+var _ cue.Safer = (*Strip)(nil)
+
 // Halt stops any effect and turns the LEDs off.
 func (s *Strip) Halt() error {
 	s.applyMu.Lock()

@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
 
@@ -278,10 +279,24 @@ func (d *Device) publish(ctx context.Context, msgs []Message) {
 		d.mu.Unlock()
 		if err != nil {
 			d.o.Metrics.PublishFailed(d.o.Name, string(d.o.Kind))
+		}
+		switch {
+		case errors.Is(err, event.ErrNotConnected):
+			// Expected before the first connect and while the broker is
+			// away; the connection's own health says so.
+			d.log.Debug("MQTT device command waits for the broker", "topic", m.Topic)
+		case err != nil:
 			d.log.Warn("MQTT device command not delivered; it is sent again after the next reconnect", "topic", m.Topic, "err", err)
 		}
 	}
 }
+
+// Safe makes off the desired state and sends it: at once when the broker
+// is there, else as soon as it is (every reconnect re-sends the desired
+// state).
+func (d *Device) Safe(ctx context.Context) error { return d.Apply(ctx, cue.Action{Do: cue.Off}) }
+
+var _ cue.Safer = (*Device)(nil)
 
 // State returns the desired state.
 func (d *Device) State() any {

@@ -15,16 +15,20 @@ package mqttdev
 import (
 	"context"
 
-	"fieldkit/internal/mqttc"
+	"fieldkit/internal/event"
 )
 
 // Conn is the part of the agent's MQTT connection (internal/mqttc.Conn)
 // that the devices use. Topics are absolute.
 type Conn interface {
 	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
-	Handle(filter string, h mqttc.Handler) error
+	Handle(filter string, h event.Handler) error
 	Prefix() string
 	OnConnect(f func())
 }
 
-var _ Conn = (*mqttc.Conn)(nil)
+// Events is where a wearable's alerts go: the agent's in-process bus
+// (internal/bus.Bus), whose topics are relative to the box prefix.
+type Events interface {
+	Publish(topic string, payload []byte)
+}

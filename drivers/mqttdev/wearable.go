@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"fieldkit/drivers/cue"
-	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
-	"fieldkit/internal/mqttc"
+	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
 
@@ -34,7 +33,7 @@ type WearableOpts struct {
 	// AckTimeout is the wait for an ack after each send.
 	AckTimeout time.Duration
 	// Bus receives the alert event cue/<id>/alert; nil means log only.
-	Bus   *bus.Bus
+	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
 	// NewID makes cue ids; the default is unique per process run, so a
@@ -174,7 +173,7 @@ func ParseAck(b []byte) (Ack, error) {
 	return a, nil
 }
 
-func (w *Wearable) onAck(_ context.Context, m mqttc.Message) error {
+func (w *Wearable) onAck(_ context.Context, m event.Message) error {
 	a, err := ParseAck(m.Payload)
 	if err != nil {
 		return err

@@ -18,7 +18,6 @@ import (
 	"fieldkit/drivers/gpioout"
 	"fieldkit/drivers/ledstrip"
 	"fieldkit/drivers/mqttdev"
-	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
 )
@@ -31,12 +30,19 @@ type Board interface {
 	SPI(port string) (spi.PortCloser, error)
 }
 
+// Events is the agent's in-process bus (internal/bus.Bus), as far as
+// the buttons and wearables use it.
+type Events interface {
+	Publish(topic string, payload []byte)
+}
+
 // Deps is what Build needs from the agent.
 type Deps struct {
 	Board Board
 	// MQTT is the agent's connection; required only by MQTT kinds.
-	MQTT  mqttdev.Conn
-	Bus   *bus.Bus
+	MQTT mqttdev.Conn
+	// Bus receives the buttons' and wearables' events.
+	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
 	// Metrics records confirmations, misses and publish failures (nil: none).

@@ -11,7 +11,7 @@ import (
 	"periph.io/x/conn/v3/spi/spitest"
 
 	"fieldkit/drivers/cue"
-	"fieldkit/internal/mqttc"
+	"fieldkit/internal/event"
 )
 
 // checkBoard stands in for the board when targets are built only to check
@@ -30,7 +30,7 @@ func (checkBoard) SPI(string) (spi.PortCloser, error) { return &spitest.Record{}
 type checkConn struct{}
 
 func (checkConn) Publish(context.Context, string, byte, bool, []byte) error { return nil }
-func (checkConn) Handle(string, mqttc.Handler) error                        { return nil }
+func (checkConn) Handle(string, event.Handler) error                        { return nil }
 func (checkConn) Prefix() string                                            { return "fieldkit/check" }
 func (checkConn) OnConnect(func())                                          {}
 

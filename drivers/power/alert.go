@@ -2,6 +2,7 @@ package power
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -59,12 +60,25 @@ var DefaultThresholds = Thresholds{
 	Confirm: 3,
 }
 
-// Alarm turns estimates into a level with hysteresis.
+// Alarm turns estimates into a level with hysteresis. A level never
+// relaxes while the pack discharges: only a charge that rose again (a
+// swap, a charger) clears it, so a flat pack whose voltage reading drops
+// out does not go from swap back to critical. On mains (a UPS on line)
+// the pack is not discharging, so its charge alone decides.
+//
+// On top of the level the readings call for, a device's own flag (a
+// UPS's LB, RB, OVER: Estimate.Floor) holds a least level: raised at
+// once, and released after Confirm samples without it.
 type Alarm struct {
 	th      Thresholds
-	level   Level
+	core    Level // from the readings
 	pending Level
 	count   int
+	low     float64 // lowest charge seen at this level; NaN: none known
+
+	floor      Level // the device's flag, while it holds
+	floorCount int   // samples since the flag last called for floor
+	level      Level // max(core, floor): what is reported
 }
 
 // NewAlarm returns an alarm at Unknown.
@@ -72,7 +86,7 @@ func NewAlarm(th Thresholds) *Alarm {
 	if th.Confirm < 1 {
 		th.Confirm = 1
 	}
-	return &Alarm{th: th}
+	return &Alarm{th: th, low: math.NaN()}
 }
 
 // Level is the current level.
@@ -80,53 +94,83 @@ func (a *Alarm) Level() Level { return a.level }
 
 // Reset forgets the level, so that the next estimate sets it at once
 // (used after a swap and when a source comes back from stale).
-func (a *Alarm) Reset() { a.level, a.pending, a.count = Unknown, Unknown, 0 }
+func (a *Alarm) Reset() {
+	a.core, a.pending, a.count, a.low = Unknown, Unknown, 0, math.NaN()
+	a.floor, a.floorCount, a.level = Unknown, 0, Unknown
+}
+
+// discharging reports whether the charge has not risen since the level
+// was set: by at least the hysteresis margin (1 point when none is set).
+func (a *Alarm) discharging(e Estimate) bool {
+	if e.OnMains || !known(e.Percent) || !known(a.low) {
+		return false // charging, or no charge to judge by: the thresholds decide
+	}
+	return e.Percent < a.low+math.Max(a.th.HystPercent, 1)
+}
 
 // Update feeds an estimate and returns the level and whether it changed.
 func (a *Alarm) Update(e Estimate) (Level, bool) {
 	if e.Swapped {
 		a.Reset()
 	}
-	enter := max(a.eval(e, 0), e.Floor)
-	// The device's own flag (a UPS's LB) is not noise: it raises the
-	// level at once, without waiting for agreeing samples.
-	raised := false
-	if e.Floor > a.level && a.level != Unknown {
-		a.level, a.count, raised = e.Floor, 0, true
+	prev := a.level
+	a.updateCore(e)
+	switch {
+	case e.Floor >= a.floor && e.Floor > Unknown:
+		a.floor, a.floorCount = e.Floor, 0
+	case a.floor > Unknown:
+		// The flag went (or eased): release it once samples agree.
+		if a.floorCount++; a.floorCount >= a.th.Confirm {
+			a.floor, a.floorCount = e.Floor, 0
+		}
 	}
+	a.level = max(a.core, a.floor)
+	return a.level, a.level != prev
+}
+
+// updateCore moves the readings' level, with confirmation and hysteresis.
+func (a *Alarm) updateCore(e Estimate) {
+	enter := a.eval(e, 0)
 	var want Level
 	switch {
 	case enter == Unknown:
-		want = a.level // nothing to judge by: keep what we had
-	case a.level == Unknown:
-		a.level, a.count = enter, 0
-		return a.level, true
-	case enter > a.level:
+		want = a.core // nothing to judge by: keep what we had
+	case a.core == Unknown:
+		a.core, a.count, a.low = enter, 0, e.Percent
+		return
+	case enter > a.core:
 		want = enter
+	case a.discharging(e):
+		want = a.core // a falling charge never clears an alert
 	default:
 		// Stay in the current tier while the relaxed thresholds still
 		// hold it there.
-		want = max(enter, min(a.eval(e, 1), a.level))
+		want = max(enter, min(a.eval(e, 1), a.core))
 	}
-	if want == a.level {
+	if known(e.Percent) && (!known(a.low) || e.Percent < a.low) {
+		a.low = e.Percent
+	}
+	if want == a.core {
 		a.count = 0
-		return a.level, raised
+		return
 	}
-	if a.count == 0 || (want > a.level) != (a.pending > a.level) {
+	if a.count == 0 || (want > a.core) != (a.pending > a.core) {
 		a.pending, a.count = want, 0
 	}
 	// While confirming, settle for the mildest level seen in the run.
-	if want > a.level {
+	if want > a.core {
 		a.pending = min(a.pending, want)
 	} else {
 		a.pending = max(a.pending, want)
 	}
 	a.count++
 	if a.count < a.th.Confirm {
-		return a.level, raised
+		return
 	}
-	a.level, a.count = a.pending, 0
-	return a.level, true
+	if a.pending < a.core {
+		a.low = e.Percent // a new, milder level starts from here
+	}
+	a.core, a.count = a.pending, 0
 }
 
 // eval is the tier the estimate is in; relax 1 applies the hysteresis

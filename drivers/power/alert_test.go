@@ -141,3 +141,32 @@ func TestOnMainsClearsAsChargeRises(t *testing.T) {
 		}
 	}
 }
+
+// A level does not relax while the charge falls, even when a reading
+// that held it (a low cell voltage, a short runtime) goes away; once the
+// charge rises again (a charger, a fresh pack) it does.
+func TestNoRelaxWhileDischarging(t *testing.T) {
+	a := NewAlarm(DefaultThresholds)
+	feed := func(e Estimate, n int) Level {
+		var l Level
+		for range n {
+			l, _ = a.Update(e)
+		}
+		return l
+	}
+	if l := feed(est(1.5, 0, 3.1), 3); l != SwapNow {
+		t.Fatalf("1.5 %% at 3.1 V per cell: %v", l)
+	}
+	// The sim's flat pack reads 0 V: no cell voltage, the same charge.
+	if l := feed(est(1.5, 0, 0), 10); l != SwapNow {
+		t.Fatalf("flat pack with no voltage reading went to %v", l)
+	}
+	// The load drops: a long runtime, still a falling charge.
+	if l := feed(est(1.4, 3*time.Hour, 3.4), 10); l != SwapNow {
+		t.Fatalf("a lighter load cleared swap: %v", l)
+	}
+	// On a charger: the charge rises past the margin, the level follows.
+	if l := feed(est(40, 2*time.Hour, 3.7), 3); l != OK {
+		t.Fatalf("a charged pack stays at %v", l)
+	}
+}

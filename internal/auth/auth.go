@@ -41,15 +41,24 @@ type Auth struct {
 	store   *Store
 	o       Options
 	limiter *Limiter
+	revoked *revocations
 }
 
-// Errors, answered as 401 by the router (or 429 by the login form).
+// Errors, answered as 401 by the router (or 429 by the login form);
+// ErrCrossSite and ErrHostName as 403: no token would make them right.
 var (
 	ErrNoCredentials = errors.New("log in with the crew or admin token (firmware-agent token show), or send Authorization: Bearer <token>")
 	ErrBadToken      = errors.New("wrong token")
-	ErrCrossSite     = errors.New("cross-site request refused: state changes must come from this agent's own page")
-	ErrHostName      = errors.New("refused: the open demo answers only to localhost or an IP address (DNS rebinding guard)")
+	ErrCrossSite     = forbidden("cross-site request refused: state changes must come from this agent's own page")
+	ErrHostName      = forbidden("refused: the open demo answers only to localhost or an IP address (DNS rebinding guard)")
 )
+
+// forbiddenError is a refusal the router answers with 403.
+type forbiddenError struct{ msg string }
+
+func forbidden(msg string) error               { return &forbiddenError{msg} }
+func (e *forbiddenError) Error() string        { return e.msg }
+func (e *forbiddenError) Is(target error) bool { return target == httpapi.ErrForbidden }
 
 // RateLimitedError says how long a client must wait.
 type RateLimitedError struct{ Wait time.Duration }
@@ -69,7 +78,11 @@ func New(store *Store, o Options) *Auth {
 	if o.SessionTTL == 0 {
 		o.SessionTTL = 12 * time.Hour
 	}
-	return &Auth{store: store, o: o, limiter: NewLimiter(o.Clock)}
+	a := &Auth{store: store, o: o, limiter: NewLimiter(o.Clock), revoked: openRevocations(store.dir)}
+	if err := a.revoked.load(o.Clock.Now()); err != nil {
+		o.Log.Warn("http: ended sessions list unreadable; starting a new one", "err", err)
+	}
+	return a
 }
 
 // Limiter is the failed-login limiter, for tuning in tests.
@@ -112,7 +125,7 @@ func (a *Auth) RoleOf(r *http.Request) (httpapi.Role, error) {
 		return a.checkToken(r, strings.TrimSpace(tok))
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
-		_, role, err := a.decodeSession(c.Value, a.o.Clock.Now())
+		_, role, err := a.checkSession(c.Value)
 		return role, err
 	}
 	return httpapi.Public, ErrNoCredentials
@@ -139,7 +152,7 @@ func (a *Auth) Who(r *http.Request) string {
 	if err != nil {
 		return ""
 	}
-	s, _, err := a.decodeSession(c.Value, a.o.Clock.Now())
+	s, _, err := a.checkSession(c.Value)
 	if err != nil {
 		return ""
 	}
@@ -174,8 +187,18 @@ func (a *Auth) Login(w http.ResponseWriter, r *http.Request, tok, name string) (
 	return role, nil
 }
 
-// Logout clears the session cookie.
-func (a *Auth) Logout(w http.ResponseWriter) {
+// Logout ends the request's session on the server, so that the cookie is
+// refused from now on even if a copy of it was kept, and clears it in the
+// browser.
+func (a *Auth) Logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(CookieName); err == nil {
+		if s, _, err := a.checkSession(c.Value); err == nil {
+			if err := a.revoked.add(c.Value, s.Exp, a.o.Clock.Now()); err != nil {
+				a.o.Log.Error("http: logout not recorded on disk; the session ends only until the agent restarts", "err", err)
+			}
+			a.o.Log.Info("http: logout", "role", s.Role, "name", s.Name, "client", clientIP(r))
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: a.o.Secure, SameSite: http.SameSiteStrictMode})
 }
@@ -188,22 +211,46 @@ func CheckSameOrigin(r *http.Request) error {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
 	}
-	// Sec-Fetch-Site is set by the browser and cannot be forged by a page;
-	// where it is present it decides. Origin is the fallback for older
-	// browsers (it may be "null" under a strict referrer policy).
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
-		if s != "same-origin" && s != "none" {
-			return ErrCrossSite
-		}
-		return nil
+	// Sec-Fetch-Site is set by the browser and cannot be forged by a page.
+	// Origin is checked as well wherever it is sent: the whole origin,
+	// scheme, host and port, since http://box and https://box are two
+	// origins (a "null" Origin is refused).
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+		return ErrCrossSite
 	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
-			return ErrCrossSite
-		}
+	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
+		return ErrCrossSite
 	}
 	return nil
+}
+
+// sameOrigin compares an Origin header with the origin the request was
+// made to: the scheme the agent serves on this connection, and the Host.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if !strings.EqualFold(u.Scheme, scheme) {
+		return false
+	}
+	return strings.EqualFold(withPort(u.Host, scheme), withPort(r.Host, scheme))
+}
+
+// withPort adds the scheme's default port to a host without one.
+func withPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "80"
+	if scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
 }
 
 func hostIsLocal(hostport string) bool {

@@ -27,7 +27,10 @@ type Options struct {
 	// MaxPacket caps a packet's size in bytes (0: 1 MiB), so that one
 	// oversized publish cannot eat the box's memory.
 	MaxPacket uint32
-	Log       *slog.Logger
+	// Reserve, when set, keeps the agent's client id to the agent's own
+	// account.
+	Reserve *Reserved
+	Log     *slog.Logger
 }
 
 // Broker is a running embedded broker.
@@ -58,6 +61,13 @@ func New(o Options) (*Broker, error) {
 	hook, hcfg := o.Hook, o.HookConfig
 	if hook == nil {
 		hook = new(auth.AllowHook)
+	}
+	if o.Reserve != nil {
+		rh, err := newReserveHook(hook, *o.Reserve)
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		hook = rh
 	}
 	if err := srv.AddHook(hook, hcfg); err != nil {
 		return nil, fmt.Errorf("broker: auth hook: %w", err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -36,10 +37,15 @@ func (r Role) String() string {
 }
 
 // Authorizer decides who a request comes from. It returns the role the
-// caller holds, or an error that is answered as 401.
+// caller holds, or an error that is answered as 401 (403 when it is
+// ErrForbidden: no credential would help, e.g. a cross-site request).
 type Authorizer interface {
 	RoleOf(r *http.Request) (Role, error)
 }
+
+// ErrForbidden marks an Authorizer's refusal that is not about missing or
+// wrong credentials; match it with errors.Is.
+var ErrForbidden = errors.New("forbidden")
 
 // OpenAuth grants every caller the admin role: the loopback demo.
 type OpenAuth struct{}
@@ -84,6 +90,10 @@ func (rt *Router) guard(need Role, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, err := rt.auth.RoleOf(r)
+		if errors.Is(err, ErrForbidden) {
+			Error(w, http.StatusForbidden, err.Error())
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fieldkit"`)
 			Error(w, http.StatusUnauthorized, err.Error())
@@ -98,9 +108,16 @@ func (rt *Router) guard(need Role, h http.Handler) http.Handler {
 }
 
 // Handler is the router as an http.Handler, with panics turned into 500s
-// so that one bad request never takes the agent down.
+// so that one bad request never takes the agent down. Every answer says
+// nosniff, and every one but the static assets no-store: API answers hold
+// the box's live state and, with auth on, a crew member's view of it.
 func (rt *Router) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		if !strings.HasPrefix(r.URL.Path, "/assets/") {
+			h.Set("Cache-Control", "no-store")
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

@@ -26,7 +26,10 @@ type Options struct {
 
 // New returns a logger writing to w, with journal priorities when w is
 // the stream named by $JOURNAL_STREAM.
-func New(w io.Writer, o Options) *slog.Logger {
+func New(w io.Writer, o Options) *slog.Logger { return slog.New(NewHandler(w, o)) }
+
+// NewHandler is New's handler, for wrapping in another.
+func NewHandler(w io.Writer, o Options) slog.Handler {
 	journal := UnderJournal(w)
 	ho := &slog.HandlerOptions{Level: o.Level, AddSource: o.Source}
 	if journal {
@@ -45,9 +48,9 @@ func New(w io.Writer, o Options) *slog.Logger {
 		h = slog.NewTextHandler(out, ho)
 	}
 	if !journal {
-		return slog.New(h)
+		return h
 	}
-	return slog.New(&journalHandler{inner: h, out: out})
+	return &journalHandler{inner: h, out: out}
 }
 
 // UnderJournal reports whether w is the journal stream that systemd gave

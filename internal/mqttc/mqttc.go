@@ -18,6 +18,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"fieldkit/internal/backoff"
+	"fieldkit/internal/clock"
+	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
 
@@ -33,21 +36,31 @@ type Options struct {
 	// MaxPayload is the largest payload handed to a handler; larger ones
 	// are answered on <topic>/error. 0 means 256 KiB.
 	MaxPayload int
-	// MaxReconnect caps the reconnect backoff (0: 30 s).
+	// MaxReconnect caps the reconnect backoff (0: 2 s), so that the
+	// agent is back within about 3 s of the broker's return: cues sent
+	// meanwhile are lost.
 	MaxReconnect time.Duration
-	Log          *slog.Logger
+	// Instance names this agent on <prefix>/instance (zero: made up from
+	// the host, pid and a random id).
+	Instance Instance
+	// ProbeWait is how long a probe waits for another live agent with
+	// this box id to answer (0: 2 s); ProbeEvery is how often an agent
+	// that found its box id taken looks again (0: 10 s).
+	ProbeWait  time.Duration
+	ProbeEvery time.Duration
+	// OnStatus is called (never with a lock held) whenever Status may
+	// have changed.
+	OnStatus func()
+	Log      *slog.Logger
 }
 
-// Message is one received publish.
-type Message struct {
-	Topic    string
-	Payload  []byte
-	Retained bool
-}
+// Message is one received publish (the type is shared through
+// internal/event, so that its users need not import this package).
+type Message = event.Message
 
 // Handler handles one message. An error is answered on <topic>/error and
 // logged; it never stops the connection.
-type Handler func(ctx context.Context, m Message) error
+type Handler = event.Handler
 
 type route struct {
 	qos byte
@@ -63,6 +76,11 @@ type Conn struct {
 	ctx       atomic.Pointer[context.Context]
 	connected atomic.Bool
 	connects  atomic.Uint64
+	self      Instance
+	stopping  atomic.Bool
+	dup       dupState
+	lost      chan error
+	reason    atomic.Pointer[string]
 
 	mu       sync.Mutex
 	routes   map[string]*route
@@ -83,11 +101,28 @@ func New(o Options) *Conn {
 		o.MaxPayload = 256 << 10
 	}
 	if o.MaxReconnect == 0 {
-		o.MaxReconnect = 30 * time.Second
+		o.MaxReconnect = 2 * time.Second
 	}
-	c := &Conn{o: o, log: o.Log.With("part", "mqtt"), routes: map[string]*route{}, retained: map[string][]byte{}}
+	if o.ProbeWait == 0 {
+		o.ProbeWait = 2 * time.Second
+	}
+	if o.ProbeEvery == 0 {
+		o.ProbeEvery = 10 * time.Second
+	}
+	if o.Instance.ID == "" {
+		o.Instance = NewInstance()
+	}
+	c := &Conn{o: o, log: o.Log.With("part", "mqtt"), routes: map[string]*route{}, retained: map[string][]byte{},
+		self: o.Instance, lost: make(chan error, 1)}
 	bg := context.Background()
 	c.ctx.Store(&bg)
+	r := "connecting to " + o.URL
+	c.reason.Store(&r)
+	me, _ := json.Marshal(c.self)
+	c.retained[c.instanceTopic()] = me
+	c.order = append(c.order, c.instanceTopic())
+	c.routes[c.pingTopic()] = &route{qos: 1, hs: []Handler{c.onPing}}
+	c.routes[c.StatusTopic()] = &route{qos: 1, hs: []Handler{c.onStatus}}
 
 	po := paho.NewClientOptions().
 		AddBroker(o.URL).
@@ -101,15 +136,20 @@ func New(o Options) *Conn {
 		SetPingTimeout(5*time.Second).
 		SetConnectTimeout(5*time.Second).
 		SetWriteTimeout(5*time.Second).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(o.MaxReconnect).
+		// Run reconnects itself, so that every attempt first checks that
+		// no other agent holds the box id.
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetBinaryWill(c.StatusTopic(), []byte("offline"), 1, true).
 		SetOnConnectHandler(func(paho.Client) { c.onConnect() }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.connected.Store(false)
 			c.log.Warn("MQTT connection lost; reconnecting", "broker", o.URL, "err", err)
+			c.setReason(fmt.Sprintf("connection to %s lost: %v; reconnecting", o.URL, err))
+			select {
+			case c.lost <- err:
+			default:
+			}
 		})
 	if o.TLS != nil {
 		po.SetTLSConfig(o.TLS)
@@ -127,54 +167,130 @@ func (c *Conn) Connected() bool { return c.connected.Load() }
 // Connects counts successful connections (1 after the first).
 func (c *Conn) Connects() uint64 { return c.connects.Load() }
 
+// Instance is this agent's name on <prefix>/instance.
+func (c *Conn) Instance() Instance { return c.self }
+
+// Status is the broker link now, with any other agent seen using this
+// box id.
+func (c *Conn) Status() Status {
+	st := Status{Connected: c.connected.Load(), Duplicate: c.dup.get(time.Now(), 3*c.o.ProbeEvery)}
+	if !st.Connected {
+		st.Reason = *c.reason.Load()
+	}
+	return st
+}
+
+func (c *Conn) setReason(r string) {
+	c.reason.Store(&r)
+	c.notify()
+}
+
+func (c *Conn) notify() {
+	if c.o.OnStatus != nil {
+		c.o.OnStatus()
+	}
+}
+
 // Run connects (retrying until the broker answers) and stays connected
-// until ctx ends; then it publishes offline and disconnects cleanly.
+// until ctx ends, reconnecting whenever the link drops; then it publishes
+// offline and disconnects cleanly. Before each connect it checks that no
+// other live agent holds the box id; if one does, it stays off the broker
+// and looks again every ProbeEvery, rather than fight over the client id.
 func (c *Conn) Run(ctx context.Context) error {
 	c.ctx.Store(&ctx)
-	c.log.Info("connecting to MQTT broker", "broker", c.o.URL, "client_id", c.o.ClientID)
-	tok := c.client.Connect()
-	// With ConnectRetry the token completes only once connected (or on a
-	// fatal error such as bad credentials), so wait for it in the
-	// background and keep serving until ctx ends.
-	errc := make(chan error, 1)
-	go func() {
-		tok.Wait()
-		errc <- tok.Error()
-	}()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("mqtt %s: %w", c.o.URL, err)
+	c.log.Info("connecting to MQTT broker", "broker", c.o.URL, "client_id", c.o.ClientID, "instance", c.self.ID)
+	c.notify()
+	b := backoff.Backoff{Base: 250 * time.Millisecond, Cap: c.o.MaxReconnect}
+	for {
+		other, err := c.probe(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errBoxTaken):
+			d := &Duplicate{Other: other, Seen: time.Now().UTC(), Refused: true}
+			c.dup.set(d)
+			c.setReason(fmt.Sprintf("box id taken: another agent (%s) is connected to %s with this box's client id %s; this one does not take over; give each box its own box: id",
+				other, c.o.URL, c.o.ClientID))
+			c.log.Error("another agent with this box id is connected; not taking over; give each box its own box: id",
+				"client_id", c.o.ClientID, "other", other.String(), "again_in", c.o.ProbeEvery)
+			if backoff.Sleep(ctx, clock.Real(), c.o.ProbeEvery) != nil {
+				return nil
+			}
+			continue
+		case err != nil:
+			// Unreachable, or the probe refused; the real connect says
+			// which.
+			c.log.Debug("MQTT probe failed", "err", err)
 		}
-	case <-ctx.Done():
+		if d := c.dup.get(time.Now(), 0); d != nil && d.Refused {
+			c.dup.set(nil) // the other agent went away
+		}
+		if err := wait(ctx, c.client.Connect(), 10*time.Second); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.setReason(fmt.Sprintf("cannot connect to %s: %v", c.o.URL, err))
+			c.log.Warn("MQTT connect failed; retrying", "broker", c.o.URL, "err", err)
+			if backoff.Sleep(ctx, clock.Real(), b.Next()) != nil {
+				return nil
+			}
+			continue
+		}
+		b.Reset()
+		select {
+		case <-c.lost:
+			continue
+		case <-ctx.Done():
+		}
+		c.stopping.Store(true)
+		if c.client.IsConnectionOpen() {
+			// A clean disconnect does not fire the will, so say offline ourselves.
+			t := c.client.Publish(c.StatusTopic(), 1, true, []byte("offline"))
+			t.WaitTimeout(time.Second)
+		}
+		c.client.Disconnect(250)
+		c.connected.Store(false)
+		c.setReason("stopped")
+		return nil
 	}
-	<-ctx.Done()
-	if c.client.IsConnectionOpen() {
-		// A clean disconnect does not fire the will, so say offline ourselves.
-		t := c.client.Publish(c.StatusTopic(), 1, true, []byte("offline"))
-		t.WaitTimeout(time.Second)
-	}
-	c.client.Disconnect(250)
-	c.connected.Store(false)
-	return nil
 }
 
 func (c *Conn) onConnect() {
 	c.connects.Add(1)
 	c.log.Info("MQTT connected", "broker", c.o.URL)
+	// Subscriptions first, waited for, then "online" and the retained
+	// state: whoever sees online may send a command at once and expect it
+	// handled. Connected turns true once the broker has acknowledged it
+	// all. Publishes are queued in order under the lock, so that a newer
+	// SetRetained always lands after the value re-published here.
 	c.mu.Lock()
-	c.client.Publish(c.StatusTopic(), 1, true, []byte("online"))
+	var toks []paho.Token
 	for f, r := range c.routes {
-		c.subscribeLocked(f, r)
+		toks = append(toks, c.subscribeLocked(f, r))
 	}
+	c.mu.Unlock()
+	c.await(toks)
+	c.mu.Lock()
+	toks = append(toks[:0], c.client.Publish(c.StatusTopic(), 1, true, []byte("online")))
 	for _, t := range c.order {
-		c.client.Publish(t, 1, true, c.retained[t])
+		toks = append(toks, c.client.Publish(t, 1, true, c.retained[t]))
 	}
 	hooks := append([]func(){}, c.onConn...)
 	c.mu.Unlock()
+	c.await(toks)
 	c.connected.Store(true)
+	c.notify()
 	for _, h := range hooks {
 		h()
+	}
+}
+
+// await waits for the broker to acknowledge toks, each for at most 5 s;
+// a lost connection completes them early (and the next connect repeats
+// everything).
+func (c *Conn) await(toks []paho.Token) {
+	for _, t := range toks {
+		t.WaitTimeout(5 * time.Second)
 	}
 }
 
@@ -207,7 +323,7 @@ func (c *Conn) Handle(filter string, h Handler) error {
 	return nil
 }
 
-func (c *Conn) subscribeLocked(filter string, r *route) {
+func (c *Conn) subscribeLocked(filter string, r *route) paho.Token {
 	hs := append([]Handler(nil), r.hs...)
 	tok := c.client.Subscribe(filter, r.qos, func(_ paho.Client, m paho.Message) {
 		c.dispatch(hs, Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
@@ -223,6 +339,7 @@ func (c *Conn) subscribeLocked(filter string, r *route) {
 		}
 		c.log.Error("MQTT subscribe failed", "filter", filter, "err", tok.Error())
 	}()
+	return tok
 }
 
 func (c *Conn) dispatch(hs []Handler, m Message) {
@@ -263,31 +380,48 @@ func (c *Conn) replyError(t string, err error) {
 }
 
 // ErrNotConnected is returned by Publish while the broker is unreachable.
-var ErrNotConnected = errors.New("mqtt: not connected")
+var ErrNotConnected = event.ErrNotConnected
 
 // Publish sends payload on t and waits for the broker (QoS 1) or the
 // socket (QoS 0), up to ctx or 5 s.
 func (c *Conn) Publish(ctx context.Context, t string, qos byte, retained bool, payload []byte) error {
+	return c.Send(t, qos, retained, payload)(ctx)
+}
+
+// Send hands payload on t to the connection now and returns a wait that
+// does what Publish waits for. A cue's publish goes out from the
+// goroutine that runs the cue, and is waited for elsewhere.
+func (c *Conn) Send(t string, qos byte, retained bool, payload []byte) (wait func(context.Context) error) {
 	if !c.client.IsConnectionOpen() {
-		return fmt.Errorf("publish %s: %w", t, ErrNotConnected)
+		err := fmt.Errorf("publish %s: %w", t, ErrNotConnected)
+		return func(context.Context) error { return err }
 	}
 	tok := c.client.Publish(t, qos, retained, payload)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("publish %s: %w", t, err)
+	return func(ctx context.Context) error {
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				return fmt.Errorf("publish %s: %w", t, err)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("publish %s: broker did not acknowledge in 5 s", t)
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("publish %s: broker did not acknowledge in 5 s", t)
 	}
 }
 
 // SetRetained records the agent's current state for t and publishes it
 // retained; it is published again after every reconnect. It never blocks
 // on the network.
+//
+// The live publish is QoS 0: with no session store, QoS 1 would add
+// nothing (a message lost with the connection is not resent; the
+// reconnect re-publishes the state instead), and its PUBACK, a small
+// segment the broker sends back, makes a broker without TCP_NODELAY
+// (Mosquitto's default) hold the next message to the agent, a cue, until
+// the agent's delayed ACK: about 40 ms.
 func (c *Conn) SetRetained(t string, payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -296,7 +430,7 @@ func (c *Conn) SetRetained(t string, payload []byte) {
 	}
 	c.retained[t] = append([]byte(nil), payload...)
 	if c.client.IsConnectionOpen() {
-		c.client.Publish(t, 1, true, payload)
+		c.client.Publish(t, 0, true, payload)
 	}
 }
 
@@ -315,7 +449,7 @@ func (c *Conn) DropRetained(t string) {
 		}
 	}
 	if c.client.IsConnectionOpen() {
-		c.client.Publish(t, 1, true, nil)
+		c.client.Publish(t, 0, true, nil) // QoS 0: see SetRetained
 	}
 }
 

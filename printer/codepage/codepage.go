@@ -16,6 +16,8 @@ import (
 	"sort"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // ErrUnknownPage is returned for a page name this package does not know.
@@ -39,17 +41,19 @@ var pages = map[string]*Page{}
 func init() {
 	pages["ascii"] = &Page{name: "ascii", enc: map[rune]byte{}}
 	pages["utf-8"] = &Page{name: "utf-8", utf8: true}
-	for name, high := range map[string]*[128]rune{
-		"cp437":       &cp437High,
-		"cp850":       &cp850High,
-		"cp858":       &cp858High,
-		"cp1252":      &cp1252High,
-		"iso-8859-15": &iso885915High,
+	for name, cm := range map[string]*charmap.Charmap{
+		"cp437":       charmap.CodePage437,
+		"cp850":       charmap.CodePage850,
+		"cp858":       charmap.CodePage858,
+		"cp1252":      charmap.Windows1252,
+		"iso-8859-15": charmap.ISO8859_15,
 	} {
 		p := &Page{name: name, enc: make(map[rune]byte, 128)}
-		for i, r := range high {
-			if r != 0 {
-				p.enc[r] = byte(0x80 + i)
+		for b := 0x80; b <= 0xff; b++ {
+			// Unassigned bytes decode to U+FFFD or a C1 control: no
+			// character of a label goes out as one.
+			if r := cm.DecodeByte(byte(b)); r != utf8.RuneError && !unicode.IsControl(r) {
+				p.enc[r] = byte(b)
 			}
 		}
 		pages[name] = p
@@ -194,4 +198,39 @@ var translit = map[rune]string{
 	'¹': "1", 'µ': "u", '§': "S", '¶': "P", '¦': "|", '¬': "-",
 	'¡': "!", '¿': "?", 'ª': "a", 'º': "o",
 	'→': "->", '←': "<-", '✓': "v", '✔': "v", '№': "No",
+}
+
+// Spell returns how r is written with the characters for which has
+// reports true (the page's own, or a printer font's repertoire), using
+// the same transliterations as Encode; ok is false when r has no spelling
+// there (a Cyrillic letter on a Latin page, an emoji anywhere). Combining
+// marks spell as nothing.
+func Spell(r rune, has func(rune) bool) (s string, ok bool) {
+	out, ok := appendSpelling(nil, r, has)
+	return string(out), ok
+}
+
+func appendSpelling(out []rune, r rune, has func(rune) bool) ([]rune, bool) {
+	switch {
+	case has(r):
+		return append(out, r), true
+	case unicode.Is(unicode.Mn, r):
+		return out, true
+	}
+	if t, ok := translit[r]; ok && r != '¤' {
+		for _, tr := range t {
+			var good bool
+			if out, good = appendSpelling(out, tr, has); !good {
+				return out, false
+			}
+		}
+		return out, true
+	}
+	if b, ok := baseLetter[r]; ok && has(rune(b)) {
+		return append(out, rune(b)), true
+	}
+	if unicode.IsSpace(r) && has(' ') {
+		return append(out, ' '), true
+	}
+	return out, false
 }

@@ -6,6 +6,7 @@ import (
 
 	"fieldkit/printer/codepage"
 	"fieldkit/printer/label"
+	"fieldkit/printer/layout"
 )
 
 // Control bytes.
@@ -43,19 +44,19 @@ var CodeTable = map[string]byte{
 // may be empty (it is taken as ESC/POS); its code page must be one in
 // CodeTable.
 func Encode(l label.Label, p label.Profile) ([]byte, error) {
-	if p.Language == "" {
-		p.Language = label.ESCPOS
+	lay, err := layout.For(l, p, label.ESCPOS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	if p.Language != label.ESCPOS {
-		return nil, fmt.Errorf("%w: profile is for %s", ErrEncode, p.Language)
-	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
-	}
-	p = p.WithDefaults()
-	if err := l.Validate(); err != nil {
-		return nil, err
-	}
+	return EncodeLayout(lay)
+}
+
+// EncodeLayout renders a label placed by package layout. ESC/POS prints
+// line after line: the encoder follows the paper as the printer moves it
+// and feeds (ESC J) to where the layout puts the next band, which is how
+// codes keep their quiet zones.
+func EncodeLayout(lay *layout.Layout) ([]byte, error) {
+	p := lay.Profile
 	page, err := codepage.Lookup(p.CodePage)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
@@ -64,11 +65,27 @@ func Encode(l label.Label, p label.Profile) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: code page %q has no ESC t number", ErrEncode, p.CodePage)
 	}
-	e := encoder{page: page, size: 1}
+	e := encoder{page: page, size: 1, m: lay.Metrics, width: p.WidthDots}
 	e.b = append(e.b, ESC, '@', ESC, 't', n)
-	for i, el := range l.Elements {
-		if err := e.element(el, p.WidthDots); err != nil {
-			return nil, fmt.Errorf("%w: elements[%d]: %v", ErrEncode, i, err)
+	for _, pg := range lay.Pages {
+		y := 0 // where the paper is, from the top of this page
+		for _, band := range pg.Lines() {
+			top := band[0].Box.Min.Y
+			for top > y {
+				step := min(top-y, 255)
+				e.b = append(e.b, ESC, 'J', byte(step))
+				y += step
+			}
+			y += e.band(band)
+		}
+		// Feeds after the last band (a feed before the cut).
+		for end := pg.Height; end > y; {
+			step := min(end-y, 255)
+			e.b = append(e.b, ESC, 'J', byte(step))
+			y += step
+		}
+		if pg.Cut {
+			e.b = append(e.b, GS, 'V', 65, 0)
 		}
 	}
 	return e.b, nil
@@ -79,6 +96,8 @@ func Encode(l label.Label, p label.Profile) ([]byte, error) {
 type encoder struct {
 	b         []byte
 	page      *codepage.Page
+	m         layout.Metrics
+	width     int
 	align     label.Align
 	size      int
 	bold, ul  bool
@@ -87,68 +106,117 @@ type encoder struct {
 	hri       byte
 }
 
-func (e *encoder) element(el label.Element, width int) error {
-	switch el := el.(type) {
-	case label.Text:
-		e.setAlign(el.Align)
-		if s := el.TextSize(); s != e.size {
-			e.b = append(e.b, GS, '!', byte((s-1)<<4|(s-1)))
-			e.size = s
+// band prints one band and returns how far the printer moved the paper.
+func (e *encoder) band(band []layout.Item) int {
+	it := band[0]
+	switch it.Kind {
+	case layout.TextItem:
+		if len(band) == 1 {
+			e.setAlign(it.Just)
+		} else {
+			e.setAlign(label.Left)
 		}
-		if el.Bold != e.bold {
-			e.b = append(e.b, ESC, 'E', onOff(el.Bold))
-			e.bold = el.Bold
+		e.style(it)
+		x := 0
+		for _, t := range band {
+			if len(band) > 1 {
+				// Up to the measured position: spaces of the same
+				// size, the font being monospaced.
+				cw := e.m.CellW * t.Size
+				for ; x+cw <= t.Box.Min.X; x += cw {
+					e.b = append(e.b, ' ')
+				}
+			}
+			text, _ := e.page.Encode(t.Text)
+			e.b = append(e.b, text...)
+			x += len(text) * e.m.CellW * t.Size
 		}
-		if el.Underline != e.ul {
-			e.b = append(e.b, ESC, '-', onOff(el.Underline))
-			e.ul = el.Underline
-		}
-		text, _ := e.page.Encode(el.Text)
-		e.b = append(e.b, text...)
 		e.b = append(e.b, LF)
-	case label.Code128:
-		m, err := el.BarModule(width)
-		if err != nil {
-			return err
+		return e.m.LineAdvance(it.Size)
+	case layout.BitmapItem:
+		// A full-width raster at the left edge places the bitmap to the
+		// dot, whatever the printer's idea of justification.
+		e.setAlign(label.Left)
+		stride := (e.width + 7) / 8
+		bm := it.Bitmap
+		e.b = append(e.b, GS, 'v', '0', 0, byte(stride), byte(stride>>8), byte(bm.H), byte(bm.H>>8))
+		row := make([]byte, stride)
+		for y := 0; y < bm.H; y++ {
+			clear(row)
+			for x := 0; x < bm.W; x++ {
+				if bm.At(x, y) {
+					xx := it.Box.Min.X + x
+					if xx < e.width {
+						row[xx/8] |= 0x80 >> (xx % 8)
+					}
+				}
+			}
+			e.b = append(e.b, row...)
 		}
-		e.setAlign(el.Align)
-		if h := el.BarHeight(); h != e.barHeight {
+		return bm.H
+	case layout.Code128Item:
+		e.setAlign(alignOf(it, e.width))
+		if h := it.BarHeight; h != e.barHeight {
 			e.b = append(e.b, GS, 'h', byte(h))
 			e.barHeight = h
 		}
-		if m != e.barModule {
-			e.b = append(e.b, GS, 'w', byte(m))
-			e.barModule = m
+		if it.Module != e.barModule {
+			e.b = append(e.b, GS, 'w', byte(it.Module))
+			e.barModule = it.Module
 		}
-		hri := byte(2)
-		if el.HideText {
-			hri = 0
+		hri := byte(0)
+		if it.HRI {
+			hri = 2
 		}
 		if hri != e.hri {
 			e.b = append(e.b, GS, 'H', hri)
 			e.hri = hri
 		}
-		data := code128B(el.Data)
+		data := code128B(it.Data)
 		e.b = append(e.b, GS, 'k', 73, byte(len(data)))
 		e.b = append(e.b, data...)
-	case label.QR:
-		if err := el.CheckFits(width); err != nil {
-			return err
+		if it.HRI {
+			return it.BarHeight + e.m.CellH
 		}
-		e.setAlign(el.Align)
-		e.b = append(e.b, qrFn(65, 50, 0)...)                             // model 2
-		e.b = append(e.b, qrFn(67, byte(el.ModuleSize()))...)             // module size
-		e.b = append(e.b, qrFn(69, ecByte(el.EC))...)                     // EC level
-		e.b = append(e.b, qrFn(80, append([]byte{48}, el.Data...)...)...) // store
+		return it.BarHeight
+	case layout.QRItem:
+		e.setAlign(alignOf(it, e.width))
+		// Model 2 is the printers' default (fn 165), so it is not sent.
+		e.b = append(e.b, qrFn(67, byte(it.Module))...)                   // module size
+		e.b = append(e.b, qrFn(69, ecByte(it.EC))...)                     // EC level
+		e.b = append(e.b, qrFn(80, append([]byte{48}, it.Data...)...)...) // store
 		e.b = append(e.b, qrFn(81, 48)...)                                // print
-	case label.Feed:
-		e.b = append(e.b, ESC, 'd', byte(el.Lines))
-	case label.Cut:
-		e.b = append(e.b, GS, 'V', 65, 0)
-	default:
-		return fmt.Errorf("unsupported element %T", el)
+		return it.Box.Dy()
 	}
-	return nil
+	return 0
+}
+
+// alignOf is the justification that puts a code where the layout placed
+// it (ESC/POS positions codes only by justification).
+func alignOf(it layout.Item, width int) label.Align {
+	w := it.Box.Dx()
+	switch it.Box.Min.X {
+	case 0:
+		return label.Left
+	case width - w:
+		return label.Right
+	}
+	return label.Center
+}
+
+func (e *encoder) style(it layout.Item) {
+	if s := it.Size; s != e.size {
+		e.b = append(e.b, GS, '!', byte((s-1)<<4|(s-1)))
+		e.size = s
+	}
+	if it.Bold != e.bold {
+		e.b = append(e.b, ESC, 'E', onOff(it.Bold))
+		e.bold = it.Bold
+	}
+	if it.Underline != e.ul {
+		e.b = append(e.b, ESC, '-', onOff(it.Underline))
+		e.ul = it.Underline
+	}
 }
 
 func (e *encoder) setAlign(a label.Align) {

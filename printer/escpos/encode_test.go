@@ -64,16 +64,18 @@ func TestCommands(t *testing.T) {
 		{"code128", []label.Element{label.Code128{Data: "A{1", Height: 50}},
 			[]byte("\x1dh\x32\x1dw\x04\x1dH\x02\x1dk\x49\x06{BA{{1")},
 		{"code128 no text, same height", []label.Element{label.Code128{Data: "A"}, label.Code128{Data: "B", HideText: true}},
-			[]byte("\x1dh\x40\x1dw\x04\x1dH\x02\x1dk\x49\x03{BA\x1dH\x00\x1dk\x49\x03{BB")},
+			// 8 dots of feed between the codes.
+			[]byte("\x1dh\x40\x1dw\x04\x1dH\x02\x1dk\x49\x03{BA\x1bJ\x08\x1dH\x00\x1dk\x49\x03{BB")},
 		{"qr", []label.Element{label.QR{Data: "hi", Module: 5, EC: label.ECH, Align: label.Center}},
+			// Model 2 is the default and is not sent.
 			[]byte("\x1ba\x01" +
-				"\x1d(k\x04\x00\x31\x41\x32\x00" +
 				"\x1d(k\x03\x00\x31\x43\x05" +
 				"\x1d(k\x03\x00\x31\x45\x33" +
 				"\x1d(k\x05\x00\x31\x50\x30hi" +
 				"\x1d(k\x03\x00\x31\x51\x30")},
 		{"feed and cut", []label.Element{label.Text{Text: "x"}, label.Feed{Lines: 4}, label.Cut{}},
-			[]byte("x\n\x1bd\x04\x1dVA\x00")},
+			// Feeds go by dots (ESC J), 4 lines of 30.
+			[]byte("x\n\x1bJ\x78\x1dVA\x00")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,8 +121,9 @@ func TestRefuses(t *testing.T) {
 		{"zpl profile", ok, label.Profile{Language: label.ZPL}, "profile is for zpl"},
 		{"utf-8 page", ok, label.Profile{CodePage: "utf-8"}, "code_page"},
 		{"invalid label", label.Label{}, profile, "no elements"},
-		{"qr too wide", label.Label{Elements: []label.Element{label.QR{Data: strings.Repeat("x", 200), Module: 10}}}, profile, "dots wide"},
-		{"barcode too wide", label.Label{Elements: []label.Element{label.Code128{Data: strings.Repeat("x", 20)}}}, profile, "shorten the data"},
+		// Too wide even at one dot per module (a version 25 symbol is
+		// 117 modules; the paper is 96 dots).
+		{"qr too wide", label.Label{Elements: []label.Element{label.QR{Data: strings.Repeat("x", 500), Module: 10, EC: label.ECH}}}, label.Profile{WidthDots: 96}, "modules wide"},
 	}
 	for _, tt := range tests {
 		_, err := Encode(tt.l, tt.p)
@@ -131,9 +134,14 @@ func TestRefuses(t *testing.T) {
 			t.Errorf("%s: %v does not wrap ErrEncode", tt.name, err)
 		}
 	}
-	// An 80 mm printer takes the barcode that 58 mm refuses.
+	// A barcode too wide for 58 mm is printed as a QR code (the layout
+	// says so in a warning); an 80 mm printer takes it as a CODE128.
 	wide := label.Label{Elements: []label.Element{label.Code128{Data: strings.Repeat("x", 20)}}}
-	if _, err := Encode(wide, label.Profile{WidthDots: label.Width80mm}); err != nil {
-		t.Fatal(err)
+	narrow, err := Encode(wide, profile)
+	if err != nil || !bytes.Contains(narrow, []byte("\x1d(k")) || bytes.Contains(narrow, []byte("\x1dk\x49")) {
+		t.Fatalf("58 mm: % x, %v; want a QR code and no CODE128", narrow, err)
+	}
+	if b, err := Encode(wide, label.Profile{WidthDots: label.Width80mm}); err != nil || !bytes.Contains(b, []byte("\x1dk\x49")) {
+		t.Fatalf("80 mm: % x, %v", b, err)
 	}
 }

@@ -107,6 +107,17 @@ var glyphRows = [...]string{
 	"..... ..... .#... #.#.# ...#. ..... .....", // ~
 }
 
+// extraRows are glyphs beyond ASCII that Western code pages print and
+// that do not fold to an ASCII letter.
+var extraRows = map[rune]string{
+	'ß': ".##.. #..#. #..#. #.##. #...# #...# #.##.",
+	'€': "..### .#... ####. .#... ####. .#... ..###",
+	'£': "..##. .#..# .#... ###.. .#... .#... #####",
+	'°': ".##.. #..#. #..#. .##.. ..... ..... .....",
+}
+
+var extra = map[rune]glyph{}
+
 // missingGlyph is drawn for a character the font cannot show.
 const missingGlyph = "##### #...# #...# #...# #...# #...# #####"
 
@@ -128,6 +139,9 @@ func init() {
 		font[i] = parseGlyph(s)
 	}
 	missing = parseGlyph(missingGlyph)
+	for r, s := range extraRows {
+		extra[r] = parseGlyph(s)
+	}
 }
 
 func parseGlyph(s string) glyph {
@@ -147,6 +161,9 @@ func parseGlyph(s string) glyph {
 func glyphFor(r rune) glyph {
 	if r >= 0x20 && r <= 0x7E {
 		return font[r-0x20]
+	}
+	if g, ok := extra[r]; ok {
+		return g
 	}
 	for _, d := range norm.NFD.String(string(r)) {
 		if d >= 0x20 && d <= 0x7E {

@@ -83,6 +83,7 @@ func FuzzZPL(f *testing.F) {
 	f.Add(sampleZPL(), uint8(4))
 	f.Add([]byte("~HS^XA^FO10,10^BCN,50,Y^FD>;123456>6AB^FS^XZ"), uint8(1))
 	f.Add([]byte("^XA^FO1,1^FB100,2,0,R^FH^FDa_41b\\&c^FS^GB10,10,5^FS^XZ"), uint8(7))
+	f.Add([]byte("^XA^CF0,24^FO8,20^GFA,12,12,2,FF80,:1C,K0F,^FS^FO0,60^BQN,2,3^FDMA,x^FS^XZ"), uint8(3))
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) { fuzzDecoder(t, ZPL, data, step) })
 }
 

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -39,7 +41,9 @@ type Opts struct {
 	// pseudo-terminal, like a udev rule's stable name; it is removed on
 	// Unplug and re-pointed on Plug.
 	Link string
-	// OutDir, when set, receives label-0001.png, ... as labels print.
+	// OutDir, when set, receives label-0001.png, ... as labels print,
+	// numbered on from the highest label-NNNN.png already there, so a
+	// restarted printer never overwrites earlier previews.
 	OutDir string
 	// NoRender skips drawing labels (Label.PNG stays nil), for benches.
 	NoRender bool
@@ -87,6 +91,7 @@ type Printer struct {
 	tcp       *tcpPort
 	tcpAddr   string
 	partBytes int // bytes of the unfinished label
+	previewN  int // number of the last preview written to OutDir
 
 	wg sync.WaitGroup
 }
@@ -119,13 +124,37 @@ func New(o *Opts) (*Printer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Printer{
-		opts:    opts,
-		log:     log.With("fake_printer", opts.Lang),
-		dec:     dec,
-		rng:     rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
-		changed: make(chan struct{}),
-		plugged: true,
+		opts:     opts,
+		log:      log.With("fake_printer", opts.Lang),
+		dec:      dec,
+		rng:      rand.New(rand.NewPCG(opts.Seed, 0x5eed)),
+		changed:  make(chan struct{}),
+		plugged:  true,
+		previewN: lastPreview(opts.OutDir),
 	}, nil
+}
+
+var previewRE = regexp.MustCompile(`^label-([0-9]{4,})\.png$`)
+
+// lastPreview is the highest N of the label-N.png files in dir (0 for
+// none, or no dir yet).
+func lastPreview(dir string) int {
+	if dir == "" {
+		return 0
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if m := previewRE.FindStringSubmatch(e.Name()); m != nil {
+			if v, err := strconv.Atoi(m[1]); err == nil {
+				n = max(n, v)
+			}
+		}
+	}
+	return n
 }
 
 // Lang is the printer's language.
@@ -258,7 +287,8 @@ func (p *Printer) printPending() {
 		}
 		p.labels = append(p.labels, *l)
 		if p.opts.OutDir != "" && l.PNG != nil {
-			name := filepath.Join(p.opts.OutDir, fmt.Sprintf("label-%04d.png", len(p.labels)))
+			p.previewN++
+			name := filepath.Join(p.opts.OutDir, fmt.Sprintf("label-%04d.png", p.previewN))
 			if err := os.WriteFile(name, l.PNG, 0o644); err != nil {
 				p.log.Warn("write label preview", "file", name, "err", err)
 			}

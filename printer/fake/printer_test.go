@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -438,5 +439,44 @@ func TestNewValidates(t *testing.T) {
 		if _, err := New(&o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+// A restarted printer numbers its previews on from the last one in the
+// folder instead of overwriting label-0001.png.
+func TestPreviewsContinueAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	for run := 1; run <= 2; run++ {
+		p := newPrinter(t, Opts{Lang: ESCPOS, OutDir: dir})
+		path, err := p.OpenPTY()
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := openHost(t, path)
+		for i := 0; i < 2; i++ {
+			if _, err := host.Write(sample(ESCPOS)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.WaitPrinted(ctxT(t), 2); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		want := []string{"label-0001.png", "label-0002.png", "label-0003.png", "label-0004.png"}[:2*run]
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Name())
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after run %d the previews are %q, want %q", run, got, want)
+		}
+	}
+	first, _ := os.ReadFile(filepath.Join(dir, "label-0001.png"))
+	if len(first) == 0 {
+		t.Fatal("the first run's preview is gone")
 	}
 }

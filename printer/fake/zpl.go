@@ -157,7 +157,11 @@ func (d *zpl) exec() {
 	case "CF":
 		if h := argInt(args, 1, 0, 1, maxFont); h > 0 {
 			d.cfH = h
-			d.cfW = argInt(args, 2, h*2/3, 1, maxFont)
+			def := h * 2 / 3
+			if len(args) > 0 && args[0] == "0" {
+				def = font0Advance(h)
+			}
+			d.cfW = argInt(args, 2, def, 1, maxFont)
 		}
 	case "FB":
 		just := byte('L')
@@ -218,6 +222,8 @@ func (d *zpl) exec() {
 		h := argInt(args, 1, 1, 1, maxDots)
 		t := argInt(args, 2, 1, 1, maxDots)
 		addOp(d.cur, Box{X: d.f.x + d.lhX, Y: d.f.y + d.lhY, W: max(w, t), H: max(h, t), Thick: t})
+	case "GF":
+		d.graphicField(args)
 	case "FX":
 		// comment
 	default:
@@ -230,9 +236,19 @@ func (d *zpl) font(name byte, params []byte) {
 	args := splitArgs(params)
 	h := argInt(args, 1, d.cfH, 1, maxFont)
 	d.f.fontH = h
-	d.f.fontW = argInt(args, 2, h*2/3, 1, maxFont)
-	_ = name // every font draws with the built-in glyphs, at its size
+	def := h * 2 / 3
+	if name == '0' {
+		def = font0Advance(h)
+	}
+	d.f.fontW = argInt(args, 2, def, 1, maxFont)
+	// Every font draws with the built-in glyphs, at its cell size.
 }
+
+// font0Advance is the cell the fake gives font 0 (CG Triumvirate Bold
+// Condensed) at height h: half the height, about its average advance, so
+// that the fixed-cell glyphs take the room the printer's proportional ones
+// do.
+func font0Advance(h int) int { return max(h/2, 1) }
 
 // field prints what the field collected, at ^FO/^FT plus ^LH.
 func (d *zpl) field() {
@@ -269,6 +285,11 @@ func (d *zpl) field() {
 		}
 	case d.f.qr != nil:
 		ecc, text := zplQRData(data, d.f.qr.ecc)
+		if !d.f.baseline {
+			// Printers draw ^BQ below its ^FO by the ^BY bar height
+			// (10 dots unless set), as independent renderers do too.
+			y += d.byH
+		}
 		q, err := newQR(x, y, text, d.f.qr.mag, ecc)
 		if err != nil {
 			d.cur.unknown(fmt.Sprintf("^BQ: %v", err))
@@ -304,6 +325,77 @@ func (d *zpl) field() {
 			addOp(d.cur, Text{X: lx, Y: max(0, y+i*(h+b.spacing)), Text: line, CharW: w, CharH: h})
 		}
 	}
+}
+
+// graphicField draws ^GFA,b,c,d,data at the field origin: ASCII hex
+// rows of d bytes, with ZPL's shorthand: G-Y and g-z repeat the next
+// digit 1-19 and 20-400 times, "," ends a row with white and ":" repeats
+// the row before.
+func (d *zpl) graphicField(args []string) {
+	if len(args) < 5 || !strings.EqualFold(args[0], "A") {
+		d.cur.unknown("^GF (only the ASCII hex form is modelled)")
+		return
+	}
+	total := argInt(args, 1, 0, 0, maxPending)
+	stride := argInt(args, 3, 0, 0, maxDots/8)
+	if stride == 0 || total == 0 {
+		d.cur.unknown("^GF (empty)")
+		return
+	}
+	data := strings.Join(args[4:], ",")
+	var bits, row, prev []byte
+	nibble, half := byte(0), false
+	endRow := func() {
+		for len(row) < stride {
+			row = append(row, 0)
+		}
+		bits = append(bits, row[:stride]...)
+		prev, row = row[:stride], nil
+	}
+	put := func(h byte) {
+		if half {
+			row = append(row, nibble<<4|h)
+			if len(row) == stride {
+				endRow()
+			}
+		} else {
+			nibble = h
+		}
+		half = !half
+	}
+	count := 0
+	for i := 0; i < len(data) && len(bits) < total; i++ {
+		c := data[i]
+		switch {
+		case c >= 'G' && c <= 'Y':
+			count += int(c-'G') + 1
+		case c >= 'g' && c <= 'z':
+			count += (int(c-'g') + 1) * 20
+		case c == ',':
+			half = false
+			endRow()
+		case c == ':':
+			half = false
+			if prev != nil {
+				row = append(row[:0], prev...)
+			}
+			endRow()
+		default:
+			v, err := strconv.ParseUint(string(c), 16, 8)
+			if err != nil {
+				continue
+			}
+			for n := max(count, 1); n > 0; n-- {
+				put(byte(v))
+			}
+			count = 0
+		}
+	}
+	if len(row) > 0 {
+		endRow()
+	}
+	h := len(bits) / stride
+	addOp(d.cur, Raster{X: d.f.x + d.lhX, Y: d.f.y + d.lhY, W: stride * 8, H: h, Bits: bits})
 }
 
 // zplQRData splits ^BQ field data "QA,text" (error correction, input

@@ -21,11 +21,15 @@
 // only the options of that kind:
 //
 //	text     size 1-8 (character magnification, default 1), bold, underline,
-//	         align left|center|right (default left). One line: no control
-//	         characters; at most MaxTextRunes characters.
-//	code128  data of 1-MaxCode128 printable ASCII characters; height in dots
+//	         align left|center|right (default left); right: text printed
+//	         flush right on the same line (a price). One line: no control
+//	         characters; at most MaxTextRunes characters. Package layout
+//	         wraps, shrinks or shortens what does not fit, in that order.
+//	code128  data of 1-MaxCode128 characters; height in dots
 //	         (8-255, default 64); hri: print the human-readable text under
-//	         the bars (default true); align (default left).
+//	         the bars (default true); align (default left). Data a
+//	         CODE128 cannot carry (not printable ASCII, too wide for the
+//	         paper) prints as a QR code and the job carries a warning.
 //	qr       data of 1-MaxQR bytes; size = module size in dots (1-16,
 //	         default 4); ec = error correction L, M, Q or H (default M);
 //	         align (default left).

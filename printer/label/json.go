@@ -15,7 +15,7 @@ import (
 // exact: encoding/json would accept "TEXT" for "text", a strict format
 // must not.
 var optionKeys = map[string][]string{
-	"text":    {"size", "bold", "underline", "align"},
+	"text":    {"right", "size", "bold", "underline", "align"},
 	"code128": {"height", "hri", "align"},
 	"qr":      {"size", "ec", "align"},
 	"feed":    nil,
@@ -111,6 +111,9 @@ func decodeElement(raw json.RawMessage) (Element, error) {
 	case "text":
 		var t Text
 		d.str("text", &t.Text)
+		if _, ok := m["right"]; ok {
+			d.str("right", &t.Right)
+		}
 		d.intIn("size", &t.Size, 1, MaxTextSize)
 		d.boolean("bold", &t.Bold)
 		d.boolean("underline", &t.Underline)
@@ -264,6 +267,9 @@ func (l Label) MarshalJSON() ([]byte, error) {
 		switch e := e.(type) {
 		case Text:
 			m["text"] = e.Text
+			if e.Right != "" {
+				m["right"] = e.Right
+			}
 			if e.Size != 0 {
 				m["size"] = e.Size
 			}

@@ -120,15 +120,22 @@ func ParseEC(s string) (ECLevel, error) {
 }
 
 // Text is one line of text. Size is the magnification 1-8 (0 means 1).
+// Right, when set, is printed flush with the right edge of the same line
+// (a price beside an item): the printer justifies it, nobody pads with
+// spaces.
 type Text struct {
 	Text      string
+	Right     string
 	Size      int
 	Bold      bool
 	Underline bool
 	Align     Align
 }
 
-// Code128 is a CODE128 barcode of printable ASCII.
+// Code128 is a CODE128 barcode. Data that CODE128 cannot carry (anything
+// but printable ASCII) or that is too long for the paper is printed as a
+// QR code instead, and the job carries a warning saying so: a code is
+// never dropped.
 type Code128 struct {
 	Data string
 	// Height of the bars in dots; 0 means DefaultHeight.
@@ -223,18 +230,21 @@ func validateElement(e Element) error {
 		if err := checkText(e.Text); err != nil {
 			return err
 		}
+		if e.Right != "" {
+			if err := checkText(e.Right); err != nil {
+				return fmt.Errorf("right: %v", err)
+			}
+		}
 		if e.Size < 0 || e.Size > MaxTextSize {
 			return fmt.Errorf("size %d: want 1-%d", e.Size, MaxTextSize)
 		}
 		return checkAlign(e.Align)
 	case Code128:
-		if e.Data == "" || len(e.Data) > MaxCode128 {
-			return fmt.Errorf("data of %d characters: want 1-%d", len(e.Data), MaxCode128)
+		if e.Data == "" || utf8.RuneCountInString(e.Data) > MaxCode128 {
+			return fmt.Errorf("data of %d characters: want 1-%d", utf8.RuneCountInString(e.Data), MaxCode128)
 		}
-		for i := 0; i < len(e.Data); i++ {
-			if c := e.Data[i]; c < 0x20 || c > 0x7e {
-				return fmt.Errorf("data %q: character %d is not printable ASCII (CODE128 set B takes space to ~)", e.Data, i+1)
-			}
+		if err := checkText(e.Data); err != nil {
+			return fmt.Errorf("data: %v", err)
 		}
 		if e.Height != 0 && (e.Height < MinBarHeight || e.Height > MaxBarHeight) {
 			return fmt.Errorf("height %d: want %d-%d dots", e.Height, MinBarHeight, MaxBarHeight)
@@ -283,6 +293,17 @@ func checkText(s string) error {
 		return fmt.Errorf("text of %d characters: at most %d per line", n, MaxTextRunes)
 	}
 	return nil
+}
+
+// IsCode128 reports whether s can be a CODE128 symbol in code set B:
+// printable ASCII only.
+func IsCode128(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func checkAlign(a Align) error {

@@ -1,6 +1,8 @@
 package label
 
 import (
+	"go.yaml.in/yaml/v3"
+
 	"errors"
 	"reflect"
 	"strings"
@@ -52,7 +54,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"empty elements", `{"elements":[]}`, "no elements"},
 		{"only feed", `{"elements":[{"feed":1},{"cut":true}]}`, "nothing to print"},
 		{"too many", many, "at most 64"},
-		{"unknown element key", `{"elements":[{"text":"a","colour":"red"}]}`, `elements[0]: text: unknown key "colour": want size, bold, underline, align`},
+		{"unknown element key", `{"elements":[{"text":"a","colour":"red"}]}`, `elements[0]: text: unknown key "colour": want right, size, bold, underline, align`},
 		{"key case", `{"elements":[{"TEXT":"a"}]}`, "no kind"},
 		{"option of another kind", `{"elements":[{"text":"a","ec":"M"}]}`, `unknown key "ec"`},
 		{"two kinds", `{"elements":[{"text":"a","qr":"b"}]}`, "one kind per element"},
@@ -66,7 +68,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{"newline", `{"elements":[{"text":"a\nb"}]}`, "control character U+000A"},
 		{"long text", `{"elements":[{"text":"` + long + `"}]}`, "at most 128 per line"},
 		{"bad utf8", "{\"elements\":[{\"text\":\"a\xffb\"}]}", "not valid UTF-8"},
-		{"code128 non-ascii", `{"elements":[{"code128":"Aé"}]}`, "not printable ASCII"},
+		// Non-ASCII code128 data is accepted since package layout prints
+		// it as a QR code with a warning; control characters are not.
+		{"code128 control", `{"elements":[{"code128":"A\u0007"}]}`, "control character"},
 		{"code128 long", `{"elements":[{"code128":"` + strings.Repeat("1", MaxCode128+1) + `"}]}`, "want 1-64"},
 		{"code128 height", `{"elements":[{"code128":"A","height":4}]}`, "height 4 out of range: want 8-255"},
 		{"qr empty", `{"elements":[{"qr":""}]}`, "data of 0 bytes"},
@@ -173,6 +177,8 @@ func FuzzDecode(f *testing.F) {
 		`{"elements":[{"text":"A-1042","size":4,"bold":true,"align":"center"},{"qr":"https://x","size":6,"ec":"M"},{"code128":"A-1042"},{"feed":2},{"cut":true}]}`,
 		`{"id":"a","elements":[{"text":"é€“x”","underline":true,"align":"right"}]}`,
 		`{"elements":[{"code128":"~ ","height":8,"hri":false}]}`,
+		`{"elements":[{"text":"1 x Tee","right":"25.00 €","bold":true},{"code128":"Ü-1"}]}`,
+		`{"elements":[{"text":"x","right":""}]}`,
 		`{"elements":[{"text":null}]}`,
 		`{"elements":[{"feed":null}]}`,
 		`{"elements":{}}`,
@@ -201,6 +207,30 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(back, l) {
 			t.Fatalf("round trip changed the label:\n%#v\n%#v", l, back)
+		}
+	})
+}
+
+func FuzzMediaYAML(f *testing.F) {
+	for _, s := range []string{"continuous", "{width_mm: 58, height_mm: 40, gap_mm: 3}", "roll", "{height_mm: -1}", "[1,2]", "{colour: red}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var p struct {
+			Media Media `yaml:"media"`
+		}
+		if err := yaml.Unmarshal([]byte("media: "+s), &p); err != nil {
+			return
+		}
+		prof := Profile{Language: TSPL, Media: p.Media}
+		if prof.Check() != nil {
+			return
+		}
+		if h := prof.PageDots(); h < 0 || (p.Media.Continuous && h != 0) {
+			t.Fatalf("media %+v: %d dots a label", p.Media, h)
+		}
+		if g := prof.GapDotsOf(); g < 0 {
+			t.Fatalf("media %+v: gap %d", p.Media, g)
 		}
 	})
 }

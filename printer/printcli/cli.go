@@ -1,6 +1,7 @@
 // Package printcli is "firmware-agent print": it queues a label on the
-// running agent through its HTTP API, lists the printers, and renders a
-// preview PNG of a label without any agent or printer.
+// running agent through its HTTP API, lists the printers, and, without any
+// agent, printer or data directory, renders a preview PNG of a label or
+// writes the exact bytes a printer would receive.
 package printcli
 
 import (
@@ -31,8 +32,11 @@ const usage = `usage:
   print --list                                  the printers, their state and queue
   print --preview FILE OUT.png [--printer NAME | --lang escpos|zpl|tspl --width DOTS]
                                                 render FILE as the printer would, no agent needed
+  print --bytes FILE [--printer NAME | --lang escpos|zpl|tspl --width DOTS]
+                                                write the bytes the printer would receive to stdout
 FILE is a label ({"elements": [...]}), pickup label data ({"order": ...}) or a
-job request ({"id": ..., "label" | "pickup": ...}).`
+job request ({"id": ..., "label" | "pickup": ...}). Flags go in any order.
+What will not print as asked is reported on stderr as "warning: ...".`
 
 // ErrUsage is returned for bad arguments; usage has been printed.
 var ErrUsage = errors.New("bad arguments")
@@ -41,8 +45,10 @@ var ErrUsage = errors.New("bad arguments")
 type Env struct {
 	// BaseURL is the running agent's API (http://127.0.0.1:8080).
 	BaseURL string
-	// Token is sent as a bearer token when set (the crew token).
-	Token string
+	// Token returns the bearer token to send (the crew token), or "";
+	// it is only asked for by the commands that talk to the agent, so
+	// that --preview and --bytes touch no data directory.
+	Token func() string
 	// Printers is the config's printers: section, for --preview
 	// --printer NAME to use that printer's profile.
 	Printers service.Config
@@ -56,28 +62,57 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 	file := fs.String("label", "", "label, pickup or job request JSON file")
 	id := fs.String("id", "", "job id (the same id twice is one job)")
 	preview := fs.String("preview", "", "render this file to a PNG")
+	raw := fs.String("bytes", "", "write the printer's bytes for this file to stdout")
 	list := fs.Bool("list", false, "list printers")
-	langName := fs.String("lang", "", "language for --preview without --printer")
-	width := fs.Int("width", 0, "paper width in dots for --preview without --printer")
-	if err := fs.Parse(args); err != nil {
+	langName := fs.String("lang", "", "language for --preview/--bytes without --printer")
+	width := fs.Int("width", 0, "paper width in dots for --preview/--bytes without --printer")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
 		fmt.Fprintf(stderr, "print: %v\n%s\n", err, usage)
 		return ErrUsage
 	}
-	rest := fs.Args()
+	offline := *preview != "" || *raw != ""
 	switch {
-	case *preview != "" && len(rest) == 1 && *file == "" && !*list:
+	case *preview != "" && *raw == "" && len(rest) == 1 && *file == "" && !*list:
 		prof, err := previewProfile(env, *printer, *langName, *width)
 		if err != nil {
 			return err
 		}
-		return runPreview(*preview, rest[0], prof, stdout)
-	case *list && len(rest) == 0 && *file == "" && *preview == "":
+		return runPreview(*preview, rest[0], prof, stdout, stderr)
+	case *raw != "" && *preview == "" && len(rest) == 0 && *file == "" && !*list:
+		prof, err := previewProfile(env, *printer, *langName, *width)
+		if err != nil {
+			return err
+		}
+		return runBytes(*raw, prof, stdout, stderr)
+	case !offline && *list && len(rest) == 0 && *file == "":
 		return runList(ctx, env, stdout)
-	case *file != "" && *printer != "" && len(rest) == 0 && *preview == "" && !*list:
-		return runPrint(ctx, env, *printer, *file, *id, stdout)
+	case !offline && *file != "" && *printer != "" && len(rest) == 0 && !*list:
+		return runPrint(ctx, env, *printer, *file, *id, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, usage)
 	return ErrUsage
+}
+
+// parseInterspersed parses flags wherever they are among the positional
+// arguments ("--preview FILE OUT --lang zpl" as well as "--lang zpl
+// --preview FILE OUT"); "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		if args[0] == "--" {
+			return append(rest, args[1:]...), nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
 }
 
 // readRequest reads FILE as a job request, whichever of the three forms
@@ -138,10 +173,12 @@ func previewProfile(env Env, printer, langName string, width int) (label.Profile
 	return prof, nil
 }
 
-func runPreview(in, out string, prof label.Profile, stdout io.Writer) error {
+// render reads FILE and lays it out and encodes it for prof, reporting
+// what will not print as asked on stderr.
+func render(in string, prof label.Profile, stderr io.Writer) (lang.Job, error) {
 	r, err := readRequest(in)
 	if err != nil {
-		return err
+		return lang.Job{}, err
 	}
 	var l label.Label
 	if len(r.Pickup) > 0 {
@@ -150,27 +187,49 @@ func runPreview(in, out string, prof label.Profile, stdout io.Writer) error {
 			l, err = template.Render(p, prof)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", in, err)
+			return lang.Job{}, fmt.Errorf("%s: %w", in, err)
 		}
 	} else if l, err = label.Decode(r.Label); err != nil {
-		return fmt.Errorf("%s: %w", in, err)
+		return lang.Job{}, fmt.Errorf("%s: %w", in, err)
 	}
-	data, err := lang.Encode(l, prof)
+	j, err := lang.Render(l, prof)
 	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
+		return lang.Job{}, fmt.Errorf("%s: %w", in, err)
 	}
-	png, err := fake.RenderPNG(string(prof.Language), data, prof.WidthDots)
+	for _, w := range j.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	return j, nil
+}
+
+func runPreview(in, out string, prof label.Profile, stdout, stderr io.Writer) error {
+	j, err := render(in, prof, stderr)
+	if err != nil {
+		return err
+	}
+	// Drawn from the layout the bytes were made from: the preview shows
+	// what the printer prints, labels one under the other.
+	png, err := fake.LayoutPNG(j.Layout)
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
 	if err := os.WriteFile(out, png, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s, %d bytes on the wire, %d dots wide\n", out, prof.Language, len(data), prof.WidthDots)
+	fmt.Fprintf(stdout, "%s: %s, %d bytes on the wire, %d dots wide, %d label(s)\n", out, prof.Language, len(j.Bytes), prof.WidthDots, len(j.Layout.Pages))
 	return nil
 }
 
-func runPrint(ctx context.Context, env Env, printer, file, id string, stdout io.Writer) error {
+func runBytes(in string, prof label.Profile, stdout, stderr io.Writer) error {
+	j, err := render(in, prof, stderr)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(j.Bytes)
+	return err
+}
+
+func runPrint(ctx context.Context, env Env, printer, file, id string, stdout, stderr io.Writer) error {
 	r, err := readRequest(file)
 	if err != nil {
 		return err
@@ -188,6 +247,9 @@ func runPrint(ctx context.Context, env Env, printer, file, id string, stdout io.
 		fmt.Fprintf(stdout, "job %s queued on %s\n", j.ID, printer)
 	} else {
 		fmt.Fprintf(stdout, "job %s was already submitted; it is %s\n", j.ID, j.State)
+	}
+	for _, w := range j.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	return nil
 }
@@ -223,8 +285,10 @@ func do(ctx context.Context, env Env, method, path string, body []byte, out any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if env.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+env.Token)
+	if env.Token != nil {
+		if tok := env.Token(); tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -15,8 +15,10 @@ import (
 	"fieldkit/internal/bus"
 	"fieldkit/internal/httpapi"
 	"fieldkit/printer/label"
+	"fieldkit/printer/lang"
 	"fieldkit/printer/queue"
 	"fieldkit/printer/service"
+	"fieldkit/printer/template"
 )
 
 func TestPreview(t *testing.T) {
@@ -105,5 +107,70 @@ func TestPrintThroughTheAgentAPI(t *testing.T) {
 	}
 	if err := RunCLI(ctx, []string{"--printer", "nope", "--label", "testdata/label.json"}, &stdout, &stdout, env); err == nil || !strings.Contains(err.Error(), "no such printer") {
 		t.Fatalf("unknown printer: %v", err)
+	}
+}
+
+// --bytes writes exactly what the printer is sent, flags in any order,
+// and neither it nor --preview asks for the agent's token (which would
+// open, and create, the data directory).
+func TestBytesAndFlagOrder(t *testing.T) {
+	env := Env{Token: func() string { t.Error("token asked for by an offline command"); return "" }}
+	want, err := os.ReadFile("testdata/pickup.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := template.DecodePickup(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof := label.Profile{Language: label.ZPL, WidthDots: 406}
+	l, err := template.Render(p, prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := lang.Render(l, prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--bytes", "testdata/pickup.json", "--lang", "zpl", "--width", "406"},
+		{"--lang", "zpl", "--bytes", "testdata/pickup.json", "--width", "406"},
+		{"--width", "406", "--lang", "zpl", "--bytes", "testdata/pickup.json"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := RunCLI(context.Background(), args, &stdout, &stderr, env); err != nil {
+			t.Fatalf("%v: %v %s", args, err, stderr.String())
+		}
+		if !bytes.Equal(stdout.Bytes(), j.Bytes) {
+			t.Errorf("%v: stdout %q\nwant %q", args, stdout.Bytes(), j.Bytes)
+		}
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "p.png")
+	var stdout, stderr bytes.Buffer
+	if err := RunCLI(context.Background(), []string{"--preview", "testdata/pickup.json", out, "--lang", "zpl", "--width", "406"}, &stdout, &stderr, env); err != nil {
+		t.Fatalf("preview with flags after the files: %v %s", err, stderr.String())
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+	// A label that will not print as asked says so on stderr.
+	in := filepath.Join(dir, "cy.json")
+	if err := os.WriteFile(in, []byte(`{"order":"Ü-1","buyer":"Наталья 🎉"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if err := RunCLI(context.Background(), []string{"--bytes", in, "--lang", "escpos"}, &stdout, &stderr, env); err != nil {
+		t.Fatal(err)
+	}
+	if s := stderr.String(); !strings.Contains(s, "warning: ") || !strings.Contains(s, "printed as a QR code") || !strings.Contains(s, "1 character(s)") {
+		t.Errorf("stderr %q", s)
+	}
+	if bytes.Contains(stdout.Bytes(), []byte("???")) {
+		t.Errorf("Cyrillic sent as question marks: %q", stdout.Bytes())
+	}
+	if err := RunCLI(context.Background(), []string{"--bytes", "testdata/pickup.json", "--list"}, &stdout, &stderr, env); !errors.Is(err, ErrUsage) {
+		t.Errorf("--bytes with --list: %v", err)
 	}
 }

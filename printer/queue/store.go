@@ -41,15 +41,25 @@ type Job struct {
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error,omitempty"`
 	// ReprintOf names the job this one reprints.
-	ReprintOf string    `json:"reprint_of,omitempty"`
-	Created   time.Time `json:"created"`
-	Updated   time.Time `json:"updated"`
+	ReprintOf string `json:"reprint_of,omitempty"`
+	// Order and Buyer are what the pickup desk looks for in the queue
+	// (from a pickup label's data). A discreet order keeps no buyer name.
+	Order    string    `json:"order,omitempty"`
+	Buyer    string    `json:"buyer,omitempty"`
+	Discreet bool      `json:"discreet,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 	// Printed is when the printer confirmed the job (state done).
 	Printed *time.Time `json:"printed,omitempty"`
 	// WriteStarted and WriteFinished are the durable marks around the
 	// current attempt's bytes.
 	WriteStarted  bool `json:"write_started"`
 	WriteFinished bool `json:"write_finished"`
+	// Warnings say what of the label will not print as asked (a code
+	// printed as QR, text shortened, characters no font has). They follow
+	// from the label and the printer, so the service fills them in; the
+	// store does not keep them.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Errors, for errors.Is.
@@ -99,10 +109,49 @@ CREATE TABLE IF NOT EXISTS jobs (
 	write_finished INTEGER NOT NULL DEFAULT 0,
 	created_ms     INTEGER NOT NULL,
 	updated_ms     INTEGER NOT NULL,
-	printed_ms     INTEGER
+	printed_ms     INTEGER,
+	order_ref      TEXT NOT NULL DEFAULT '',
+	buyer          TEXT NOT NULL DEFAULT '',
+	discreet       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_printer_state ON jobs(printer, state, seq);
 `
+
+// addedColumns are columns added after the first release: a queue made
+// by an older agent gets them on open.
+var addedColumns = []struct{ name, def string }{
+	{"order_ref", "TEXT NOT NULL DEFAULT ''"},
+	{"buyer", "TEXT NOT NULL DEFAULT ''"},
+	{"discreet", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+func migrate(db *sql.DB) error {
+	rows, err := db.Query(`SELECT name FROM pragma_table_info('jobs')`)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		have[n] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range addedColumns {
+		if !have[c.name] {
+			if _, err := db.Exec(`ALTER TABLE jobs ADD COLUMN ` + c.name + ` ` + c.def); err != nil {
+				return fmt.Errorf("add column %s: %w", c.name, err)
+			}
+		}
+	}
+	return nil
+}
 
 // Open opens (creating) the store at path. A nil clk means the wall clock.
 func Open(path string, clk clock.Clock) (*Store, error) {
@@ -116,6 +165,10 @@ func Open(path string, clk clock.Clock) (*Store, error) {
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("print queue %s: create tables: %w", path, err)
+	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("print queue %s: %w", path, err)
 	}
 	return &Store{db: db, clk: clk}, nil
 }
@@ -150,6 +203,10 @@ type NewJob struct {
 	ID      string // optional; "" gets a fresh id
 	Printer string
 	Label   json.RawMessage
+	// Order, Buyer and Discreet are shown in the queue (see Job).
+	Order    string
+	Buyer    string
+	Discreet bool
 }
 
 // Add stores a queued job. A job id already stored for the same printer
@@ -163,9 +220,12 @@ func (s *Store) Add(ctx context.Context, nj NewJob) (j Job, created bool, err er
 		return Job{}, false, err
 	}
 	now := s.now()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, printer, label, state, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
-		nj.ID, nj.Printer, string(nj.Label), Queued, now, now)
+	if nj.Discreet {
+		nj.Buyer = ""
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, printer, label, state, created_ms, updated_ms, order_ref, buyer, discreet)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		nj.ID, nj.Printer, string(nj.Label), Queued, now, now, nj.Order, nj.Buyer, nj.Discreet)
 	if err != nil {
 		return Job{}, false, fmt.Errorf("print queue: add %s: %w", nj.ID, err)
 	}
@@ -180,7 +240,7 @@ func (s *Store) Add(ctx context.Context, nj NewJob) (j Job, created bool, err er
 	return j, n == 1, nil
 }
 
-const cols = `id, printer, label, state, attempts, error, reprint_of, write_started, write_finished, created_ms, updated_ms, printed_ms`
+const cols = `id, printer, label, state, attempts, error, reprint_of, write_started, write_finished, created_ms, updated_ms, printed_ms, order_ref, buyer, discreet`
 
 type scanner interface{ Scan(...any) error }
 
@@ -193,7 +253,7 @@ func scanJob(r scanner) (Job, error) {
 		wStarted, wFinished int
 	)
 	if err := r.Scan(&j.ID, &j.Printer, &label, &j.State, &j.Attempts, &j.Error, &j.ReprintOf,
-		&wStarted, &wFinished, &created, &updated, &printed); err != nil {
+		&wStarted, &wFinished, &created, &updated, &printed, &j.Order, &j.Buyer, &j.Discreet); err != nil {
 		return Job{}, err
 	}
 	j.Label = json.RawMessage(label)
@@ -401,8 +461,8 @@ func (s *Store) Reprint(ctx context.Context, id, newID string) (Job, error) {
 			return Job{}, err
 		}
 		now := s.now()
-		_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, printer, label, state, reprint_of, created_ms, updated_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, newID, j.Printer, string(j.Label), Queued, j.ID, now, now)
+		_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, printer, label, state, reprint_of, created_ms, updated_ms, order_ref, buyer, discreet)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, newID, j.Printer, string(j.Label), Queued, j.ID, now, now, j.Order, j.Buyer, j.Discreet)
 		if err != nil {
 			return Job{}, fmt.Errorf("print queue: reprint %s as %s: %w", id, newID, err)
 		}

@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -171,5 +173,60 @@ func TestRecoverTellsSafeFromUncertain(t *testing.T) {
 		if j, _ := s.Get(ctx, id); j.State != st {
 			t.Errorf("%s: %s, want %s", id, j.State, st)
 		}
+	}
+}
+
+// The queue keeps what the pickup desk looks for: the order and the
+// buyer, or no name at all for a discreet order; a reprint keeps both.
+func TestOrderAndBuyer(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "printer.db"))
+	j, _, err := s.Add(ctx, NewJob{ID: "A-1042", Printer: "counter", Label: lbl, Order: "A-1042", Buyer: "Mara K."})
+	if err != nil || j.Order != "A-1042" || j.Buyer != "Mara K." || j.Discreet {
+		t.Fatalf("Add = %+v, %v", j, err)
+	}
+	d, _, err := s.Add(ctx, NewJob{ID: "A-1043", Printer: "counter", Label: lbl, Order: "A-1043", Buyer: "Not Stored", Discreet: true})
+	if err != nil || d.Buyer != "" || !d.Discreet {
+		t.Fatalf("discreet Add = %+v, %v; want no buyer name kept", d, err)
+	}
+	if _, err := s.Begin(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Done(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Reprint(ctx, j.ID, "A-1042-r1")
+	if err != nil || r.Order != "A-1042" || r.Buyer != "Mara K." || r.ReprintOf != "A-1042" {
+		t.Fatalf("Reprint = %+v, %v", r, err)
+	}
+	b, _ := json.Marshal(d)
+	if !json.Valid(b) || !bytes.Contains(b, []byte(`"discreet":true`)) || bytes.Contains(b, []byte(`"buyer"`)) {
+		t.Fatalf("discreet job JSON %s", b)
+	}
+}
+
+// A queue made before orders were kept opens, and keeps its jobs.
+func TestOpenMigratesOldQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "printer.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE jobs (
+	seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, printer TEXT NOT NULL, label TEXT NOT NULL,
+	state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',
+	reprint_of TEXT NOT NULL DEFAULT '', write_started INTEGER NOT NULL DEFAULT 0,
+	write_finished INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, printed_ms INTEGER);
+	INSERT INTO jobs (id, printer, label, state, created_ms, updated_ms) VALUES ('old-1', 'counter', '{}', 'done', 1, 1);`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s := open(t, path)
+	j, err := s.Get(context.Background(), "old-1")
+	if err != nil || j.State != Done || j.Order != "" {
+		t.Fatalf("old job after migration: %+v, %v", j, err)
+	}
+	if _, _, err := s.Add(context.Background(), NewJob{ID: "A-1", Printer: "counter", Label: lbl, Order: "A-1"}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/sqlitex"
 	"fieldkit/printer/label"
 	"fieldkit/printer/queue"
 	"fieldkit/printer/status"
@@ -34,7 +35,7 @@ func (s *Service) Routes(r *httpapi.Router) {
 			writeErr(w, err)
 			return
 		}
-		httpapi.WriteJSON(w, http.StatusOK, j)
+		httpapi.WriteJSON(w, http.StatusOK, s.withWarnings(j))
 	})
 	r.HandleFunc("POST /api/jobs/{id}/reprint", httpapi.Crew, func(w http.ResponseWriter, r *http.Request) {
 		j, err := s.Reprint(r.Context(), r.PathValue("id"))
@@ -99,6 +100,9 @@ func (s *Service) listJobs(w http.ResponseWriter, r *http.Request) {
 	if jobs == nil {
 		jobs = []queue.Job{}
 	}
+	for i := range jobs {
+		jobs[i] = s.withWarnings(jobs[i])
+	}
 	httpapi.WriteJSON(w, http.StatusOK, jobs)
 }
 
@@ -111,6 +115,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, queue.ErrConflict), errors.Is(err, queue.ErrIDReused):
 		code = http.StatusConflict
+	case sqlitex.IsFull(err):
+		code = http.StatusInsufficientStorage
+		err = fmt.Errorf("disk full: the print queue cannot take the job; free space on the box's disk (%w)", err)
 	}
 	httpapi.Error(w, code, err.Error())
 }

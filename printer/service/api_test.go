@@ -55,8 +55,12 @@ func TestHTTPAPI(t *testing.T) {
 		{"POST", "/api/printers/counter/jobs", `{}`, 400, "give label"},
 		{"POST", "/api/printers/back/jobs", `{"label":{"elements":[{"text":"x"}]}}`, 404, "no such printer"},
 		{"GET", "/api/jobs/p1", "", 200, `"printer": "counter"`},
+		// What will not print as asked is on the job: the order as QR,
+		// the emoji counted.
+		{"POST", "/api/printers/counter/jobs", `{"id":"w1","pickup":{"order":"Ü-1","buyer":"Ada 🎉"}}`, 201, `printed as a QR code`},
+		{"GET", "/api/jobs/w1", "", 200, `1 character(s) no printer or bitmap font has`},
 		{"GET", "/api/jobs/nope", "", 404, "no such job"},
-		{"GET", "/api/printers", "", 200, `"queue_depth": 2`},
+		{"GET", "/api/printers", "", 200, `"queue_depth": 3`},
 		{"GET", "/api/printers/counter/jobs?state=parked&state=queued", "", 200, `"id": "pk"`},
 		{"GET", "/api/printers/counter/jobs?limit=0", "", 400, "limit"},
 		{"POST", "/api/jobs/p1/reprint", "", 409, "will print without a reprint"},

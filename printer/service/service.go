@@ -255,7 +255,8 @@ func (s *Service) States() []PrinterState {
 }
 
 // JobRequest is what POST /api/printers/{name}/jobs and the MQTT print
-// topic take: a label, or the data of the pickup template.
+// topic take: a label, or the data of the pickup template (whose order
+// and buyer, or "discreet", the queue then shows).
 //
 //	{"id": "A-1042", "label": {"elements": [...]}}
 //	{"id": "A-1042", "pickup": {"order": "A-1042", "items": [...], ...}}
@@ -274,7 +275,10 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	if !ok {
 		return queue.Job{}, false, fmt.Errorf("%w %q; configured: %s", ErrUnknownPrinter, printer, strings.Join(s.names, ", "))
 	}
-	var l label.Label
+	var (
+		l    label.Label
+		meta queue.NewJob // what the queue shows: order, buyer
+	)
 	switch {
 	case len(r.Label) > 0 && len(r.Pickup) > 0:
 		return queue.Job{}, false, fmt.Errorf("%w: give either label or pickup, not both", ErrBadRequest)
@@ -287,6 +291,7 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 		p, err := template.DecodePickup(r.Pickup)
 		if err == nil {
 			l, err = template.Render(p, w.cfg.Profile)
+			meta.Order, meta.Buyer, meta.Discreet = p.Order, p.Buyer, p.Discreet
 		}
 		if err != nil {
 			return queue.Job{}, false, fmt.Errorf("%w: %v", ErrBadRequest, err)
@@ -296,7 +301,8 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	}
 	// Refuse now what the printer could never print, rather than fail it
 	// later in the queue.
-	if _, err := lang.Encode(l, w.cfg.Profile); err != nil {
+	enc, err := lang.Render(l, w.cfg.Profile)
+	if err != nil {
 		return queue.Job{}, false, fmt.Errorf("%w: printer %s cannot print this label: %v", ErrBadRequest, printer, err)
 	}
 	id := r.ID
@@ -307,16 +313,35 @@ func (s *Service) Submit(ctx context.Context, printer string, r JobRequest) (que
 	if err != nil {
 		return queue.Job{}, false, fmt.Errorf("printers: %w", err)
 	}
-	j, created, err := s.store.Add(ctx, queue.NewJob{ID: id, Printer: printer, Label: body})
+	j, created, err := s.store.Add(ctx, queue.NewJob{ID: id, Printer: printer, Label: body,
+		Order: meta.Order, Buyer: meta.Buyer, Discreet: meta.Discreet})
 	if err != nil {
 		return j, false, err
 	}
+	j.Warnings = enc.Warnings
 	if created {
-		s.log.Info("print job queued", "printer", printer, "job", j.ID)
+		s.log.Info("print job queued", "printer", printer, "job", j.ID, "warnings", len(j.Warnings))
 		w.update(ctx, func(*PrinterState) {})
 		w.notify()
 	}
 	return j, created, nil
+}
+
+// withWarnings fills in what of a job's label will not print as asked
+// on its printer.
+func (s *Service) withWarnings(j queue.Job) queue.Job {
+	w, ok := s.workers[j.Printer]
+	if !ok {
+		return j
+	}
+	l, err := label.Decode(j.Label)
+	if err != nil {
+		return j
+	}
+	if enc, err := lang.Render(l, w.cfg.Profile); err == nil {
+		j.Warnings = enc.Warnings
+	}
+	return j
 }
 
 // Reprint queues job id again on the operator's word (see queue.Reprint).

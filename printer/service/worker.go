@@ -12,6 +12,7 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/sqlitex"
 	"fieldkit/printer/label"
 	"fieldkit/printer/lang"
 	"fieldkit/printer/queue"
@@ -58,6 +59,9 @@ type worker struct {
 	pub   func(PrinterState)
 	alert func(Alert)
 	wake  chan struct{}
+
+	// runCtx is run's context, for waits that must end when it stops.
+	runCtx context.Context
 
 	mu sync.Mutex
 	st PrinterState
@@ -168,6 +172,7 @@ func (w *worker) wait(ctx context.Context, d time.Duration) {
 func needsOperator(s status.State) bool { return s == status.PaperOut || s == status.CoverOpen }
 
 func (w *worker) run(ctx context.Context) error {
+	w.runCtx = ctx
 	bo := backoff.Backoff{Base: 100 * time.Millisecond, Cap: w.cfg.PollInterval}
 	w.refresh(ctx, w.cfg.StatusTimeout)
 	for ctx.Err() == nil {
@@ -230,7 +235,7 @@ func (w *worker) park(ctx context.Context, rep status.Report) {
 
 func (w *worker) unpark(ctx context.Context) {
 	n, err := w.store.Unpark(ctx, w.name)
-	if err != nil {
+	if err != nil && !sqlitex.IsFull(err) { // a full disk is reported as the job is begun
 		w.log.Error("unpark queue", "err", err)
 	}
 	if n > 0 {
@@ -254,12 +259,23 @@ func (w *worker) print(ctx context.Context, job queue.Job) {
 		return
 	}
 	j, err := w.store.Begin(ctx, job.ID)
+	if sqlitex.IsFull(err) {
+		// Nothing changed: the job stays queued and prints once the disk
+		// has room again.
+		w.diskFullWait(ctx, err)
+		return
+	}
 	if err != nil {
 		// Cancelled by an operator in the meantime.
 		w.log.Debug("job not begun", "job", job.ID, "err", err)
 		return
 	}
-	if err := w.store.WriteStarted(ctx, j.ID); err != nil {
+	if err := w.store.WriteStarted(ctx, j.ID); sqlitex.IsFull(err) {
+		// Nothing was sent, but the job is printing in the queue: fail it
+		// plainly rather than leave it printing for ever.
+		w.finish(keep, j.ID, queue.Failed, "disk full: the print queue cannot record the job; free space on the box's disk, then reprint")
+		return
+	} else if err != nil {
 		w.log.Error("cannot record write start; not sending", "job", j.ID, "err", err)
 		w.retryOrFail(ctx, j, "could not record the write in the queue: "+err.Error())
 		return
@@ -294,7 +310,7 @@ func (w *worker) print(ctx context.Context, job queue.Job) {
 		w.finish(keep, j.ID, queue.Uncertain, "sent, but the printer then reported "+rep.String()+"; check whether the label came out whole, then reprint or cancel")
 		return
 	}
-	if _, err := w.store.Done(keep, j.ID); err != nil {
+	if err := w.untilRoom(func() error { _, err := w.store.Done(keep, j.ID); return err }); err != nil {
 		w.log.Error("mark job done", "job", j.ID, "err", err)
 		return
 	}
@@ -322,7 +338,7 @@ func (w *worker) retryOrFail(ctx context.Context, j queue.Job, reason string) {
 		w.finish(keep, j.ID, queue.Failed, fmt.Sprintf("gave up after %d attempts: %s", j.Attempts, reason))
 		return
 	}
-	if _, err := w.store.Retry(keep, j.ID, reason); err != nil {
+	if err := w.untilRoom(func() error { _, err := w.store.Retry(keep, j.ID, reason); return err }); err != nil {
 		w.log.Error("requeue job", "job", j.ID, "err", err)
 	}
 	b := backoff.Backoff{Base: 100 * time.Millisecond, Cap: w.cfg.PollInterval}
@@ -332,14 +348,46 @@ func (w *worker) retryOrFail(ctx context.Context, j queue.Job, reason string) {
 	_ = backoff.Sleep(ctx, w.clk, b.Next())
 }
 
+// diskFullWait says the disk is full and waits a poll interval: the queue
+// cannot change while it is, and trying at once would spin.
+func (w *worker) diskFullWait(ctx context.Context, err error) {
+	w.log.Warn("print queue cannot write: the disk is full; waiting for space", "err", err)
+	w.update(ctx, func(s *PrinterState) { s.LastError = "disk full: the print queue cannot record anything" })
+	w.waitTimer(ctx, w.cfg.PollInterval)
+}
+
+// untilRoom runs f again while it fails for want of disk space (a job's
+// outcome must be recorded, or it would stay printing), polling until the
+// disk has room or the worker stops; a job left printing at a stop is
+// recovered at the next start.
+func (w *worker) untilRoom(f func() error) error {
+	ctx := w.runCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for {
+		err := f()
+		if !sqlitex.IsFull(err) {
+			return err
+		}
+		w.diskFullWait(ctx, err)
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
 // finish moves a job to failed or uncertain and raises an alert.
 func (w *worker) finish(ctx context.Context, id string, st queue.State, reason string) {
-	var err error
-	if st == queue.Failed {
-		_, err = w.store.Fail(ctx, id, reason)
-	} else {
-		_, err = w.store.MarkUncertain(ctx, id, reason)
-	}
+	err := w.untilRoom(func() error {
+		var err error
+		if st == queue.Failed {
+			_, err = w.store.Fail(ctx, id, reason)
+		} else {
+			_, err = w.store.MarkUncertain(ctx, id, reason)
+		}
+		return err
+	})
 	if err != nil {
 		w.log.Error("record job outcome", "job", id, "state", st, "err", err)
 		return

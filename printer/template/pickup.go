@@ -98,47 +98,33 @@ func (p Pickup) Validate() error {
 	return nil
 }
 
-// charDots is the width of one size-1 character in each language's font
-// at 203 dpi (ESC/POS font A, TSPL font 3, ZPL font 0 on average).
-var charDots = map[label.Language]int{label.ESCPOS: 12, label.TSPL: 16, label.ZPL: 13}
-
-// Columns returns how many size-1 characters fit on a line for profile.
-func Columns(prof label.Profile) int {
-	prof = prof.WithDefaults()
-	cw := charDots[prof.Language]
-	if cw == 0 {
-		cw = 16
-	}
-	return max(prof.WidthDots*203/prof.DPI/cw, 8)
-}
-
-// Render lays the pickup label out for the printer profile: sizes and
-// columns follow the paper width so that nothing wraps or is cut off.
+// Render builds the pickup label for the printer profile. Sizes are what
+// the label asks for; package layout measures them on the printer's
+// paper and wraps, shrinks or shortens what does not fit. Prices are
+// right-justified by the printer, not padded with spaces.
 func Render(p Pickup, prof label.Profile) (label.Label, error) {
 	if err := p.Validate(); err != nil {
 		return label.Label{}, err
 	}
-	cols := Columns(prof)
 	var els []label.Element
 	add := func(e label.Element) { els = append(els, e) }
 
-	add(label.Text{Text: p.Order, Size: fitSize(p.Order, cols, 4), Bold: true, Align: label.Center})
+	add(label.Text{Text: p.Order, Size: 4, Bold: true, Align: label.Center})
 	if p.Buyer != "" && !p.Discreet {
-		name := clip(p.Buyer, cols/2)
-		add(label.Text{Text: name, Size: fitSize(name, cols, 2), Align: label.Center})
+		add(label.Text{Text: clip(p.Buyer, label.MaxTextRunes), Size: 2, Align: label.Center})
 	}
 	if !p.Discreet {
 		for _, it := range p.Items {
-			add(label.Text{Text: columns(fmt.Sprintf("%d x %s", it.Qty, it.Name), money(it.Price, p.Currency), cols)})
+			add(label.Text{Text: clip(fmt.Sprintf("%d x %s", it.Qty, it.Name), label.MaxTextRunes), Right: money(it.Price, p.Currency)})
 		}
 		if len(p.Items) > 0 || p.Total != 0 {
-			add(label.Text{Text: columns("Total", strings.TrimSpace(money(p.Total, p.Currency)+" "+p.Currency), cols), Bold: true})
+			add(label.Text{Text: "Total", Right: strings.TrimSpace(money(p.Total, p.Currency) + " " + p.Currency), Bold: true})
 		}
 	}
 	if p.QR != "" {
 		q := label.QR{Data: p.QR, EC: label.ECM, Align: label.Center}
 		q.Module = 6
-		for q.Module > 1 {
+		for q.Module > 2 {
 			if q.CheckFits(prof.WithDefaults().WidthDots*2/3) == nil {
 				break
 			}
@@ -151,18 +137,12 @@ func Render(p Pickup, prof label.Profile) (label.Label, error) {
 		if h := p.ReceiptHash; h != "" {
 			line += " " + h[:min(8, len(h))]
 		}
-		add(label.Text{Text: clip(line, cols), Align: label.Center})
+		add(label.Text{Text: line, Align: label.Center})
 	}
 	if !p.NoBarcode {
-		c := label.Code128{Data: p.Order, Height: 48, Align: label.Center}
-		// The barcode is a convenience: an order number a scanner
-		// cannot take (non-ASCII, too long for the paper) is left to
-		// the text above.
-		if asciiPrintable(p.Order) {
-			if _, err := c.BarModule(prof.WithDefaults().WidthDots); err == nil {
-				add(c)
-			}
-		}
+		// Always asked for: an order number a CODE128 cannot carry is
+		// printed as a QR code by the layout, with a warning on the job.
+		add(label.Code128{Data: p.Order, Height: 48, Align: label.Center})
 	}
 	add(label.Cut{})
 	l := label.Label{Elements: els}
@@ -172,36 +152,12 @@ func Render(p Pickup, prof label.Profile) (label.Label, error) {
 	return l, l.Validate()
 }
 
-// fitSize returns the largest size up to want at which s fits in cols
-// size-1 columns.
-func fitSize(s string, cols, want int) int {
-	n := max(utf8.RuneCountInString(s), 1)
-	for size := want; size > 1; size-- {
-		if n*size <= cols {
-			return size
-		}
-	}
-	return 1
-}
-
-// columns puts left and right on one line of cols characters, clipping
-// left when they do not both fit.
-func columns(left, right string, cols int) string {
-	room := cols - utf8.RuneCountInString(right) - 1
-	left = clip(left, max(room, 1))
-	pad := cols - utf8.RuneCountInString(left) - utf8.RuneCountInString(right)
-	return left + strings.Repeat(" ", max(pad, 1)) + right
-}
-
 func clip(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	r := []rune(s)
-	if n <= 1 {
-		return string(r[:n])
-	}
-	return string(r[:n-1]) + "."
+	return string(r[:n-1]) + "…"
 }
 
 // money formats an amount in minor units: two decimals, or none for the
@@ -217,15 +173,6 @@ func money(minor int64, currency string) string {
 		s = fmt.Sprintf("%s%d", sign, minor)
 	}
 	return s
-}
-
-func asciiPrintable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // sanitizeID keeps the characters a label id allows.

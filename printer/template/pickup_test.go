@@ -8,6 +8,7 @@ import (
 
 	"fieldkit/printer/label"
 	"fieldkit/printer/lang"
+	"fieldkit/printer/layout"
 )
 
 func TestSamplePickup(t *testing.T) {
@@ -22,10 +23,10 @@ func TestSamplePickup(t *testing.T) {
 	want := []label.Element{
 		label.Text{Text: "A-1042", Size: 4, Bold: true, Align: label.Center},
 		label.Text{Text: "Ada Lovelace", Size: 2, Align: label.Center},
-		label.Text{Text: "1 x Tee black M            25.00"},
-		label.Text{Text: "2 x Enamel pin             12.00"},
-		label.Text{Text: "1 x Tote bag               18.00"},
-		label.Text{Text: "Total                  55.00 EUR", Bold: true},
+		label.Text{Text: "1 x Tee black M", Right: "25.00"},
+		label.Text{Text: "2 x Enamel pin", Right: "12.00"},
+		label.Text{Text: "1 x Tote bag", Right: "18.00"},
+		label.Text{Text: "Total", Right: "55.00 EUR", Bold: true},
 		label.QR{Data: p.QR, Module: 6, Align: label.Center},
 		label.Code128{Data: "A-1042", Height: 48, Align: label.Center},
 		label.Cut{},
@@ -50,16 +51,19 @@ func TestRenderEveryLanguage(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s %d: %v", lg, width, err)
 			}
-			b, err := lang.Encode(l, prof)
+			j, err := lang.Render(l, prof)
 			if err != nil {
 				t.Fatalf("%s %d: %v", lg, width, err)
 			}
-			if len(b) > 1024 {
-				t.Errorf("%s %d: %d bytes, want < 1 KB", lg, width, len(b))
+			if len(j.Bytes) > 1024 {
+				t.Errorf("%s %d: %d bytes, want < 1 KB", lg, width, len(j.Bytes))
 			}
-			for _, e := range l.Elements {
-				if tx, ok := e.(label.Text); ok && len([]rune(tx.Text))*tx.TextSize() > Columns(prof) {
-					t.Errorf("%s %d: %q at size %d is wider than %d columns", lg, width, tx.Text, tx.TextSize(), Columns(prof))
+			// Measured by the layout: every item on the paper.
+			for _, pg := range j.Layout.Pages {
+				for _, it := range pg.Items {
+					if it.Box.Min.X < 0 || it.Box.Max.X > width {
+						t.Errorf("%s %d: %v %q at %v runs off the paper", lg, width, it.Kind, it.Text, it.Box)
+					}
 				}
 			}
 		}
@@ -91,27 +95,50 @@ func TestReceiptLineAndFitting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := l.Elements[0].(label.Text); o.Size != 2 { // 15 characters in 32 columns
-		t.Errorf("order size %d", o.Size)
+	prof := label.Profile{Language: label.ESCPOS}
+	j, err := lang.Render(l, prof)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if it := l.Elements[1].(label.Text).Text; len(it) != 32 || !strings.HasSuffix(it, " 99") || !strings.Contains(it, ".") {
-		t.Errorf("item line %q", it)
+	items := j.Layout.Pages[0].Items
+	// The layout shrinks the 15-character order to size 2 (15 × 24 dots
+	// of 384), wraps the long item onto two lines beside its price, and
+	// prints the order as a QR code (a CODE128 of it would be 440 dots
+	// wide at 2 dots per module), saying so.
+	if o := items[0]; o.Text != "ORDER-000123456" || o.Size != 2 {
+		t.Errorf("order %q size %d", o.Text, o.Size)
 	}
-	if tot := l.Elements[2].(label.Text).Text; !strings.HasSuffix(tot, "0 JPY") {
-		t.Errorf("total line %q", tot)
+	var texts []string
+	for _, it := range items {
+		texts = append(texts, it.Text)
+	}
+	all := strings.Join(texts, "|")
+	for _, want := range []string{"|99|", "|0 JPY|", "|Receipt #77 abcdef01|"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("items %q lack %q", all, want)
+		}
+	}
+	if last := items[len(items)-1]; last.Kind != layout.QRItem || last.Data != p.Order {
+		t.Errorf("last item %v %q, want the order as a QR code", last.Kind, last.Data)
+	}
+	// 70 characters do not fit two lines of 26 beside the price even at
+	// size 1: shortened with an ellipsis, and said.
+	if len(j.Warnings) != 2 || !strings.Contains(j.Warnings[0], "shortened") || !strings.Contains(j.Warnings[1], "printed as a QR code") {
+		t.Errorf("warnings %q", j.Warnings)
 	}
 	if q := l.Elements[3].(label.QR); q.CheckFits(256) != nil || q.Module < 2 {
 		t.Errorf("qr module %d", q.Module)
 	}
-	if r := l.Elements[4].(label.Text).Text; r != "Receipt #77 abcdef01" {
-		t.Errorf("receipt line %q", r)
-	}
-	// An order number a CODE128 cannot carry gets no barcode.
+	// An order number a CODE128 cannot carry still gets its code, as QR,
+	// and a warning.
 	l, _ = Render(Pickup{Order: "Bestellung-ö"}, label.Profile{Language: label.TSPL})
-	for _, e := range l.Elements {
-		if _, ok := e.(label.Code128); ok {
-			t.Error("barcode of non-ASCII order")
-		}
+	j, err = lang.Render(l, label.Profile{Language: label.TSPL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items = j.Layout.Pages[0].Items
+	if last := items[len(items)-1]; last.Kind != layout.QRItem || last.Data != "Bestellung-ö" || len(j.Warnings) != 1 {
+		t.Errorf("non-ASCII order: last item %v %q, warnings %q", last.Kind, last.Data, j.Warnings)
 	}
 }
 

@@ -53,20 +53,22 @@ func TestCommands(t *testing.T) {
 		{"text", []label.Element{label.Text{Text: "ab"}}, "5.8", // 8+24+6+8 = 46 dots
 			"TEXT 0,8,\"3\",0,1,1,\"ab\"\r\n"},
 		{"bold centered size 2 with quote", []label.Element{label.Text{Text: `"A"`, Size: 2, Bold: true, Align: label.Center}}, "9.5",
-			// 3 characters * 32 dots = 96, x = 144.
-			"TEXT 144,8,\"3\",0,2,2,\"\\[\"]A\\[\"]\"\r\nTEXT 145,8,\"3\",0,2,2,\"\\[\"]A\\[\"]\"\r\n"},
+			// 3 characters * 32 dots = 96, +1 for the bold strike: x = 143.
+			"TEXT 143,8,\"3\",0,2,2,\"\\[\"]A\\[\"]\"\r\nTEXT 144,8,\"3\",0,2,2,\"\\[\"]A\\[\"]\"\r\n"},
 		{"underline right", []label.Element{label.Text{Text: "ab", Underline: true, Align: label.Right}}, "5.8",
-			"TEXT 352,8,\"3\",0,1,1,\"ab\"\r\nBAR 352,32,32,2\r\n"},
+			"TEXT 352,8,\"3\",0,1,1,\"ab\"\r\nBAR 352,34,32,2\r\n"},
 		{"cp1252 text", []label.Element{label.Text{Text: "€ é “x” ő"}}, "5.8",
 			"TEXT 0,8,\"3\",0,1,1,\"\x80 \xe9 \x93x\x94 o\"\r\n"},
-		{"wrapped", []label.Element{label.Text{Text: "aaaa bbbb cccc", Size: 8}}, "182.2", // 3 characters a line
-			"TEXT 0,8,\"3\",0,8,8,\"aaa\"\r\nTEXT 0,248,\"3\",0,8,8,\"a\"\r\nTEXT 0,488,\"3\",0,8,8,\"bbb\"\r\n" +
-				"TEXT 0,728,\"3\",0,8,8,\"b\"\r\nTEXT 0,968,\"3\",0,8,8,\"ccc\"\r\nTEXT 0,1208,\"3\",0,8,8,\"c\"\r\n"},
-		{"code128", []label.Element{label.Code128{Data: "A-1", Height: 50, Align: label.Center}}, "12.8",
+		// Words never split while a smaller size keeps them whole in two
+		// lines: size 2 (12 characters a line).
+		{"wrapped", []label.Element{label.Text{Text: "aaaa bbbb cccc", Size: 8}}, "17",
+			"TEXT 0,8,\"3\",0,2,2,\"aaaa bbbb\"\r\nTEXT 0,68,\"3\",0,2,2,\"cccc\"\r\n"},
+		{"code128", []label.Element{label.Code128{Data: "A-1", Height: 50, Align: label.Center}}, "12",
 			// 11*5+13 = 68 modules, 4 dots each = 272, x = 56.
 			"BARCODE 56,8,\"128\",50,2,0,4,4,\"A-1\"\r\n"},
-		{"qr", []label.Element{label.QR{Data: "hi", Module: 4, EC: label.ECQ, Align: label.Right}}, "13.5",
-			"QRCODE 300,8,Q,4,A,0,\"hi\"\r\n"},
+		{"qr", []label.Element{label.QR{Data: "hi", Module: 4, EC: label.ECQ, Align: label.Right}}, "12.5",
+			// Right, less its 4-module quiet zone.
+			"QRCODE 284,8,Q,4,A,0,\"hi\"\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,9 +106,7 @@ func TestRefuses(t *testing.T) {
 	}{
 		{"zpl profile", label.Label{Elements: []label.Element{label.Text{Text: "x"}}}, label.Profile{Language: label.ZPL}, "profile is for zpl"},
 		{"utf-8", label.Label{Elements: []label.Element{label.Text{Text: "x"}}}, label.Profile{CodePage: "utf-8"}, "code_page"},
-		{"qr module", label.Label{Elements: []label.Element{label.QR{Data: "x", Module: 11}}}, profile, "1-10"},
 		{"qr newline", label.Label{Elements: []label.Element{label.QR{Data: "a\nb"}}}, profile, "control character"},
-		{"barcode too wide", label.Label{Elements: []label.Element{label.Code128{Data: strings.Repeat("x", 20)}}}, profile, "shorten"},
 	}
 	for _, tt := range tests {
 		_, err := Encode(tt.l, tt.p)
@@ -161,4 +161,22 @@ func FuzzParseStatus(f *testing.F) {
 			t.Fatalf("0x%02x reads as %v", b[0], r)
 		}
 	})
+}
+
+// SIZE and GAP follow the stock; content longer than a label goes on the
+// next one, each the stock's length.
+func TestMedia(t *testing.T) {
+	p := label.Profile{Language: label.TSPL, WidthDots: 384, Media: label.Media{WidthMM: 50, HeightMM: 30, GapMM: 2}}
+	var els []label.Element
+	for i := 0; i < 10; i++ {
+		els = append(els, label.Text{Text: "line", Size: 1})
+	}
+	got, err := Encode(label.Label{Elements: els}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := "SIZE 50 mm,30 mm\r\nGAP 2 mm,0 mm\r\n"
+	if n := strings.Count(string(got), head); n != 2 || strings.Count(string(got), "SIZE") != 2 || strings.Count(string(got), "PRINT 1") != 2 {
+		t.Errorf("want two 30 mm labels:\n%s", got)
+	}
 }

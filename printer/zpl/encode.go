@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"fieldkit/printer/codepage"
 	"fieldkit/printer/label"
+	"fieldkit/printer/layout"
 )
 
 // ErrEncode is wrapped by errors for labels that do not fit the profile.
@@ -21,153 +21,128 @@ var ErrEncode = errors.New("zpl")
 //	utf-8   28  Unicode UTF-8
 var CharSet = map[string]int{"ascii": 0, "cp850": 13, "cp1252": 27, "utf-8": 28}
 
-// Layout constants at 203 dpi; scaled by DPI/203.
-const (
-	textStep  = 24 // font height per text size step
-	topMargin = 8
-	gapAfter  = 8  // space below barcodes and QR codes
-	hriHeight = 28 // human-readable line under a CODE128
-	maxModule = 10 // ^BQ magnification limit
-)
-
 // Encode renders l for the printer described by p. The profile's language
 // may be empty (taken as ZPL).
 func Encode(l label.Label, p label.Profile) ([]byte, error) {
-	if p.Language == "" {
-		p.Language = label.ZPL
+	lay, err := layout.For(l, p, label.ZPL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	if p.Language != label.ZPL {
-		return nil, fmt.Errorf("%w: profile is for %s", ErrEncode, p.Language)
-	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
-	}
-	p = p.WithDefaults()
-	if err := l.Validate(); err != nil {
-		return nil, err
+	return EncodeLayout(lay)
+}
+
+// EncodeLayout renders a label placed by package layout: one format per
+// page, every field at the layout's coordinates. Text is justified by the
+// printer (^FB with L, C or R) in the field the layout measured, so a
+// proportional font 0 lines up at the right edge; text the resident font
+// lacks comes as a graphic field (^GFA).
+func EncodeLayout(lay *layout.Layout) ([]byte, error) {
+	p := lay.Profile
+	ci, ok := CharSet[p.CodePage]
+	if !ok {
+		return nil, fmt.Errorf("%w: code page %q has no ^CI number", ErrEncode, p.CodePage)
 	}
 	page, err := codepage.Lookup(p.CodePage)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
-	e := &encoder{p: p, page: page, scale: float64(p.DPI) / 203}
-	e.start()
-	for i, el := range l.Elements {
-		if err := e.element(el); err != nil {
-			return nil, fmt.Errorf("%w: elements[%d]: %v", ErrEncode, i, err)
-		}
-	}
-	if e.body.Len() > 0 || e.y > e.dots(topMargin) {
-		e.finish()
-	}
-	return e.out.Bytes(), nil
-}
-
-type encoder struct {
-	p     label.Profile
-	page  *codepage.Page
-	scale float64
-	out   bytes.Buffer // finished formats
-	body  bytes.Buffer // fields of the format being built
-	y     int
-}
-
-func (e *encoder) dots(n int) int { return int(float64(n)*e.scale + 0.5) }
-
-func (e *encoder) start() {
-	e.body.Reset()
-	e.y = e.dots(topMargin)
-}
-
-// finish wraps the fields in a format, now that its height is known.
-func (e *encoder) finish() {
-	length := e.p.LengthDots
-	if length == 0 {
-		length = e.y + e.dots(topMargin)
-	}
-	fmt.Fprintf(&e.out, "^XA^CI%d^PW%d^LL%d", CharSet[e.p.CodePage], e.p.WidthDots, length)
-	e.out.Write(e.body.Bytes())
-	e.out.WriteString("^XZ\n")
-}
-
-func (e *encoder) element(el label.Element) error {
-	b := &e.body
-	switch el := el.(type) {
-	case label.Text:
-		h := e.dots(textStep * el.TextSize())
-		text, _ := e.page.Encode(el.Text)
-		data, hex := fieldData(text)
-		just := "LCR"[el.Align]
-		// ^FB wraps; give it as many lines as the text needs, estimating
-		// font 0 at 0.55 of its height per character.
-		est := utf8.RuneCountInString(el.Text) * h * 55 / 100
-		lines := min(max(1, (est+e.p.WidthDots-1)/e.p.WidthDots), 9)
-		// field sets the text in a block from x to the right edge less
-		// cut dots; the bold copy is the same text shifted by 2 dots.
-		field := func(x, cut int) {
-			fmt.Fprintf(b, "^FO%d,%d^A0N,%d,%d^FB%d,%d,0,%c,0", x, e.y, h, h, e.p.WidthDots-x-cut, lines, just)
-			if hex {
-				b.WriteString("^FH")
-			}
-			b.WriteString("^FD")
-			b.Write(data)
-			b.WriteString("^FS")
-		}
-		field(0, 0)
-		if el.Bold {
-			if el.Align == label.Right {
-				field(0, e.dots(2))
-			} else {
-				field(e.dots(2), 0)
+	var b bytes.Buffer
+	for _, pg := range lay.Pages {
+		fmt.Fprintf(&b, "^XA^CI%d^PW%d^LL%d", ci, p.WidthDots, pg.Height)
+		font := 0 // the ^CF height in force
+		for _, it := range pg.Items {
+			switch it.Kind {
+			case layout.TextItem:
+				if it.CellH != font {
+					fmt.Fprintf(&b, "^CF0,%d", it.CellH)
+					font = it.CellH
+				}
+				text, _ := page.Encode(it.Text)
+				data, hex := fieldData(text)
+				field := func(x, w int) {
+					fmt.Fprintf(&b, "^FO%d,%d", x, it.Box.Min.Y)
+					if it.Just != label.Left || w != p.WidthDots-x {
+						fmt.Fprintf(&b, "^FB%d,1,0,%c", w, "LCR"[it.Just])
+					}
+					if hex {
+						b.WriteString("^FH")
+					}
+					b.WriteString("^FD")
+					b.Write(data)
+					b.WriteString("^FS")
+				}
+				x, w := it.FieldX, it.FieldW
+				if it.Just == label.Left {
+					// Left text needs no block: it starts where measured.
+					x, w = it.Box.Min.X, p.WidthDots-it.Box.Min.X
+				}
+				field(x, w)
+				if it.Bold {
+					// Font 0 has no bold: strike again 2 dots over,
+					// inside the field.
+					if it.Just == label.Right {
+						field(x, w-lay.Metrics.BoldExtra)
+					} else {
+						field(x+lay.Metrics.BoldExtra, w-lay.Metrics.BoldExtra)
+					}
+				}
+				if it.Underline {
+					fmt.Fprintf(&b, "^FO%d,%d^GB%d,2,2^FS", it.Box.Min.X, it.Box.Max.Y-2, it.Box.Dx())
+				}
+			case layout.BitmapItem:
+				bm := it.Bitmap
+				n := bm.Stride() * bm.H
+				fmt.Fprintf(&b, "^FO%d,%d^GFA,%d,%d,%d,", it.Box.Min.X, it.Box.Min.Y, n, n, bm.Stride())
+				hexRows(&b, bm)
+				b.WriteString("^FS")
+			case layout.Code128Item:
+				hri := "N"
+				if it.HRI {
+					hri = "Y"
+				}
+				fmt.Fprintf(&b, "^FO%d,%d^BY%d^BCN,%d,%s,N,N^FD%s^FS", it.Box.Min.X, it.Box.Min.Y, it.Module, it.BarHeight, hri, code128Data(it.Data))
+			case layout.QRItem:
+				data, hex := fieldData([]byte(it.Data))
+				// ^BQ draws the symbol QROffset below the field origin.
+				fmt.Fprintf(&b, "^FO%d,%d^BQN,2,%d", it.Box.Min.X, it.Box.Min.Y-lay.Metrics.QROffset, it.Module)
+				if hex {
+					b.WriteString("^FH")
+				}
+				fmt.Fprintf(&b, "^FD%sA,", it.EC)
+				b.Write(data)
+				b.WriteString("^FS")
 			}
 		}
-		if el.Underline {
-			w := min(est, e.p.WidthDots)
-			fmt.Fprintf(b, "^FO%d,%d^GB%d,%d,%d^FS", el.Align.Offset(w, e.p.WidthDots), e.y+h, w, e.dots(2), e.dots(2))
-		}
-		e.y += lines * (h + h/4)
-	case label.Code128:
-		m, err := el.BarModule(e.p.WidthDots)
-		if err != nil {
-			return err
-		}
-		h := e.dots(el.BarHeight())
-		x := el.Align.Offset(el.Modules()*m, e.p.WidthDots)
-		hri := "Y"
-		if el.HideText {
-			hri = "N"
-		}
-		fmt.Fprintf(b, "^FO%d,%d^BY%d^BCN,%d,%s,N,N^FD%s^FS", x, e.y, m, h, hri, code128Data(el.Data))
-		e.y += h + e.dots(gapAfter)
-		if !el.HideText {
-			e.y += e.dots(hriHeight)
-		}
-	case label.QR:
-		if el.ModuleSize() > maxModule {
-			return fmt.Errorf("qr size %d: ZPL ^BQ takes 1-%d", el.ModuleSize(), maxModule)
-		}
-		if err := el.CheckFits(e.p.WidthDots); err != nil {
-			return err
-		}
-		w, _ := el.WidthDots()
-		data, hex := fieldData([]byte(el.Data))
-		fmt.Fprintf(b, "^FO%d,%d^BQN,2,%d", el.Align.Offset(w, e.p.WidthDots), e.y, el.ModuleSize())
-		if hex {
-			b.WriteString("^FH")
-		}
-		fmt.Fprintf(b, "^FD%sA,", el.EC)
-		b.Write(data)
-		b.WriteString("^FS")
-		e.y += w + e.dots(gapAfter)
-	case label.Feed:
-		e.y += el.Lines * e.dots(textStep+textStep/4)
-	case label.Cut:
-		e.finish()
-		e.start()
-	default:
-		return fmt.Errorf("unsupported element %T", el)
+		b.WriteString("^XZ\n")
 	}
-	return nil
+	return b.Bytes(), nil
+}
+
+// hexRows writes a bitmap as ^GF ASCII hex, with ZPL's shorthand for a
+// row that repeats the one before (":") and for the rest of a row being
+// white (","), which keeps text bitmaps small.
+func hexRows(b *bytes.Buffer, bm *layout.Bitmap) {
+	stride := bm.Stride()
+	var prev []byte
+	for y := 0; y < bm.H; y++ {
+		row := bm.Bits[y*stride : (y+1)*stride]
+		if prev != nil && bytes.Equal(row, prev) {
+			b.WriteByte(':')
+			continue
+		}
+		prev = row
+		end := len(row)
+		for end > 0 && row[end-1] == 0 {
+			end--
+		}
+		for _, c := range row[:end] {
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+		if end < len(row) {
+			b.WriteByte(',')
+		}
+	}
 }
 
 const hexDigits = "0123456789ABCDEF"

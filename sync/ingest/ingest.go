@@ -25,29 +25,19 @@ import (
 	"fieldkit/internal/clock"
 	"fieldkit/internal/sqlitex"
 	"fieldkit/sync/receipts"
+	"fieldkit/sync/wire"
 )
 
-// Headers of the protocol.
+// The protocol's names, kept here for the server's own code; they are
+// defined in sync/wire, which the box's uplink imports instead of this
+// package.
 const (
-	// HeaderBoxKey carries the base64 Ed25519 public key that signed the
-	// box's record 1, for a cloud that trusts boxes on first use.
-	HeaderBoxKey = "Fieldkit-Box-Key"
-	// MaxBatchBytes is the largest decompressed batch accepted.
-	MaxBatchBytes = 16 << 20
+	HeaderBoxKey  = wire.HeaderBoxKey
+	MaxBatchBytes = wire.MaxBatchBytes
 )
 
 // Response is the JSON answer to a batch (on 200 and 409).
-type Response struct {
-	AckedThrough uint64                     `json:"acked_through"`
-	Checkpoint   *receipts.SignedCheckpoint `json:"checkpoint,omitempty"`
-	Accepted     int                        `json:"accepted"`
-	Duplicates   int                        `json:"duplicates"`
-	// ExpectedSeq is set on 409: the seq the cloud needs next.
-	ExpectedSeq uint64 `json:"expected_seq,omitempty"`
-	// Fork is set on 409 when a seq arrived again with another hash.
-	Fork  bool   `json:"fork,omitempty"`
-	Error string `json:"error,omitempty"`
-}
+type Response = wire.Response
 
 // Options for Open.
 type Options struct {

@@ -1,18 +1,24 @@
 package receipts
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"time"
 )
 
 // CheckpointDomain separates checkpoint signatures from receipt ones.
 const CheckpointDomain = "fieldkit-checkpoint-v1"
 
-// Checkpoint is the cloud's signed acknowledgement: it has every record of
-// Box through AckedThrough, and the last one hashes to Head. The box keeps
-// it; a ledger that later ends before AckedThrough was truncated.
+// Checkpoint is a signed statement that the ledger of Box holds every
+// record through AckedThrough, the last one hashing to Head. The cloud
+// signs one with each acknowledgement (the box keeps it); the box signs
+// one of its own head on request (`receipts checkpoint`). A ledger that
+// later ends before AckedThrough was truncated.
 type Checkpoint struct {
 	V            int    `json:"v"`
 	Box          string `json:"box"`
@@ -75,4 +81,57 @@ func (s SignedCheckpoint) Open(trusted ed25519.PublicKey) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint names key %s but was verified with %s", cp.Kid, KeyID(pub))
 	}
 	return &cp, nil
+}
+
+// ReadCheckpoints reads a checkpoint file: one or more SignedCheckpoint
+// JSON objects (as `receipts checkpoint` writes them, one per line) and
+// opens each. A checkpoint that names the cloud key is checked with it;
+// any other with the key it carries, which proves it unaltered but not
+// who signed it. That is enough: a checkpoint only ever adds a demand on
+// the ledger (records through acked_through, with that hash), so a forged
+// one can fail a good ledger but never pass a bad one.
+func ReadCheckpoints(r io.Reader, cloud ed25519.PublicKey) ([]*Checkpoint, error) {
+	dec := json.NewDecoder(r)
+	var out []*Checkpoint
+	for n := 1; ; n++ {
+		var sc SignedCheckpoint
+		err := dec.Decode(&sc)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", n, err)
+		}
+		var peek struct {
+			Kid string `json:"kid"`
+		}
+		_ = json.Unmarshal([]byte(sc.Checkpoint), &peek)
+		var key ed25519.PublicKey
+		if cloud != nil && peek.Kid == KeyID(cloud) {
+			key = cloud
+		}
+		cp, err := sc.Open(key)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", n, err)
+		}
+		out = append(out, cp)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no checkpoint in the file")
+	}
+	return out, nil
+}
+
+// BoxCheckpoint signs, with the box's current key, a checkpoint of the
+// ledger's head as it is now: kept off the box, it makes a later
+// truncation of the tail show, like the cloud's.
+func (l *Reader) BoxCheckpoint(ctx context.Context, key *Key, now time.Time) (SignedCheckpoint, error) {
+	h, err := l.Head(ctx)
+	if err != nil {
+		return SignedCheckpoint{}, err
+	}
+	if h.Kid != key.ID {
+		return SignedCheckpoint{}, fmt.Errorf("receipts: the key file holds key %s, but the chain head is signed by %s: %w", key.ID, h.Kid, ErrKeyMismatch)
+	}
+	return SignCheckpoint(Checkpoint{Box: l.box, AckedThrough: h.Seq, Head: h.Hash, Turnover: h.Turnover, TS: now.UTC().Format(tsLayout)}, key.Priv)
 }

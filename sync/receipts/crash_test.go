@@ -11,12 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"fieldkit/printer/fake"
 	"fieldkit/sync/receipts"
 )
 
@@ -28,10 +31,35 @@ import (
 // and every acknowledged receipt must be in the ledger, unchanged, with no
 // gap and no duplicate.
 func TestCrashKill9(t *testing.T) {
-	const (
-		clients = 16
-		kills   = 20
-	)
+	crashRun(t, crashOpts{clients: 16, kills: 20})
+}
+
+// TestCrashKill9PickupLabels is the same run with pickup labels on, on a
+// printer outside the agent (a fake ESC/POS printer on TCP, so that what
+// it printed survives the kills): every acknowledged sale's label must be
+// printed exactly once once the last agent has drained its outbox, none
+// lost, none doubled. Clients pace their sales so that the printer can
+// keep up within the test's time.
+func TestCrashKill9PickupLabels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill -9 run")
+	}
+	crashRun(t, crashOpts{clients: 8, kills: 20, labels: true, pace: 5 * time.Millisecond})
+}
+
+type ack struct {
+	seq  uint64
+	hash string
+}
+
+type crashOpts struct {
+	clients, kills int
+	labels         bool
+	pace           time.Duration // between one client's sales
+}
+
+func crashRun(t *testing.T, o crashOpts) {
+	clients, kills := o.clients, o.kills
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "firmware-agent")
 	if out, err := exec.Command("go", "build", "-o", bin, "fieldkit/firmware-agent").CombinedOutput(); err != nil {
@@ -54,9 +82,35 @@ func TestCrashKill9(t *testing.T) {
 		}
 	})
 
+	var fp *fake.Printer
+	cliArgs := []string{"receipts", "--data", data}
+	args := []string{"run", "--data", data, "--http", addr, "--mqtt-listen", mqttAddr}
+	box := "demo"
+	if o.labels {
+		fp, err = fake.New(&fake.Opts{Lang: fake.ESCPOS, WidthDots: 576, NoRender: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fp.Close()
+		paddr, err := fp.ListenTCP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		box = "crash"
+		cfg := filepath.Join(dir, "agent.yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`box: crash
+board: sim
+printers:
+  counter: {language: escpos, width_dots: 576, transport: tcp, address: %q, status_timeout: 300ms, poll_interval: 50ms}
+receipts:
+  pickup_printer: counter
+`, paddr)), 0o644)
+		args = append(args, "--config", cfg)
+		cliArgs = append(cliArgs, "--config", cfg)
+	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "--data", data, "--http", addr, "--mqtt-listen", mqttAddr)
+		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -80,10 +134,6 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 
-	type ack struct {
-		seq  uint64
-		hash string
-	}
 	var (
 		mu    sync.Mutex
 		acked = map[string]ack{}
@@ -123,6 +173,9 @@ func TestCrashKill9(t *testing.T) {
 					}
 					time.Sleep(3 * time.Millisecond) // client retry pacing
 				}
+				if o.pace > 0 {
+					time.Sleep(o.pace) // client sale pacing, not a wait for a condition
+				}
 			}
 		}()
 	}
@@ -136,10 +189,15 @@ func TestCrashKill9(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // let clients finish their pending retries
 	stop.Store(true)
 	wg.Wait()
+	if o.labels {
+		mu.Lock()
+		checkLabels(t, hc, addr, box, fp, acked)
+		mu.Unlock()
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
-	out, err := exec.Command(bin, "receipts", "--data", data, "verify").CombinedOutput()
+	out, err := exec.Command(bin, append(cliArgs, "verify")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("firmware-agent receipts verify: %v\n%s", err, out)
 	}
@@ -182,6 +240,77 @@ func TestCrashKill9(t *testing.T) {
 		t.Fatalf("only %d receipts acknowledged; the test did not exercise the ledger", len(acked))
 	}
 	t.Logf("%d kills, %d acknowledged receipts, %d stored, head seq %d", kills, len(acked), rep.Count, rep.Last)
+}
+
+// checkLabels waits for the last agent to print every acknowledged
+// sale's pickup label and checks that each was printed exactly once. A
+// job the printer queue marks uncertain (the agent was killed while its
+// bytes were on the wire) is resolved as the crew would: reprinted only
+// if the printer shows it never came out.
+func checkLabels(t *testing.T, hc *http.Client, addr, box string, fp *fake.Printer, acked map[string]ack) {
+	t.Helper()
+	receiptNo := regexp.MustCompile(`^Receipt #(\d+)`)
+	printed := func() map[uint64]int {
+		out := map[uint64]int{}
+		for _, l := range fp.Labels() {
+			for _, tx := range l.Texts() {
+				if m := receiptNo.FindStringSubmatch(tx); m != nil {
+					n, _ := strconv.ParseUint(m[1], 10, 64)
+					out[n]++
+				}
+			}
+		}
+		return out
+	}
+	jobState := func(seq uint64) string {
+		resp, err := hc.Get(fmt.Sprintf("http://%s/api/jobs/receipt-%s-%d", addr, box, seq))
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		var j struct {
+			State string `json:"state"`
+		}
+		json.NewDecoder(resp.Body).Decode(&j)
+		return j.State
+	}
+	want := map[uint64]bool{}
+	for _, a := range acked {
+		want[a.seq] = true
+	}
+	reprinted := map[uint64]bool{}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got := printed()
+		missing := 0
+		for seq := range want {
+			if got[seq] == 0 {
+				missing++
+				if st := jobState(seq); st == "uncertain" && !reprinted[seq] {
+					resp, err := hc.Post(fmt.Sprintf("http://%s/api/jobs/receipt-%s-%d/reprint", addr, box, seq), "application/json", nil)
+					if err == nil {
+						resp.Body.Close()
+						reprinted[seq] = true
+					}
+				}
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged sales have no pickup label printed", missing, len(want))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the printer's output
+	}
+	got := printed()
+	for seq, n := range got {
+		if n != 1 {
+			t.Errorf("receipt %d's pickup label printed %d times", seq, n)
+		}
+	}
+	t.Logf("%d acknowledged sales, %d pickup labels printed (%d uncertain jobs reprinted by hand), printer stats %+v",
+		len(want), len(got), len(reprinted), fp.Stats())
 }
 
 func freePort(t *testing.T) string {

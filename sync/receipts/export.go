@@ -77,6 +77,9 @@ func (lr *LineReader) Next() (Signed, bool, error) {
 
 // ParseLine parses one export line strictly.
 func ParseLine(b []byte) (Signed, error) {
+	if err := CheckJSON(b); err != nil {
+		return Signed{}, fmt.Errorf("not an export line: %w", err)
+	}
 	var s Signed
 	if err := strictUnmarshal(b, &s); err != nil {
 		return Signed{}, fmt.Errorf("not an export line: %w", err)
@@ -88,9 +91,9 @@ func ParseLine(b []byte) (Signed, error) {
 }
 
 // VerifyExport checks an NDJSON export that starts at record 1 against the
-// box's first public key and an optional checkpoint. A line that cannot be
+// box's first public key and any checkpoints. A line that cannot be
 // parsed is reported as a malformed record.
-func VerifyExport(r io.Reader, first ed25519.PublicKey, cp *Checkpoint) (*Report, error) {
+func VerifyExport(r io.Reader, first ed25519.PublicKey, cps ...*Checkpoint) (*Report, error) {
 	lr := NewLineReader(r)
 	c := NewChain("", first)
 	var parseErr error
@@ -102,7 +105,7 @@ func VerifyExport(r io.Reader, first ed25519.PublicKey, cp *Checkpoint) (*Report
 		}
 		return s, ok, nil
 	}
-	rep, err := VerifyAll(c, src, cp)
+	rep, err := VerifyAll(c, src, cps...)
 	if err != nil {
 		return nil, err
 	}

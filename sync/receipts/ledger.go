@@ -3,6 +3,7 @@ package receipts
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,9 @@ import (
 var (
 	// ErrDiskFull: the ledger reached its disk budget and refuses new sales.
 	ErrDiskFull = errors.New("receipt ledger disk budget is full: new receipts are refused until the backlog is synced and pruned or the budget is raised")
+	// ErrNoSpace: the disk itself is (nearly) full; new sales are refused
+	// until space is freed.
+	ErrNoSpace = errors.New("the disk holding the receipt ledger is full: new receipts are refused until space is freed on it")
 	// ErrClosed: the ledger is closed.
 	ErrClosed = errors.New("receipt ledger is closed")
 	// ErrNotFound: no record with that seq (never written, or pruned).
@@ -48,7 +53,12 @@ type Options struct {
 	Currency        string
 	DiscreetDefault bool
 	// DiskBudget in bytes for the database pages in use; 0 means none.
+	// The budget in force is the smaller of it and what the disk can
+	// still hold (FreeSpace).
 	DiskBudget int64
+	// FreeSpace returns the bytes still free where the ledger lives
+	// (nil: statfs of its directory).
+	FreeSpace func() (int64, error)
 	// MaxBatch caps how many appends share one transaction (default 512).
 	// 1 commits every receipt on its own: the naive mode the benchmark
 	// compares against.
@@ -60,6 +70,10 @@ type Options struct {
 	Log      *slog.Logger
 	// OnAlarm, if set, hears every disk alarm change (level 0, 80, 95, 100).
 	OnAlarm func(level int, msg string)
+	// LabelOutbox stores a pickup label request with every new sale, in
+	// the sale's transaction; the printer side drains it (PendingLabels,
+	// LabelDone), so that no acknowledged sale goes without its label.
+	LabelOutbox bool
 }
 
 // Ledger is the receipt store. Appends go through one writer goroutine
@@ -88,6 +102,8 @@ type Ledger struct {
 
 	mu        sync.Mutex
 	usage     int64
+	budget    int64 // in force at the last measurement
+	ofDisk    bool  // budget is the disk's room, not the configured one
 	alarm     int
 	notify    chan struct{} // closed and replaced after every commit
 	commits   uint64
@@ -98,6 +114,7 @@ type appendReq struct {
 	ctx    context.Context
 	order  *Order
 	tail   []byte // the order's part of the record bytes (encodeTail)
+	fp     []byte // orderFingerprint: tells a retry from a reused client_id
 	rotate *Key   // a rotation record announcing this key
 	resp   chan appendResp
 }
@@ -117,11 +134,15 @@ CREATE TABLE IF NOT EXISTS head (
 CREATE TABLE IF NOT EXISTS records (
 	seq INTEGER PRIMARY KEY, client_id TEXT UNIQUE, type TEXT NOT NULL,
 	ts_ms INTEGER NOT NULL, total INTEGER NOT NULL,
-	body BLOB NOT NULL, sig BLOB NOT NULL, hash TEXT NOT NULL);
+	body BLOB NOT NULL, sig BLOB NOT NULL, hash TEXT NOT NULL,
+	req BLOB);
 CREATE TABLE IF NOT EXISTS anchor (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	seq INTEGER NOT NULL, hash TEXT NOT NULL, turnover INTEGER NOT NULL,
 	kid TEXT NOT NULL, keys TEXT NOT NULL, ts TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS label_outbox (seq INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS key_history (
+	seq INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS uplink (
 	id INTEGER PRIMARY KEY CHECK (id = 1), acked_through INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -174,7 +195,7 @@ func Open(o Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.boxJSON, l.bootJSON = jsonString(o.Box), jsonString(o.BootID)
-	l.byClient, err = db.Prepare(`SELECT client_id, seq, body, sig FROM records WHERE client_id IN (SELECT value FROM json_each(?))`)
+	l.byClient, err = db.Prepare(`SELECT client_id, seq, body, sig, req FROM records WHERE client_id IN (SELECT value FROM json_each(?))`)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("receipts: %w", err)
@@ -187,6 +208,17 @@ func Open(o Options) (*Ledger, error) {
 func (l *Ledger) init(created bool) error {
 	if _, err := l.db.Exec(schema); err != nil {
 		return fmt.Errorf("receipts: create tables: %w", err)
+	}
+	// Ledgers made before the request fingerprint get its column; their
+	// old records have none and any retry of them is answered as before.
+	var hasReq int
+	if err := l.db.QueryRow(`SELECT count(*) FROM pragma_table_info('records') WHERE name='req'`).Scan(&hasReq); err != nil {
+		return fmt.Errorf("receipts: %w", err)
+	}
+	if hasReq == 0 {
+		if _, err := l.db.Exec(`ALTER TABLE records ADD COLUMN req BLOB`); err != nil {
+			return fmt.Errorf("receipts: add column req: %w", err)
+		}
 	}
 	tx, err := l.db.Begin()
 	if err != nil {
@@ -299,9 +331,20 @@ func (l *Ledger) Stats() Stats {
 	return Stats{Commits: l.commits, Records: l.committed}
 }
 
+// orderFingerprint is SHA-256 of the order as decoded (re-encoded, so
+// that spacing and key order do not count): the same client_id with
+// another fingerprint is another sale, not a retry.
+func orderFingerprint(o *Order) []byte {
+	b, _ := json.Marshal(o)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
 // Append validates o and writes it as the next signed record, answering
 // only once it is durably committed. replay is true when client_id was
-// seen before: the first receipt is returned and nothing is written.
+// seen before with the same order: the first receipt is returned and
+// nothing is written. The same client_id with a different order is an
+// *InputError with code 409 naming the stored seq.
 func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, err error) {
 	if err := o.Validate(l.o.Currency); err != nil {
 		return Signed{}, false, err
@@ -310,7 +353,7 @@ func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, er
 	if err != nil {
 		return Signed{}, false, err
 	}
-	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail})
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o)})
 }
 
 // Rotate makes a new key and writes a rotation record signed by the old
@@ -392,6 +435,44 @@ func (l *Reader) Range(ctx context.Context, after uint64, limit int, fn func(Sig
 		}
 	}
 	return rows.Err()
+}
+
+// PendingLabels returns up to limit sales whose pickup label is still to
+// be handed to the printer, oldest first.
+func (l *Reader) PendingLabels(ctx context.Context, limit int) ([]Signed, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT r.seq, r.body, r.sig FROM label_outbox o JOIN records r ON r.seq = o.seq ORDER BY o.seq LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("receipts: label outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []Signed
+	for rows.Next() {
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			return nil, fmt.Errorf("receipts: label outbox: %w", err)
+		}
+		out = append(out, makeSigned(seq, body, sig))
+	}
+	return out, rows.Err()
+}
+
+// LabelDone takes seq's label out of the outbox: the printer's durable
+// queue holds it now.
+func (l *Ledger) LabelDone(ctx context.Context, seq uint64) error {
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM label_outbox WHERE seq = ?`, seq); err != nil {
+		return fmt.Errorf("receipts: label outbox: %w", err)
+	}
+	return nil
+}
+
+// LabelBacklog is how many pickup labels wait in the outbox.
+func (l *Reader) LabelBacklog(ctx context.Context) (int, error) {
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM label_outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("receipts: label outbox: %w", err)
+	}
+	return n, nil
 }
 
 // Head is the chain head: the last seq, its hash and the turnover.
@@ -521,7 +602,9 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
 	}
 	var last sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE seq <= ? AND seq < ? AND ts_ms < ?`, acked, head, before.UnixMilli()).Scan(&last); err != nil {
+	// A record whose pickup label is still to print stays.
+	if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM records WHERE seq <= ? AND seq < ? AND ts_ms < ?
+		AND seq < coalesce((SELECT min(seq) FROM label_outbox), 9223372036854775807)`, acked, head, before.UnixMilli()).Scan(&last); err != nil {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
 	}
 	if !last.Valid {
@@ -559,6 +642,11 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
 		c.Seq, c.Head, c.Turnover, c.SignKid, string(kb), c.LastTS.Format(time.RFC3339Nano)); err != nil {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
 	}
+	// The rotation records go on proving, from the first key, which key
+	// signs the records that stay.
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO key_history(seq, body, sig) SELECT seq, body, sig FROM records WHERE seq <= ? AND type = ?`, last.Int64, TypeRotation); err != nil {
+		return 0, fmt.Errorf("receipts: prune: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE seq <= ?`, last.Int64)
 	if err != nil {
 		return 0, fmt.Errorf("receipts: prune: %w", err)
@@ -573,79 +661,108 @@ func (l *Ledger) Prune(ctx context.Context, before time.Time) (int, error) {
 
 type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
 // startChain returns the chain state verification starts from: the
 // anchor left by pruning, or genesis with the box's first key.
 func (l *Ledger) startChain(ctx context.Context, q querier) (*Chain, error) {
-	return startChain(ctx, q, l.o.Box, nil)
+	c, p, err := startChain(ctx, q, l.o.Box, nil)
+	if err == nil && p != nil {
+		err = p
+	}
+	return c, err
 }
 
-func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain, error) {
+// startChain returns the chain state verification of the stored records
+// starts from. The one trust root is first, the key given by whoever
+// verifies (nil: the first key the ledger itself recorded, which proves
+// the chain intact but not whose it is). Every later key must come from a
+// rotation record signed by the key before it: after a prune those
+// records are kept in key_history and are checked here, one by one, from
+// the trust root. The anchor row only says where the stored records
+// resume (seq, hash, turnover); the key it names must be the key the
+// verified rotations lead to, and the keys it lists are never trusted.
+// A ledger that fails this is a Problem, not an error.
+func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain, *Problem, error) {
+	root := first
+	if root == nil {
+		k, err := recordedFirstKey(ctx, q)
+		if err != nil {
+			return nil, nil, err
+		}
+		root = k
+	}
+	c := NewChain(box, root.Pub)
 	var a struct {
-		seq           uint64
-		hash, kid, ts string
-		turnover      int64
-		keys          string
+		seq      uint64
+		hash     string
+		kid, ts  string
+		turnover int64
 	}
-	err := q.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid, keys, ts FROM anchor WHERE id=1`).Scan(&a.seq, &a.hash, &a.turnover, &a.kid, &a.keys, &a.ts)
-	if err == nil {
-		keys := map[string]string{}
-		if err := json.Unmarshal([]byte(a.keys), &keys); err != nil {
-			return nil, fmt.Errorf("receipts: anchor keys: %w", err)
-		}
-		c := &Chain{Box: box, Seq: a.seq, Head: a.hash, Turnover: a.turnover, SignKid: a.kid, Keys: map[string]ed25519.PublicKey{}}
-		for id, k := range keys {
-			b, err := base64.StdEncoding.DecodeString(k)
-			if err != nil {
-				return nil, fmt.Errorf("receipts: anchor key %s: %w", id, err)
-			}
-			c.Keys[id] = b
-		}
-		if first != nil {
-			if _, ok := c.Keys[first.ID]; !ok {
-				return nil, fmt.Errorf("receipts: the ledger was pruned under keys %v; key %s is not among them: %w", mapKeys(keys), first.ID, ErrKeyMismatch)
-			}
-		}
-		c.LastTS, _ = time.Parse(time.RFC3339Nano, a.ts)
-		return c, nil
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, turnover, kid, ts FROM anchor WHERE id=1`).Scan(&a.seq, &a.hash, &a.turnover, &a.kid, &a.ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("receipts: anchor: %w", err)
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipts: anchor: %w", err)
 	}
+	rows, err := q.QueryContext(ctx, `SELECT seq, body, sig FROM key_history WHERE seq <= ? ORDER BY seq`, a.seq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipts: key history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq uint64
+		var body, sig []byte
+		if err := rows.Scan(&seq, &body, &sig); err != nil {
+			return nil, nil, fmt.Errorf("receipts: key history: %w", err)
+		}
+		if p := c.checkRotation(makeSigned(seq, body, sig)); p != nil {
+			return nil, p, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("receipts: key history: %w", err)
+	}
+	if a.kid != c.SignKid {
+		return nil, &Problem{Seq: a.seq + 1, Reason: UnknownKey, Detail: fmt.Sprintf(
+			"the ledger's anchor row names key %s as the signer after seq %d, but trusted key %s and the rotations it signed lead to key %s; no key is trusted because the database names it",
+			a.kid, a.seq, root.ID, c.SignKid)}, nil
+	}
+	c.Seq, c.Head, c.Turnover = a.seq, a.hash, a.turnover
+	c.LastTS, _ = time.Parse(time.RFC3339Nano, a.ts)
+	return c, nil, nil
+}
+
+// recordedFirstKey is the first key as the ledger recorded it at its
+// creation.
+func recordedFirstKey(ctx context.Context, q querier) (*Key, error) {
 	var kid, keys string
-	if first == nil {
-		if err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k='first_kid'`).Scan(&kid); err != nil {
-			return nil, fmt.Errorf("receipts: first key: %w", err)
-		}
-		if err := q.QueryRowContext(ctx, `SELECT keys FROM head WHERE id=1`).Scan(&keys); err != nil {
-			return nil, fmt.Errorf("receipts: keys: %w", err)
-		}
-		m := map[string]string{}
-		_ = json.Unmarshal([]byte(keys), &m)
-		b, err := base64.StdEncoding.DecodeString(m[kid])
-		if err != nil || len(b) != 32 {
-			return nil, fmt.Errorf("receipts: first key %s not recorded", kid)
-		}
-		return NewChain(box, b), nil
+	if err := q.QueryRowContext(ctx, `SELECT v FROM meta WHERE k='first_kid'`).Scan(&kid); err != nil {
+		return nil, fmt.Errorf("receipts: first key: %w", err)
 	}
-	return NewChain(box, first.Pub), nil
+	if err := q.QueryRowContext(ctx, `SELECT keys FROM head WHERE id=1`).Scan(&keys); err != nil {
+		return nil, fmt.Errorf("receipts: keys: %w", err)
+	}
+	m := map[string]string{}
+	_ = json.Unmarshal([]byte(keys), &m)
+	b, err := base64.StdEncoding.DecodeString(m[kid])
+	if err != nil || len(b) != ed25519.PublicKeySize || KeyID(b) != kid {
+		return nil, fmt.Errorf("receipts: first key %s not recorded", kid)
+	}
+	return &Key{Pub: b, ID: kid}, nil
 }
 
-func mapKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
+// diskReserve is room kept free on the disk beyond the ledger's pages:
+// the WAL grows to its 4 MB auto-checkpoint size before it is reused, and
+// the print queue shares the disk.
+const diskReserve = 6 << 20
 
-// refreshUsage measures the database against the disk budget and raises
-// or clears the alarm.
+// refreshUsage measures the database against the disk budget in force
+// (the configured one or the disk's free room, whichever is smaller) and
+// raises or clears the alarm.
 func (l *Ledger) refreshUsage(ctx context.Context) {
-	if l.o.DiskBudget <= 0 {
-		return
-	}
 	var pages, free, size int64
 	if err := l.db.QueryRowContext(ctx, `SELECT p.page_count, f.freelist_count, s.page_size FROM pragma_page_count p, pragma_freelist_count f, pragma_page_size s`).Scan(&pages, &free, &size); err != nil {
 		l.log.Warn("cannot measure the ledger size", "err", err)
@@ -655,7 +772,18 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 	// WAL file itself is reused after each checkpoint and stays near its
 	// 4 MB auto-checkpoint size: it is headroom on top of the budget.
 	used := (pages - free) * size
-	pct := used * 100 / l.o.DiskBudget
+	budget, ofDisk := l.o.DiskBudget, false
+	avail, err := l.freeSpace()
+	if err != nil {
+		l.log.Warn("cannot measure the free disk space", "err", err)
+	} else if room := used + max(0, avail-diskReserve); budget <= 0 || room < budget {
+		// Free pages inside the file are reused before the file grows.
+		budget, ofDisk = room+free*size, true
+	}
+	if budget <= 0 {
+		return
+	}
+	pct := used * 100 / budget
 	level := 0
 	switch {
 	case pct >= 100:
@@ -666,7 +794,7 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 		level = 80
 	}
 	l.mu.Lock()
-	l.usage = used
+	l.usage, l.budget, l.ofDisk = used, budget, ofDisk
 	old := l.alarm
 	l.alarm = level
 	l.mu.Unlock()
@@ -674,22 +802,47 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 		return
 	}
 	var msg string
-	switch level {
-	case 0:
+	switch {
+	case level == 0:
 		msg = "receipt ledger back under 80 % of its disk budget"
-	case 100:
-		msg = fmt.Sprintf("receipt ledger uses %d of %d bytes: new receipts are refused; get the box online so the backlog syncs, or raise receipts.disk_budget_mb", used, l.o.DiskBudget)
+	case level == 100 && ofDisk:
+		msg = fmt.Sprintf("the disk holding the receipt ledger is full (%d bytes free): new receipts are refused; free space on it (old previews, logs)", avail)
+	case level == 100:
+		msg = fmt.Sprintf("receipt ledger uses %d of %d bytes: new receipts are refused; get the box online so the backlog syncs, or raise receipts.disk_budget_mb", used, budget)
+	case ofDisk:
+		msg = fmt.Sprintf("the disk holding the receipt ledger is nearly full (%d bytes free); free space on it", avail)
 	default:
-		msg = fmt.Sprintf("receipt ledger uses %d %% of its %d-byte disk budget; get the box online so the backlog syncs and can be pruned", pct, l.o.DiskBudget)
+		msg = fmt.Sprintf("receipt ledger uses %d %% of its %d-byte disk budget; get the box online so the backlog syncs and can be pruned", pct, budget)
 	}
-	l.log.Warn("disk budget", "level", level, "used", used, "budget", l.o.DiskBudget)
+	l.log.Warn("disk budget", "level", level, "used", used, "budget", budget, "of_disk", ofDisk)
 	if l.o.Bus != nil {
-		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": l.o.DiskBudget, "message": msg})
+		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": budget, "disk": ofDisk, "message": msg})
 		l.o.Bus.Publish("receipts/alarm", b)
 	}
 	if l.o.OnAlarm != nil {
 		l.o.OnAlarm(level, msg)
 	}
+}
+
+func (l *Ledger) freeSpace() (int64, error) {
+	if l.o.FreeSpace != nil {
+		return l.o.FreeSpace()
+	}
+	return sqlitex.FreeBytes(filepath.Dir(l.o.Path))
+}
+
+// RefreshUsage measures again now: the disk may have been freed while
+// every sale was refused (and so nothing was committed to trigger it).
+func (l *Ledger) RefreshUsage(ctx context.Context) { l.refreshUsage(ctx) }
+
+// refused is the error for a sale refused by the alarm.
+func (l *Ledger) refused() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ofDisk {
+		return ErrNoSpace
+	}
+	return ErrDiskFull
 }
 
 func (l *Ledger) alarmLevel() int {
@@ -702,7 +855,7 @@ func (l *Ledger) alarmLevel() int {
 func (l *Ledger) Usage() (used, budget int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.usage, l.o.DiskBudget
+	return l.usage, l.budget
 }
 
 // StatusOf maps an append error to an HTTP status.
@@ -711,7 +864,7 @@ func StatusOf(err error) int {
 	switch {
 	case errors.As(err, &ie):
 		return ie.Code
-	case errors.Is(err, ErrDiskFull):
+	case errors.Is(err, ErrDiskFull), errors.Is(err, ErrNoSpace):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable

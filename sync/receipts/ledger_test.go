@@ -134,14 +134,22 @@ func TestIdempotentClientID(t *testing.T) {
 	if err != nil || replay {
 		t.Fatal(err, replay)
 	}
-	o := order(1)
-	o.Total, o.Items = 100, []Item{{SKU: "X", Qty: 1, Price: 100}} // a retry never makes a second receipt
-	b, replay, err := l.Append(context.Background(), o)
+	// The same order again is a retry: the first receipt, nothing new.
+	b, replay, err := l.Append(context.Background(), order(1))
 	if err != nil || !replay || a != b {
-		t.Fatalf("second append: replay=%v err=%v same=%v", replay, err, a == b)
+		t.Fatalf("retry: replay=%v err=%v same=%v", replay, err, a == b)
+	}
+	// The same client_id for another order is refused, naming the stored
+	// receipt: answering it with the old receipt would leave the new sale
+	// unrecorded.
+	o := order(1)
+	o.Total, o.Items = 12000, []Item{{SKU: "X", Qty: 1, Price: 12000}}
+	_, replay, err = l.Append(context.Background(), o)
+	if StatusOf(err) != 409 || replay || !strings.Contains(err.Error(), "seq 1") {
+		t.Fatalf("reused client_id: replay=%v err=%v", replay, err)
 	}
 	if h, _ := l.Head(context.Background()); h.Seq != 1 {
-		t.Fatalf("head %d after a replay", h.Seq)
+		t.Fatalf("head %d after a replay and a conflict", h.Seq)
 	}
 }
 
@@ -291,7 +299,9 @@ func TestDiskBudget(t *testing.T) {
 	if !rep.OK() || rep.Count != i-1 {
 		t.Fatalf("%d records verified of %d written: %v", rep.Count, i-1, rep.Problem)
 	}
-	if _, replay, err := l.Append(context.Background(), order(1)); err != nil || !replay {
+	first := order(1)
+	first.Order = strings.Repeat("x", 150)
+	if _, replay, err := l.Append(context.Background(), first); err != nil || !replay {
 		t.Fatalf("replay when full: %v %v", replay, err)
 	}
 }
@@ -486,4 +496,49 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// With the label outbox on, every sale's label request commits with the
+// sale; it stays until LabelDone, and pruning keeps its record.
+func TestLabelOutbox(t *testing.T) {
+	l := openTest(t, func(o *Options) { o.LabelOutbox = true })
+	ss := appendN(t, l, 5)
+	if _, err := l.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ss = append(ss, appendN(t, l, 1)...)
+	ctx := context.Background()
+	pend, err := l.PendingLabels(ctx, 3)
+	if err != nil || len(pend) != 3 || pend[0].Seq != 1 || pend[2].Seq != 3 {
+		t.Fatalf("pending %v %v", pend, err)
+	}
+	if n, _ := l.LabelBacklog(ctx); n != 6 {
+		t.Fatalf("backlog %d, want 6 (the rotation has no label)", n)
+	}
+	for _, s := range ss[:2] {
+		if err := l.LabelDone(ctx, s.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := l.LabelBacklog(ctx); n != 4 {
+		t.Fatalf("backlog %d", n)
+	}
+	// A replay writes no second label request.
+	if _, replay, err := l.Append(ctx, order(1)); err != nil || !replay {
+		t.Fatal(err)
+	}
+	if n, _ := l.LabelBacklog(ctx); n != 4 {
+		t.Fatalf("backlog %d after a replay", n)
+	}
+	// Synced and old, but seq 3's label is not printed: 1 and 2 go.
+	cloud := testCloudKey(t)
+	ack(t, l.Ledger, ss[5], 6*4500, cloud)
+	l.clk.Advance(48 * time.Hour)
+	n, err := l.Prune(ctx, l.clk.Now())
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d: %v", n, err)
+	}
+	if pend, _ := l.PendingLabels(ctx, 10); len(pend) != 4 || pend[0].Seq != 3 {
+		t.Fatalf("pending after prune %v", pend)
+	}
 }

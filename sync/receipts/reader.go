@@ -35,16 +35,18 @@ func (l *Reader) Close() error { return l.db.Close() }
 
 // VerifyOptions say what to trust.
 type VerifyOptions struct {
-	// First is the box's first public key (the trust anchor). Nil trusts
-	// the key recorded in the ledger itself, which proves the chain is
-	// intact but not whose it is.
+	// First is the box's first public key: the one trust root. Every
+	// later key must be announced by a rotation record signed by the key
+	// before it. Nil starts from the first key recorded in the ledger
+	// itself, which proves the chain is intact but not whose it is.
 	First ed25519.PublicKey
 	// Current, when set, must be the key that signs the chain's head: the
 	// key file on the box.
 	Current ed25519.PublicKey
-	// Checkpoint is the cloud's acknowledgement to hold the ledger to;
-	// nil uses the newest one the ledger stored.
-	Checkpoint *Checkpoint
+	// Checkpoints are signed checkpoints (the cloud's, the box's own) to
+	// hold the ledger to; none given uses the newest one the ledger
+	// stored.
+	Checkpoints []*Checkpoint
 }
 
 // Verify checks the whole ledger: signatures, links, gaps, duplicates,
@@ -54,20 +56,25 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 	if o.First != nil {
 		first = &Key{Pub: o.First, ID: KeyID(o.First)}
 	}
-	c, err := startChain(ctx, l.db, l.box, first)
+	c, p, err := startChain(ctx, l.db, l.box, first)
 	if err != nil {
 		return nil, err
 	}
-	cp := o.Checkpoint
-	if cp == nil {
+	if p != nil {
+		return &Report{Box: l.box, Problem: p}, nil
+	}
+	cps := o.Checkpoints
+	if len(cps) == 0 {
 		s, err := l.LatestCheckpoint(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if s != nil {
-			if cp, err = s.Open(nil); err != nil {
+			cp, err := s.Open(nil)
+			if err != nil {
 				return nil, fmt.Errorf("receipts: stored checkpoint: %w", err)
 			}
+			cps = []*Checkpoint{cp}
 		}
 	}
 	rows, err := l.db.QueryContext(ctx, `SELECT seq, body, sig FROM records WHERE seq > ? ORDER BY seq`, c.Seq)
@@ -86,7 +93,7 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 		}
 		return makeSigned(seq, body, sig), true, nil
 	}
-	rep, err := VerifyAll(c, src, cp)
+	rep, err := VerifyAll(c, src, cps...)
 	if err != nil {
 		return nil, fmt.Errorf("receipts: verify: %w", err)
 	}
@@ -113,11 +120,11 @@ func (l *Reader) Box() string { return l.box }
 // FirstKey is the public key that signed record 1, as the ledger recorded
 // it: what a cloud that has never seen this box is told to trust.
 func (l *Reader) FirstKey(ctx context.Context) (ed25519.PublicKey, error) {
-	c, err := startChain(ctx, l.db, l.box, nil)
+	c, _, err := startChain(ctx, l.db, l.box, nil)
 	if err != nil {
 		return nil, err
 	}
-	if c.anchor == nil {
+	if c == nil || c.anchor == nil {
 		return nil, fmt.Errorf("receipts: the first key is pruned away with the records it signed")
 	}
 	return c.anchor, nil

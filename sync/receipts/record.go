@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // Domain strings. Changing any of them breaks every existing ledger.
@@ -43,8 +44,9 @@ type Buyer struct {
 	Token string `json:"token,omitempty"`
 }
 
-// Record is one ledger entry. The field order of this struct is the order
-// of the stored JSON bytes; the bytes, not this struct, are what is signed.
+// Record is one ledger entry, as decoded. The stored bytes, not this
+// struct, are what is signed; encodeRecord writes them (the struct's tags
+// are for decoding and for the API's parsed copy).
 type Record struct {
 	V           int    `json:"v"`
 	Type        string `json:"type"`
@@ -118,13 +120,110 @@ func KeyID(pub ed25519.PublicKey) string {
 	return hex.EncodeToString(s[:8])
 }
 
+// The canonical encoder. Every record is written by these functions and
+// only by them: the writer signs their output, and a verifier re-encodes
+// what it decoded and refuses stored bytes that differ (a field missing,
+// added, repeated or out of order). The bytes are the fields in the order
+// the README lists, each value as encoding/json writes it.
+
+// appendHead appends the fields every record starts with, through
+// turnover, leaving the object open.
+func appendHead(m []byte, v int, typ string, box []byte, kid string, seq uint64, ts string, synced bool, boot []byte, prev string, turnover int64) []byte {
+	m = append(m, `{"v":`...)
+	m = strconv.AppendInt(m, int64(v), 10)
+	m = append(m, `,"type":`...)
+	m = appendJSONString(m, typ)
+	m = append(m, `,"box":`...)
+	m = append(m, box...)
+	m = append(m, `,"kid":`...)
+	m = appendJSONString(m, kid)
+	m = append(m, `,"seq":`...)
+	m = strconv.AppendUint(m, seq, 10)
+	m = append(m, `,"ts":`...)
+	m = appendJSONString(m, ts)
+	m = append(m, `,"clock_synced":`...)
+	m = strconv.AppendBool(m, synced)
+	m = append(m, `,"boot":`...)
+	m = append(m, boot...)
+	m = append(m, `,"prev":`...)
+	m = appendJSONString(m, prev)
+	m = append(m, `,"turnover":`...)
+	return strconv.AppendInt(m, turnover, 10)
+}
+
+// appendSaleTail appends the fields of a sale after turnover and closes
+// the object. total is always written, 0 included; buyer only when it
+// holds something.
+func appendSaleTail(m []byte, order, clientID string, items []Item, total int64, currency, pay string, buyer *Buyer) ([]byte, error) {
+	m = append(m, `,"order":`...)
+	m = appendJSONString(m, order)
+	m = append(m, `,"client_id":`...)
+	m = appendJSONString(m, clientID)
+	m = append(m, `,"items":`...)
+	ib, err := json.Marshal(items)
+	if err != nil {
+		return nil, err
+	}
+	m = append(m, ib...)
+	m = append(m, `,"total":`...)
+	m = strconv.AppendInt(m, total, 10)
+	m = append(m, `,"currency":`...)
+	m = appendJSONString(m, currency)
+	m = append(m, `,"pay":`...)
+	m = appendJSONString(m, pay)
+	if buyer != nil && *buyer != (Buyer{}) {
+		bb, err := json.Marshal(buyer)
+		if err != nil {
+			return nil, err
+		}
+		m = append(m, `,"buyer":`...)
+		m = append(m, bb...)
+	}
+	return append(m, '}'), nil
+}
+
+// appendRotationTail appends the fields of a key rotation after turnover
+// and closes the object.
+func appendRotationTail(m []byte, newKid, newKey string) []byte {
+	m = append(m, `,"new_kid":`...)
+	m = appendJSONString(m, newKid)
+	m = append(m, `,"new_key":`...)
+	m = appendJSONString(m, newKey)
+	return append(m, '}')
+}
+
 // encodeRecord returns the canonical stored bytes of r.
 func encodeRecord(r *Record) ([]byte, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
+	m := appendHead(make([]byte, 0, 512), r.V, r.Type, jsonString(r.Box), r.Kid, r.Seq, r.TS, r.ClockSynced, jsonString(r.Boot), r.Prev, r.Turnover)
+	switch r.Type {
+	case TypeSale:
+		b, err := appendSaleTail(m, r.Order, r.ClientID, r.Items, r.Total, r.Currency, r.Pay, r.Buyer)
+		if err != nil {
+			return nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
+		}
+		return b, nil
+	case TypeRotation:
+		return appendRotationTail(m, r.NewKid, r.NewKey), nil
 	}
-	return b, nil
+	return nil, fmt.Errorf("encode record %d: unknown record type %q", r.Seq, r.Type)
+}
+
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// appendJSONString appends s as encoding/json writes it. Ids, hashes,
+// times and base64 need no escaping and take the short path.
+func appendJSONString(m []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return append(m, jsonString(s)...)
+		}
+	}
+	m = append(m, '"')
+	m = append(m, s...)
+	return append(m, '"')
 }
 
 func signRecord(r *Record, priv ed25519.PrivateKey) (Signed, error) {

@@ -51,13 +51,13 @@ type Deps struct {
 	// durable (not for a replayed client_id). It runs on the caller's
 	// goroutine and must not block.
 	OnCommit func(Receipt)
+	// LabelOutbox keeps a pickup label request with every sale, in the
+	// sale's transaction, for the printer side to drain.
+	LabelOutbox bool
 }
 
 // HealthName is the part's name in the health registry.
 const HealthName = "receipts"
-
-// MaxBody is the largest order accepted over HTTP or MQTT.
-const MaxBody = 64 << 10
 
 // Service is the receipts part: the ledger, its API, its MQTT topic, its
 // pruning and its checks.
@@ -85,7 +85,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		Path: cfg.DB, KeyFile: cfg.KeyFile, Box: d.Box, Currency: cfg.Currency,
 		DiscreetDefault: cfg.DiscreetDefault, DiskBudget: int64(cfg.DiskBudgetMB) << 20,
 		Clock: d.Clock, Sync: d.Sync, BootID: d.BootID, Bus: d.Bus, Log: d.Log,
-		OnAlarm: s.onAlarm,
+		OnAlarm: s.onAlarm, LabelOutbox: d.LabelOutbox,
 	})
 	if err != nil {
 		return nil, err
@@ -141,17 +141,28 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	s.prune(ctx)
+	prune := s.d.Clock.NewTimer(time.Hour)
+	defer prune.Stop()
+	// The disk can fill (or be freed) by others while no sale commits, so
+	// its room is measured on a timer too, not only after each commit.
+	measure := s.d.Clock.NewTimer(measureEvery)
+	defer measure.Stop()
 	for {
-		t := s.d.Clock.NewTimer(time.Hour)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C():
+		case <-prune.C():
 			s.prune(ctx)
+			prune.Reset(time.Hour)
+		case <-measure.C():
+			s.l.RefreshUsage(ctx)
+			measure.Reset(measureEvery)
 		}
 	}
 }
+
+// measureEvery is how often the disk budget is measured while idle.
+const measureEvery = 2 * time.Second
 
 func (s *Service) prune(ctx context.Context) {
 	cut := s.d.Clock.Now().Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
@@ -187,6 +198,9 @@ type Receipt struct {
 	Receipt *Record `json:"receipt"`
 }
 
+// NewReceipt is the answer form of a stored record.
+func NewReceipt(sg Signed) Receipt { return toReceipt(sg, false) }
+
 func toReceipt(sg Signed, replay bool) Receipt {
 	r, _ := sg.Decode()
 	return Receipt{Signed: sg, Short: sg.Short(), Replay: replay, Receipt: r}
@@ -210,9 +224,14 @@ func (s *Service) Handler() http.Handler {
 }
 
 func (s *Service) postReceipt(w http.ResponseWriter, r *http.Request) {
-	var o Order
-	if err := httpapi.DecodeJSON(w, r, MaxBody, &o); err != nil {
+	var raw json.RawMessage
+	if err := httpapi.DecodeJSON(w, r, int64(MaxBody), &raw); err != nil {
 		httpapi.WriteErr(w, err)
+		return
+	}
+	o, err := ParseOrder(raw)
+	if err != nil {
+		httpapi.Error(w, StatusOf(err), err.Error())
 		return
 	}
 	sg, replay, err := s.Append(r.Context(), o)
@@ -327,8 +346,16 @@ type MQTTReply struct {
 }
 
 func (s *Service) handleMQTT(ctx context.Context, m mqttc.Message) error {
-	var o Order
-	if err := httpapi.DecodeStrict(m.Payload, &o); err != nil {
+	if len(m.Payload) > MaxBody {
+		return fmt.Errorf("receipts: order of %d bytes; at most %d", len(m.Payload), MaxBody)
+	}
+	o, err := ParseOrder(m.Payload)
+	if err != nil {
+		var in orderIn
+		if json.Unmarshal(m.Payload, &in) == nil && in.ClientID != nil && clientIDRE.MatchString(*in.ClientID) {
+			// A reply topic can be formed: answer there.
+			return s.replyMQTT(ctx, m.Topic+"/reply/"+*in.ClientID, MQTTReply{Error: err.Error(), Code: StatusOf(err)})
+		}
 		return err
 	}
 	if !clientIDRE.MatchString(o.ClientID) {
@@ -344,6 +371,10 @@ func (s *Service) handleMQTT(ctx context.Context, m mqttc.Message) error {
 		rc := toReceipt(sg, replay)
 		out.Receipt = &rc
 	}
+	return s.replyMQTT(ctx, reply, out)
+}
+
+func (s *Service) replyMQTT(ctx context.Context, reply string, out MQTTReply) error {
 	b, _ := json.Marshal(out)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

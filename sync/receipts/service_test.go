@@ -2,6 +2,7 @@ package receipts
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -171,6 +172,22 @@ func TestHTTPBadInputWritesNothing(t *testing.T) {
 		{"non-UTF-8", "", repl(`Sam R.`, "Sam \xff"), 400, "UTF-8"},
 		{"wrong content type", "text/plain", goodOrder, 415, "content type"},
 		{"wrong type", "", repl(`"qty":1`, `"qty":"1"`), 400, "bad JSON"},
+		{"missing price", "", repl(`,"price":2500`, ""), 400, "items[0].price: missing"},
+		{"null price", "", repl(`"price":2500`, `"price":null`), 400, "items[0].price: missing"},
+		{"missing qty", "", repl(`"qty":1,`, ""), 400, "items[0].qty: missing"},
+		{"missing total", "", repl(`"total":2500,`, ""), 400, "total: missing"},
+		{"missing order", "", repl(`"order":"A-1042",`, ""), 400, "order: missing"},
+		{"duplicate key", "", repl(`"total":2500`, `"total":2500,"total":2400`), 400, `key \"total\" appears twice`},
+		{"duplicate key in an item", "", repl(`"qty":1`, `"qty":1,"qty":1`), 400, `key \"qty\" appears twice`},
+		{"lone high surrogate", "", repl(`Sam R.`, `Sam \ud800R.`), 400, `\ud800 at byte`},
+		{"lone low surrogate", "", repl(`A-1042`, `A-\udc00`), 400, `\udc00 at byte`},
+		{"high surrogate then a letter", "", repl(`Sam R.`, `Sam \ud800\u0041`), 400, "surrogate"},
+		{"price past int64", "", repl(`"price":2500`, `"price":9223372036854775808`), 400, "items[0].price: number 9223372036854775808 is not a whole number"},
+		{"fractional price", "", repl(`"price":2500`, `"price":25.5`), 400, "items[0].price: number 25.5 is not a whole number"},
+		{"total past int64", "", repl(`"total":2500`, `"total":1e19`), 400, "total: number 1e19 is not a whole number"},
+		{"price over the limit", "", repl(`"price":2500`, `"price":100000001`), 400, "items[0].price"},
+		{"qty over the limit", "", repl(`"qty":1`, `"qty":100001`), 400, "items[0].qty"},
+		{"two objects", "", goodOrder + goodOrder, 400, "trailing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,6 +199,109 @@ func TestHTTPBadInputWritesNothing(t *testing.T) {
 	}
 	if h, _ := s.Ledger().Head(context.Background()); h.Seq != 0 {
 		t.Fatalf("bad input wrote %d records", h.Seq)
+	}
+}
+
+// A surrogate pair that is a real character is accepted and stored as
+// that character.
+func TestHTTPSurrogatePairAccepted(t *testing.T) {
+	s, srv, _ := newService(t, nil)
+	code, body := post(t, srv.URL, "", strings.Replace(goodOrder, `Sam R.`, `Sam \ud83d\ude00`, 1))
+	if code != 201 {
+		t.Fatalf("%d %s", code, body)
+	}
+	sg, err := s.Ledger().Get(context.Background(), 1)
+	if err != nil || !strings.Contains(sg.Record, "Sam \U0001F600") {
+		t.Fatalf("%v %s", err, sg.Record)
+	}
+}
+
+// The body limit comes from the item and text limits: the largest order
+// within them, in the longest spelling, is accepted (here about 500 KB,
+// and a 125 KB one of plain SKUs); one byte more than MaxBody is not.
+func TestHTTPLargestOrderAccepted(t *testing.T) {
+	s, srv, _ := newService(t, nil)
+	build := func(id, skuChar string, skuLen int) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"client_id":%q,"order":"%s","items":[`, id, strings.Repeat(skuChar, maxText))
+		for i := 0; i < MaxItems; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"sku":"%s","qty":%d,"price":%d}`, strings.Repeat(skuChar, skuLen), MaxQty, MaxUnitPrice)
+		}
+		fmt.Fprintf(&b, `],"total":%d,"currency":"EUR","pay":"card","buyer":{"name":"%s","phone":"%s","email":"%s"}}`,
+			int64(MaxItems)*MaxQty*MaxUnitPrice, strings.Repeat(skuChar, maxText), strings.Repeat(skuChar, maxText), strings.Repeat(skuChar, maxText))
+		return b.String()
+	}
+	spellings := []struct{ name, char string }{
+		{"ASCII", "x"}, {"UTF-8", "é"}, {"escaped", `\u00e9`}, {"surrogate pairs", `\ud83d\ude00`},
+	}
+	for i, sp := range spellings {
+		body := build(fmt.Sprint("big-", i), sp.char, maxText)
+		code, resp := post(t, srv.URL, "", body)
+		if code != 201 {
+			t.Fatalf("%s order of %d bytes: %d %.300s", sp.name, len(body), code, resp)
+		}
+		t.Logf("%s: order of %d bytes accepted (limit %d)", sp.name, len(body), MaxBody)
+	}
+	if h, _ := s.Ledger().Head(context.Background()); h.Seq != 4 {
+		t.Fatalf("head %d", h.Seq)
+	}
+	over := build("big-9", "x", maxText)
+	over = over[:len(over)-1] + `,"discreet":false` + strings.Repeat(" ", MaxBody-len(over)) + "}"
+	if code, resp := post(t, srv.URL, "", over); code != 413 {
+		t.Fatalf("%d bytes: %d %.200s", len(over), code, resp)
+	}
+}
+
+// The same client_id: the same order again is a retry (200, the stored
+// receipt), another order is a conflict (409 naming the stored seq) and
+// nothing is written.
+func TestHTTPClientIDConflict(t *testing.T) {
+	s, srv, _ := newService(t, nil)
+	if code, body := post(t, srv.URL, "", goodOrder); code != 201 {
+		t.Fatalf("%d %s", code, body)
+	}
+	// Same order, other spacing and key order: a retry.
+	var m map[string]any
+	json.Unmarshal([]byte(goodOrder), &m)
+	again, _ := json.MarshalIndent(m, "", "  ")
+	code, body := post(t, srv.URL, "", string(again))
+	if code != 200 || !strings.Contains(body, `"seq": 1,`) {
+		t.Fatalf("retry: %d %s", code, body)
+	}
+	other := strings.NewReplacer(`"price":2500`, `"price":12000`, `"total":2500`, `"total":12000`).Replace(goodOrder)
+	code, body = post(t, srv.URL, "", other)
+	if code != 409 || !strings.Contains(body, `client_id: \"pos1-0042\" already names receipt seq 1, a different order`) {
+		t.Fatalf("conflict: %d %s", code, body)
+	}
+	if h, _ := s.Ledger().Head(context.Background()); h.Seq != 1 {
+		t.Fatalf("head %d", h.Seq)
+	}
+}
+
+// The running turnover never overflows: a sale that would take it past
+// 2^63-1 is refused with a 400 and nothing is written.
+func TestTurnoverOverflowRefused(t *testing.T) {
+	s, srv, _ := newService(t, nil)
+	// Fast-forward the books before the first sale, as if some 4,600 of
+	// the largest orders had been made: the writer reads the head row
+	// when it takes its first append.
+	l := s.Ledger()
+	if _, err := l.db.Exec(`UPDATE head SET turnover = ?`, int64(9_223_372_036_854_775_807-1000)); err != nil {
+		t.Fatal(err)
+	}
+	code, body := post(t, srv.URL, "", goodOrder)
+	if code != 400 || !strings.Contains(body, "would take the ledger's turnover past 9223372036854775807") {
+		t.Fatalf("%d %s", code, body)
+	}
+	if h, _ := l.Head(context.Background()); h.Seq != 0 {
+		t.Fatalf("head %d", h.Seq)
+	}
+	small := strings.NewReplacer("pos1-0042", "pos1-0043", `"price":2500`, `"price":1000`, `"total":2500`, `"total":1000`).Replace(goodOrder)
+	if code, body := post(t, srv.URL, "", small); code != 201 || !strings.Contains(body, `\"turnover\":9223372036854775807`) {
+		t.Fatalf("%d %s", code, body)
 	}
 }
 
@@ -258,9 +378,25 @@ func FuzzParseLine(f *testing.F) {
 func FuzzOrder(f *testing.F) {
 	f.Add([]byte(goodOrder))
 	f.Add([]byte(`{"items":[{"qty":9223372036854775807,"price":9223372036854775807}]}`))
+	f.Add([]byte(`{"client_id":"a","client_id":"b"}`))
+	f.Add([]byte(`{"order":"\ud800","x":[{"y":1,"y":2}]}`))
+	f.Add([]byte(`{"order":"\ud83d\ude00\\ud800"}`))
+	f.Add([]byte(`[{"a":1},{"a":1}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var o Order
-		if json.Unmarshal(b, &o) != nil {
+		if CheckJSON(b) == nil {
+			if !json.Valid(b) {
+				t.Fatalf("CheckJSON accepted invalid JSON %q", b)
+			}
+			var v any
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatalf("CheckJSON accepted %q: %v", b, err)
+			}
+			if bytes.Contains(mustMarshal(v), []byte(`\ufffd`)) && !bytes.Contains(b, []byte(`\ufffd`)) && !bytes.Contains(b, []byte("\uFFFD")) && !bytes.ContainsRune(b, '\uFFFD') {
+				t.Fatalf("CheckJSON let a replacement character in: %q", b)
+			}
+		}
+		o, err := ParseOrder(b)
+		if err != nil {
 			return
 		}
 		if o.Validate("EUR") == nil {
@@ -268,9 +404,14 @@ func FuzzOrder(f *testing.F) {
 			for _, it := range o.Items {
 				sum += it.Qty * it.Price
 			}
-			if sum != o.Total || o.ClientID == "" {
+			if sum != o.Total || o.ClientID == "" || o.Currency == "" || o.Pay == "" {
 				t.Fatalf("accepted a bad order %+v", o)
 			}
 		}
 	})
+}
+
+func mustMarshal(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -63,6 +64,7 @@ type Chain struct {
 	LastTS time.Time
 
 	anchor ed25519.PublicKey
+	rotSeq uint64 // the last kept rotation taken by checkRotation
 }
 
 // NewChain starts verification at record 1 with the box's first key.
@@ -136,6 +138,12 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 	if sigOK != nil && !*sigOK || sigOK == nil && !ed25519.Verify(pub, SignedMessage(body), sig) {
 		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
 	}
+	// One encoder: bytes that are not what encodeRecord makes of the
+	// decoded record (a field missing, added, repeated, out of order or
+	// written differently) are not a receipt, signed or not.
+	if canon, err := encodeRecord(r); err != nil || !bytes.Equal(canon, body) {
+		return fail(Malformed, "the record bytes are not in the canonical form of a %q record (see the README: every field present, in order, once)", r.Type)
+	}
 	if r.Prev != c.Head {
 		return fail(BrokenLink, "prev %.16s… does not match the hash of record %d (%.16s…)", r.Prev, c.Seq, c.Head)
 	}
@@ -147,7 +155,24 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 	var newKey ed25519.PublicKey
 	switch r.Type {
 	case TypeSale:
-		turnover += r.Total
+		var sum int64
+		for _, it := range r.Items {
+			line, ok := mulAmount(it.Qty, it.Price)
+			if ok {
+				sum, ok = addTotal(sum, line)
+			}
+			if !ok || it.Qty <= 0 || it.Price < 0 {
+				return fail(Malformed, "item %s: qty %d × price %d is not an amount", it.SKU, it.Qty, it.Price)
+			}
+		}
+		if len(r.Items) == 0 || sum != r.Total {
+			return fail(Malformed, "total %d is not the sum of qty × price over the items (%d)", r.Total, sum)
+		}
+		t, ok := addTotal(turnover, r.Total)
+		if !ok {
+			return fail(TurnoverMismatch, "previous turnover %d plus total %d overflows a signed 64-bit integer", c.Turnover, r.Total)
+		}
+		turnover = t
 	case TypeRotation:
 		kb, err := base64.StdEncoding.DecodeString(r.NewKey)
 		if err != nil || len(kb) != ed25519.PublicKeySize {
@@ -180,6 +205,54 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 	return r, warn, nil
 }
 
+// checkRotation takes a key rotation record kept after its neighbours
+// were pruned (key_history): it must be signed by the key that signs at
+// this point of the chain, and then its new key signs from there on. The
+// links around it are gone; the records after the anchor prove those.
+func (c *Chain) checkRotation(s Signed) *Problem {
+	fail := func(reason Reason, format string, args ...any) *Problem {
+		return &Problem{Seq: s.Seq, Reason: reason, Detail: "kept key rotation: " + fmt.Sprintf(format, args...)}
+	}
+	r, err := s.Decode()
+	if err != nil {
+		return fail(Malformed, "%v", err)
+	}
+	if r.Type != TypeRotation || r.Seq != s.Seq || r.Seq <= c.rotSeq {
+		return fail(Malformed, "not a key rotation in order (type %q, seq %d)", r.Type, r.Seq)
+	}
+	if c.Box != "" && r.Box != c.Box {
+		return fail(WrongBox, "record is from box %q, the chain is box %q", r.Box, c.Box)
+	}
+	if r.Kid != c.SignKid {
+		return fail(UnknownKey, "signed with key %s; key %s signs at this point", r.Kid, c.SignKid)
+	}
+	sig, err := s.RawSig()
+	if err != nil {
+		return fail(BadSignature, "%v", err)
+	}
+	if !ed25519.Verify(c.Keys[r.Kid], SignedMessage([]byte(s.Record)), sig) {
+		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
+	}
+	kb, err := base64.StdEncoding.DecodeString(r.NewKey)
+	if err != nil || len(kb) != ed25519.PublicKeySize || KeyID(kb) != r.NewKid {
+		return fail(Malformed, "new_key is not a valid key with id new_kid")
+	}
+	c.Keys[r.NewKid] = ed25519.PublicKey(kb)
+	c.SignKid, c.rotSeq = r.NewKid, r.Seq
+	return nil
+}
+
+// mulAmount multiplies a quantity by a unit price, reporting overflow.
+func mulAmount(qty, price int64) (int64, bool) {
+	if qty < 0 || price < 0 {
+		return 0, false
+	}
+	if qty != 0 && price > math.MaxInt64/qty {
+		return 0, false
+	}
+	return qty * price, true
+}
+
 // Report is the outcome of verifying a whole ledger or export.
 type Report struct {
 	Box      string   `json:"box"`
@@ -198,11 +271,12 @@ func (r *Report) OK() bool { return r.Problem == nil }
 // Source yields records in stored order; ok false means the end.
 type Source func() (s Signed, ok bool, err error)
 
-// VerifyAll checks every record from src on chain c, then the checkpoint
-// (if any): a ledger that ends before the checkpoint's acked_through, or
-// whose record there has another hash, was truncated or forked. Reading
-// errors are returned as errors; a bad ledger is a Report with Problem.
-func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
+// VerifyAll checks every record from src on chain c, then each
+// checkpoint in turn: a ledger that ends before a checkpoint's
+// acked_through, or whose record there has another hash, was truncated or
+// forked. Reading errors are returned as errors; a bad ledger is a Report
+// with Problem.
+func VerifyAll(c *Chain, src Source, cps ...*Checkpoint) (*Report, error) {
 	rep := &Report{Box: c.Box}
 	var pending *Signed
 	next := func() (Signed, bool, error) {
@@ -213,7 +287,7 @@ func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
 		}
 		return src()
 	}
-	var cpHash string
+	cpHash := make([]string, len(cps))
 	for {
 		s, ok, err := next()
 		if err != nil {
@@ -245,20 +319,27 @@ func VerifyAll(c *Chain, src Source, cp *Checkpoint) (*Report, error) {
 		if warn != "" {
 			rep.Warnings = append(rep.Warnings, warn)
 		}
-		if cp != nil && r.Seq == cp.AckedThrough {
-			cpHash = c.Head
+		for i, cp := range cps {
+			if cp != nil && r.Seq == cp.AckedThrough {
+				cpHash[i] = c.Head
+			}
 		}
 	}
 	rep.Box, rep.Last, rep.Head, rep.Turnover = c.Box, c.Seq, c.Head, c.Turnover
-	if rep.Problem == nil && cp != nil {
+	for i, cp := range cps {
+		if rep.Problem != nil {
+			break
+		}
+		if cp == nil {
+			continue
+		}
 		switch {
+		case cp.Box != "" && c.Box != "" && cp.Box != c.Box:
+			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: WrongBox, Detail: fmt.Sprintf("the checkpoint is for box %q, the ledger is box %q", cp.Box, c.Box)}
 		case c.Seq < cp.AckedThrough:
-			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: Truncated, Detail: fmt.Sprintf("the cloud's checkpoint acknowledges records through seq %d, but the ledger ends at seq %d", cp.AckedThrough, c.Seq)}
-		case cpHash == "" && cp.AckedThrough >= rep.First && cp.AckedThrough > 0:
-			// unreachable unless the source skipped it; kept for clarity
-			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Truncated, Detail: "checkpointed record not found"}
-		case cpHash != "" && cpHash != cp.Head:
-			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Forked, Detail: fmt.Sprintf("the cloud's checkpoint has hash %.16s… for this record, the ledger has %.16s…", cp.Head, cpHash)}
+			rep.Problem = &Problem{Seq: c.Seq + 1, Reason: Truncated, Detail: fmt.Sprintf("the checkpoint acknowledges records through seq %d, but the ledger ends at seq %d", cp.AckedThrough, c.Seq)}
+		case cpHash[i] != "" && cpHash[i] != cp.Head:
+			rep.Problem = &Problem{Seq: cp.AckedThrough, Reason: Forked, Detail: fmt.Sprintf("the checkpoint has hash %.16s… for this record, the ledger has %.16s…", cp.Head, cpHash[i])}
 		}
 	}
 	return rep, nil

@@ -1,6 +1,7 @@
 package receipts
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,8 +13,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/http"
 	"strconv"
 	"strings"
+
+	"fieldkit/internal/sqlitex"
 )
 
 // The writer is a two-stage pipeline. The builder goroutine (writer)
@@ -40,6 +45,7 @@ type headRow struct {
 type row struct {
 	seq      uint64
 	clientID string // "" for a rotation
+	fp       []byte // the order's fingerprint; nil for a rotation
 	typ      string
 	tsMS     int64
 	total    int64
@@ -281,12 +287,12 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 		}
 		if o := r.order; o != nil {
 			if j, ok := b.byClient[o.ClientID]; ok {
-				b.resps[i] = appendResp{s: b.resps[j].s, replay: true}
+				b.resps[i] = replayOf(b.resps[j].s, b.reqs[j].fp, r)
 				continue
 			}
 			if b.prev != nil {
 				if j, ok := b.prev.byClient[o.ClientID]; ok {
-					b.resps[i] = appendResp{s: b.prev.resps[j].s, replay: true}
+					b.resps[i] = replayOf(b.prev.resps[j].s, b.prev.reqs[j].fp, r)
 					continue
 				}
 			}
@@ -294,12 +300,12 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 				b.resps[i] = appendResp{err: lookupErr}
 				continue
 			}
-			if s, ok := stored[o.ClientID]; ok {
-				b.resps[i] = appendResp{s: s, replay: true}
+			if st, ok := stored[o.ClientID]; ok {
+				b.resps[i] = replayOf(st.s, st.fp, r)
 				continue
 			}
 			if full {
-				b.resps[i] = appendResp{err: ErrDiskFull}
+				b.resps[i] = appendResp{err: l.refused()}
 				continue
 			}
 			if r.ctx.Err() != nil {
@@ -329,9 +335,25 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 	return nil
 }
 
+// replayOf answers r, whose client_id already has record s written for
+// an order with fingerprint fp: the same order gets s again, another
+// order is refused. A record stored before fingerprints has none and is
+// answered as a retry.
+func replayOf(s Signed, fp []byte, r *appendReq) appendResp {
+	if fp != nil && r.fp != nil && !bytes.Equal(fp, r.fp) {
+		return appendResp{err: errConflict(r.order.ClientID, s.Seq)}
+	}
+	return appendResp{s: s, replay: true}
+}
+
+type storedClient struct {
+	s  Signed
+	fp []byte
+}
+
 // lookupClients returns the stored records of the given client ids, in
 // one query.
-func (l *Ledger) lookupClients(ids []string) (map[string]Signed, error) {
+func (l *Ledger) lookupClients(ids []string) (map[string]storedClient, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -341,18 +363,18 @@ func (l *Ledger) lookupClients(ids []string) (map[string]Signed, error) {
 		return nil, fmt.Errorf("receipts: look up client_id: %w", err)
 	}
 	defer rows.Close()
-	var out map[string]Signed
+	var out map[string]storedClient
 	for rows.Next() {
 		var id string
 		var seq uint64
-		var body, sig []byte
-		if err := rows.Scan(&id, &seq, &body, &sig); err != nil {
+		var body, sig, fp []byte
+		if err := rows.Scan(&id, &seq, &body, &sig, &fp); err != nil {
 			return nil, fmt.Errorf("receipts: look up client_id: %w", err)
 		}
 		if out == nil {
-			out = map[string]Signed{}
+			out = map[string]storedClient{}
 		}
-		out[id] = makeSigned(seq, body, sig)
+		out[id] = storedClient{makeSigned(seq, body, sig), fp}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("receipts: look up client_id: %w", err)
@@ -362,54 +384,35 @@ func (l *Ledger) lookupClients(ids []string) (map[string]Signed, error) {
 
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// saleTail is the part of a sale record that comes from the order alone.
-// Its fields and tags are those of Record after Turnover, in order.
-type saleTail struct {
-	Order    string `json:"order,omitempty"`
-	ClientID string `json:"client_id,omitempty"`
-	Items    []Item `json:"items,omitempty"`
-	Total    int64  `json:"total,omitempty"`
-	Currency string `json:"currency,omitempty"`
-	Pay      string `json:"pay,omitempty"`
-	Buyer    *Buyer `json:"buyer,omitempty"`
-}
-
 var tokenEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// encodeTail encodes the order's part of its record. It runs on the
-// caller's goroutine, so that the writer only splices in the chain fields.
+// encodeTail encodes the order's part of its record (appendSaleTail).
+// It runs on the caller's goroutine, so that the writer only puts the
+// chain fields in front.
 func (l *Ledger) encodeTail(o *Order) ([]byte, error) {
-	t := saleTail{Order: o.Order, ClientID: o.ClientID, Items: o.Items, Total: o.Total, Currency: o.Currency, Pay: o.Pay}
+	buyer := o.Buyer
 	discreet := l.o.DiscreetDefault
 	if o.Discreet != nil {
 		discreet = *o.Discreet
 	}
-	switch {
-	case discreet:
+	if discreet {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, fmt.Errorf("receipts: buyer token: %w", err)
 		}
-		t.Buyer = &Buyer{Token: tokenEnc.EncodeToString(b[:])}
-	case o.Buyer != nil && *o.Buyer != (Buyer{}):
-		b := *o.Buyer
-		t.Buyer = &b
+		buyer = &Buyer{Token: tokenEnc.EncodeToString(b[:])}
 	}
-	tail, err := json.Marshal(t)
+	tail, err := appendSaleTail(make([]byte, 0, 256), o.Order, o.ClientID, o.Items, o.Total, o.Currency, o.Pay, buyer)
 	if err != nil {
 		return nil, fmt.Errorf("receipts: encode order %s: %w", o.ClientID, err)
 	}
 	return tail, nil
 }
 
-func jsonString(s string) []byte {
-	b, _ := json.Marshal(s)
-	return b
-}
-
-// buildSale appends the next sale record to b. The bytes are exactly
-// json.Marshal of the Record (encodeRecord); TestSaleEncoding holds the
-// two encoders to that.
+// buildSale appends the next sale record to b: the chain fields from the
+// head it keeps in memory, then the order's tail, both from the canonical
+// encoder, written straight after the signing domain so that the message
+// is signed without a copy.
 func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	tail := r.tail
 	if tail == nil {
@@ -421,54 +424,31 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	}
 	now := l.o.Clock.Now()
 	h := &b.head
-	seq, turnover := h.seq+1, h.turnover+r.order.Total
+	seq := h.seq + 1
+	turnover, ok := addTotal(h.turnover, r.order.Total)
+	if !ok {
+		return &InputError{Code: http.StatusBadRequest, Field: "total", Msg: fmt.Sprintf("%d would take the ledger's turnover past %d (it is %d): this box can take no further sale of this size", r.order.Total, int64(math.MaxInt64), h.turnover)}
+	}
 	const pre = len(SignDomain) + 1
 	m := make([]byte, 0, pre+len(l.boxJSON)+len(l.bootJSON)+len(tail)+len(h.hash)+200)
 	m = append(m, SignDomain...)
 	m = append(m, 0)
-	m = append(m, `{"v":`...)
-	m = strconv.AppendInt(m, Version, 10)
-	m = append(m, `,"type":"`+TypeSale+`","box":`...)
-	m = append(m, l.boxJSON...)
-	m = append(m, `,"kid":`...)
-	m = appendJSONHex(m, b.key.ID)
-	m = append(m, `,"seq":`...)
-	m = strconv.AppendUint(m, seq, 10)
-	m = append(m, `,"ts":"`...)
-	m = now.UTC().AppendFormat(m, tsLayout)
-	m = append(m, `","clock_synced":`...)
-	m = strconv.AppendBool(m, synced)
-	m = append(m, `,"boot":`...)
-	m = append(m, l.bootJSON...)
-	m = append(m, `,"prev":`...)
-	m = appendJSONHex(m, h.hash)
-	m = append(m, `,"turnover":`...)
-	m = strconv.AppendInt(m, turnover, 10)
-	if len(tail) > 2 {
-		m = append(m, ',')
-		m = append(m, tail[1:]...)
-	} else {
-		m = append(m, '}')
-	}
+	m = appendHead(m, Version, TypeSale, l.boxJSON, b.key.ID, seq, now.UTC().Format(tsLayout), synced, l.bootJSON, h.hash, turnover)
+	m = append(m, tail...)
 	sig := ed25519.Sign(b.key.Priv, m)
 	body := m[pre:]
 	hash := chainHash(body, sig)
-	b.rows = append(b.rows, row{seq: seq, clientID: r.order.ClientID, typ: TypeSale, tsMS: now.UnixMilli(), total: r.order.Total, body: body, sig: sig, hash: hash})
+	b.rows = append(b.rows, row{seq: seq, clientID: r.order.ClientID, fp: r.fp, typ: TypeSale, tsMS: now.UnixMilli(), total: r.order.Total, body: body, sig: sig, hash: hash})
 	h.seq, h.hash, h.turnover = seq, hash, turnover
 	return nil
 }
 
-// appendJSONHex appends s as a JSON string; key ids and hashes are hex,
-// which needs no escaping (anything else takes the general path).
-func appendJSONHex(m []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return append(m, jsonString(s)...)
-		}
+// addTotal adds a sale's total to the turnover, reporting overflow.
+func addTotal(turnover, total int64) (int64, bool) {
+	if total < 0 || turnover > math.MaxInt64-total {
+		return 0, false
 	}
-	m = append(m, '"')
-	m = append(m, s...)
-	return append(m, '"')
+	return turnover + total, true
 }
 
 func chainHash(body, sig []byte) string {
@@ -509,16 +489,16 @@ func (l *Ledger) buildRotation(b *batch, r *appendReq) error {
 // Insert statements for chunks of insertChunks[i] rows, largest first.
 var insertChunks = []int{64, 8, 1}
 
-const insertCols = 8
+const insertCols = 9
 
 func insertSQL(n int) string {
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO records(seq, client_id, type, ts_ms, total, body, sig, hash) VALUES `)
+	sb.WriteString(`INSERT INTO records(seq, client_id, type, ts_ms, total, body, sig, hash, req) VALUES `)
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+		sb.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
 	return sb.String()
 }
@@ -548,10 +528,11 @@ type writeConn struct {
 	head *sql.Stmt
 	upd  *sql.Stmt
 	ins  []*sql.Stmt // by insertChunks
+	box  *sql.Stmt   // label outbox rows for a batch's sales
 }
 
 func (w *writeConn) close() {
-	for _, s := range append([]*sql.Stmt{w.head, w.upd}, w.ins...) {
+	for _, s := range append([]*sql.Stmt{w.head, w.upd, w.box}, w.ins...) {
 		if s != nil {
 			s.Close()
 		}
@@ -578,6 +559,9 @@ func (l *Ledger) openWriteConn(ctx context.Context) (*writeConn, error) {
 	for _, n := range insertChunks {
 		w.ins = append(w.ins, prep(insertSQL(n)))
 	}
+	if l.o.LabelOutbox {
+		w.box = prep(`INSERT INTO label_outbox(seq) SELECT value FROM json_each(?)`)
+	}
 	if err != nil {
 		w.close()
 		return nil, fmt.Errorf("receipts: writer statements: %w", err)
@@ -597,6 +581,13 @@ func (l *Ledger) commitBatch(ctx context.Context, w *writeConn, b *batch) commit
 			return commitResult{stale: true}
 		}
 		if err != nil {
+			if sqlitex.IsFull(err) {
+				// The disk filled before the alarm did (another writer
+				// took the room): say so plainly, and measure again so
+				// that the next sales are refused up front.
+				err = fmt.Errorf("%w (%v)", ErrNoSpace, err)
+				l.refreshUsage(ctx)
+			}
 			l.answer(b, err)
 			return commitResult{err: err}
 		}
@@ -643,7 +634,8 @@ func (l *Ledger) writeBatch(ctx context.Context, w *writeConn, b *batch) (err er
 	}
 	defer func() {
 		if err != nil {
-			if _, rerr := w.conn.ExecContext(ctx, `ROLLBACK`); rerr != nil {
+			// After SQLITE_FULL SQLite has rolled back by itself.
+			if _, rerr := w.conn.ExecContext(ctx, `ROLLBACK`); rerr != nil && !sqlitex.IsNoTransaction(rerr) {
 				l.log.Warn("rollback", "err", rerr)
 			}
 		}
@@ -670,12 +662,31 @@ func (l *Ledger) writeBatch(ctx context.Context, w *writeConn, b *batch) (err er
 			if r.clientID != "" {
 				cid = r.clientID
 			}
-			args = append(args, r.seq, cid, r.typ, r.tsMS, r.total, r.body, r.sig, r.hash)
+			args = append(args, r.seq, cid, r.typ, r.tsMS, r.total, r.body, r.sig, r.hash, r.fp)
 		}
 		if _, err := w.ins[k].ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("receipts: insert records %d-%d: %w", rows[0].seq, rows[n-1].seq, err)
 		}
 		rows = rows[n:]
+	}
+	if w.box != nil {
+		// The label requests commit with their sales, or not at all.
+		seqs := make([]byte, 0, 8*len(b.rows))
+		seqs = append(seqs, '[')
+		for _, r := range b.rows {
+			if r.typ == TypeSale {
+				if len(seqs) > 1 {
+					seqs = append(seqs, ',')
+				}
+				seqs = strconv.AppendUint(seqs, r.seq, 10)
+			}
+		}
+		seqs = append(seqs, ']')
+		if len(seqs) > 2 {
+			if _, err := w.box.ExecContext(ctx, string(seqs)); err != nil {
+				return fmt.Errorf("receipts: label outbox: %w", err)
+			}
+		}
 	}
 	h := b.head
 	if _, err := w.upd.ExecContext(ctx, h.seq, h.hash, h.turnover, h.kid, h.keys); err != nil {

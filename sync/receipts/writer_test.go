@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// The writer splices the chain fields in front of the order's own JSON
-// instead of marshalling a Record; the stored bytes must be exactly what
-// json.Marshal of the Record gives, or a verifier that re-encodes (and
-// the README's description of the bytes) would disagree.
+// The writer puts the chain fields in front of the order's tail encoded
+// earlier, on the caller's goroutine; the stored bytes must be exactly
+// what encodeRecord makes of the decoded record, or the verifier (which
+// re-encodes) and the README's description of the bytes would disagree.
 func TestSaleEncoding(t *testing.T) {
 	yes, no := true, false
 	cases := []struct {

@@ -3,6 +3,7 @@
 package receiptscli
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -32,10 +33,11 @@ type Env struct {
 var ErrBad = errors.New("the ledger does not verify")
 
 const usage = `usage: receipts COMMAND [flags]
-  verify [--db FILE | --file export.ndjson] [--pubkey PEM] [--checkpoint FILE]
+  verify [--db FILE | --file export.ndjson] [--pubkey PEM] [--checkpoint FILE] [--cloud-key PEM]
   export [--db FILE] [--after N] [--out FILE]
+  checkpoint [--db FILE] [--key FILE] [--out FILE]
   pubkey [--key FILE]
-  report [--db FILE] [--since 8h|RFC3339] [--json]
+  report [--db FILE] [--pubkey PEM] [--since 8h|RFC3339] [--json]
   rotate-key                      (with the agent stopped, or use POST /api/receipts/rotate-key)
   ingest --listen ADDR --db FILE [--key FILE] [--token-file FILE]
 `
@@ -53,8 +55,8 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 	case "verify":
 		db := fs.String("db", cfg.DB, "ledger database")
 		file := fs.String("file", "", "NDJSON export to verify instead of the database")
-		pub := fs.String("pubkey", "", "PEM public key of the box's first key (default: the ledger's own record)")
-		cpFile := fs.String("checkpoint", "", "the cloud's signed checkpoint (JSON) to catch a truncated tail")
+		pub := fs.String("pubkey", "", "PEM public key of the box's first key, the one trust root (default: the ledger's own record, which proves integrity only)")
+		cpFile := fs.String("checkpoint", "", "signed checkpoints (as `receipts checkpoint` writes them) to catch a truncated tail")
 		cloudKey := fs.String("cloud-key", "", "PEM key the checkpoint must be signed with")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -87,6 +89,14 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 		}
 		fmt.Fprintf(stderr, "exported %d records\n", n)
 		return nil
+	case "checkpoint":
+		db := fs.String("db", cfg.DB, "ledger database")
+		key := fs.String("key", cfg.KeyFile, "signing key file")
+		out := fs.String("out", "", "file to write (default stdout)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return writeCheckpoints(ctx, stdout, stderr, *db, *key, *out)
 	case "pubkey":
 		key := fs.String("key", cfg.KeyFile, "signing key file")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -102,8 +112,17 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 		db := fs.String("db", cfg.DB, "ledger database")
 		since := fs.String("since", "", "only sales since (RFC 3339 or a duration back from now)")
 		asJSON := fs.Bool("json", false, "print JSON")
+		pub := fs.String("pubkey", "", "PEM public key of the box's first key, the trust root (default: the ledger's own record)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		var o receipts.VerifyOptions
+		if *pub != "" {
+			k, err := readPub(*pub)
+			if err != nil {
+				return err
+			}
+			o.First = k
 		}
 		var t time.Time
 		if *since != "" {
@@ -117,7 +136,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 			return err
 		}
 		defer r.Close()
-		z, err := r.Report(ctx, t, receipts.VerifyOptions{})
+		z, err := r.Report(ctx, t, o)
 		if err != nil {
 			return err
 		}
@@ -186,18 +205,16 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 			return err
 		}
 	}
-	var cp *receipts.Checkpoint
+	var cps []*receipts.Checkpoint
 	if cpFile != "" {
-		b, err := os.ReadFile(cpFile)
+		f, err := os.Open(cpFile)
 		if err != nil {
 			return err
 		}
-		var sc receipts.SignedCheckpoint
-		if err := json.Unmarshal(b, &sc); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", cpFile, err)
-		}
-		if cp, err = sc.Open(cloud); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", cpFile, err)
+		cps, err = receipts.ReadCheckpoints(f, cloud)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", cpFile, err)
 		}
 	}
 	var rep *receipts.Report
@@ -210,7 +227,7 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 			return err
 		}
 		defer f.Close()
-		if rep, err = receipts.VerifyExport(f, first, cp); err != nil {
+		if rep, err = receipts.VerifyExport(f, first, cps...); err != nil {
 			return err
 		}
 	} else {
@@ -219,7 +236,7 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 			return err
 		}
 		defer r.Close()
-		o := receipts.VerifyOptions{First: first, Checkpoint: cp}
+		o := receipts.VerifyOptions{First: first, Checkpoints: cps}
 		if k, err := receipts.LoadKey(keyFile); err == nil {
 			o.Current = k.Pub
 		}
@@ -235,6 +252,58 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 		return fmt.Errorf("%w: %s", ErrBad, rep.Problem)
 	}
 	fmt.Fprintf(w, "ok: box %s, %d records, seq %d-%d, turnover %d, head %s\n", rep.Box, rep.Count, rep.First, rep.Last, rep.Turnover, rep.Head)
+	return nil
+}
+
+// writeCheckpoints writes the box's checkpoint of its head, signed with
+// its key, and then the newest checkpoint the cloud signed, if any: one
+// JSON object per line, the file `verify --checkpoint` reads. Kept off
+// the box, it shows a later truncation of the tail even on a box that
+// never synced.
+func writeCheckpoints(ctx context.Context, stdout, stderr io.Writer, db, keyFile, out string) error {
+	k, err := receipts.LoadKey(keyFile)
+	if err != nil {
+		return err
+	}
+	r, err := receipts.OpenReader(db)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	box, err := r.BoxCheckpoint(ctx, k, time.Now())
+	if err != nil {
+		return err
+	}
+	lines := []receipts.SignedCheckpoint{box}
+	cloud, err := r.LatestCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if cloud != nil {
+		lines = append(lines, *cloud)
+	}
+	var buf bytes.Buffer
+	for _, sc := range lines {
+		b, err := json.Marshal(sc)
+		if err != nil {
+			return err
+		}
+		buf.Write(append(b, '\n'))
+	}
+	if out == "" {
+		_, err = stdout.Write(buf.Bytes())
+		return err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	cp, _ := box.Open(nil)
+	fmt.Fprintf(stderr, "wrote %d checkpoint(s) to %s: the box's through seq %d", len(lines), out, cp.AckedThrough)
+	if cloud != nil {
+		ccp, _ := cloud.Open(nil)
+		fmt.Fprintf(stderr, ", the cloud's through seq %d", ccp.AckedThrough)
+	}
+	fmt.Fprintln(stderr)
 	return nil
 }
 

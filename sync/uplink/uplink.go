@@ -28,10 +28,10 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
-	"fieldkit/internal/config"
 	"fieldkit/internal/health"
-	"fieldkit/sync/ingest"
+	"fieldkit/internal/secret"
 	"fieldkit/sync/receipts"
+	"fieldkit/sync/wire"
 )
 
 // Ledger is what the uplink needs from the receipt ledger.
@@ -131,7 +131,7 @@ func New(cfg receipts.UplinkConfig, l Ledger, d Deps) (*Uplink, error) {
 	u := &Uplink{cfg: cfg, l: l, d: d, log: d.Log.With("part", "uplink"), resume: make(chan struct{}, 1),
 		bo: backoff.Backoff{Base: time.Second, Cap: 5 * time.Minute, Rand: d.Rand}}
 	if cfg.TokenFile != "" {
-		t, err := config.ReadSecret(cfg.TokenFile)
+		t, err := secret.Read(cfg.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("uplink: %w", err)
 		}
@@ -448,7 +448,7 @@ func (u *Uplink) send(ctx context.Context, p prepared) outcome {
 	}
 	if first == 1 {
 		if k, err := u.l.FirstKey(ctx); err == nil {
-			req.Header.Set(ingest.HeaderBoxKey, base64.StdEncoding.EncodeToString(k))
+			req.Header.Set(wire.HeaderBoxKey, base64.StdEncoding.EncodeToString(k))
 		}
 	}
 	resp, err := u.client.Do(req)
@@ -460,7 +460,7 @@ func (u *Uplink) send(ctx context.Context, p prepared) outcome {
 	if err != nil {
 		return outcome{err: fmt.Errorf("upload seq %d-%d: reading the answer: %w", first, last, err)}
 	}
-	var r ingest.Response
+	var r wire.Response
 	_ = json.Unmarshal(answer, &r)
 	code := resp.StatusCode
 	switch {

@@ -1,16 +1,25 @@
 // The crew page: renders what /api/events pushes; every action is a POST
-// to the agent's API, checked there (this script decides nothing).
+// to the agent's API, checked there (this script decides nothing). No
+// inline style or script anywhere: the page runs under style-src 'self'
+// and script-src 'self', so widths are SVG attributes and looks are
+// classes in app.css.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
+    return fill(e, attrs, kids);
+  }
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, ...kids) { return fill(document.createElementNS(SVG, tag), attrs, kids); }
+  function fill(e, attrs, kids) {
     for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") e.className = v;
+      if (k === "class") e.setAttribute("class", v);
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
     }
     for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false) e.append(k.nodeType ? k : String(k));
+    if (stale && (e.tagName === "BUTTON" || e.tagName === "INPUT") && !e.disabled) { e.disabled = true; e.dataset.stale = "1"; }
     return e;
   }
   const badge = (s) => el("span", { class: "badge " + String(s || "").toLowerCase() }, s || "?");
@@ -26,7 +35,9 @@
     const s = (Date.now() - Date.parse(t)) / 1000;
     return s < 5 ? "just now" : dur(s) + " ago";
   }
-  function clock(t) { return t ? new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : ""; }
+  const pad = (n) => String(n).padStart(2, "0");
+  function hms(ms) { const d = new Date(ms); return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()); }
+  function clock(t) { return t ? hms(Date.parse(t)).slice(0, 5) : ""; }
   let toastTimer;
   function toast(msg) {
     const t = $("toast");
@@ -36,6 +47,7 @@
   }
 
   async function post(url, body, btn) {
+    if (stale) return null;
     if (btn) btn.disabled = true;
     try {
       const r = await fetch(url, {
@@ -50,29 +62,58 @@
     } catch (e) {
       toast("The box did not answer: " + e.message);
       return null;
-    } finally { if (btn) btn.disabled = false; }
+    } finally { if (btn && !stale) btn.disabled = false; }
   }
+
+  // Latest state of every section, as the stream pushed it.
+  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null };
+  const listOf = (v, key) => Array.isArray(v) ? v : (v && v[key]) || [];
 
   // --- status: box, board, links, pins, parts
   function status(s) {
+    S.status = s;
+    renderLinks();
     if (!s) return;
     $("box").textContent = s.box;
     document.title = s.box + " · fieldkit";
     $("board").textContent = s.board.profile + " · " + s.board.model + " · " + s.version;
-    const m = $("mqtt-link");
-    m.textContent = "MQTT " + (s.mqtt.connected ? "connected" : "down");
-    m.className = "pill " + (s.mqtt.connected ? "ok" : "fail");
-    m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "");
     const tb = $("pins").tBodies[0];
     const pins = (s.board.state && s.board.state.pins) || [];
     const list = Array.isArray(pins) ? pins : Object.values(pins);
-    tb.replaceChildren(...list.map((p) => el("tr", { "data-line": p.line },
-      el("td", null, p.line), el("td", null, (p.names || []).join(", ")),
-      el("td", { class: "level" }, el("span", { class: "lvl" + (p.level ? " on" : "") }), " ", p.level ? "high" : "low",
-        p.duty_percent ? " · " + p.duty_percent.toFixed(0) + " % @ " + p.pwm_hz + " Hz" : ""))));
+    tb.replaceChildren(...list.map((p) => {
+      // What the pin does now: PWM with its duty, or a steady level.
+      const pwm = p.duty_percent > 0 && p.pwm_hz > 0;
+      return el("tr", { "data-line": p.line },
+        el("td", null, p.line), el("td", null, (p.names || []).join(", ")),
+        el("td", { class: "level" }, el("span", { class: "lvl" + (pwm ? " pwm" : p.level ? " on" : "") }), " ",
+          pwm ? "PWM " + p.duty_percent.toFixed(0) + " % @ " + p.pwm_hz + " Hz" : p.level ? "high" : "low"));
+    }));
     if (!list.length) tb.append(el("tr", null, el("td", { colspan: 3, class: "muted" }, "no pin driven yet")));
     $("parts").replaceChildren(...(s.parts || []).map((p) =>
       el("li", null, el("span", { class: "grow" }, p.name), badge(p.state), p.reason ? el("span", { class: "detail" }, p.reason) : null)));
+    renderAlerts();
+  }
+  function renderLinks() {
+    const m = $("mqtt-link"), c = $("cloud-link");
+    if (stale) {
+      // Nothing the page knew about the box's links is known now.
+      m.textContent = "MQTT ?"; m.className = "pill";
+      c.textContent = "cloud ?"; c.className = "pill";
+      return;
+    }
+    const s = S.status;
+    if (s) {
+      const dup = s.mqtt.duplicate;
+      m.textContent = dup ? "box id in use twice" : "MQTT " + (s.mqtt.connected ? "connected" : "down");
+      m.className = "pill " + (s.mqtt.connected && !dup ? "ok" : "fail");
+      m.title = s.mqtt.broker + (s.mqtt.embedded ? " (embedded)" : "") + (s.mqtt.reason ? ": " + s.mqtt.reason : "");
+    }
+    const u = S.uplink;
+    if (!u) { c.textContent = "cloud: n/a"; c.className = "pill"; }
+    else {
+      c.textContent = "cloud " + u.state + (u.count ? " · " + u.count + " to send" : "");
+      c.className = "pill " + ({ idle: "ok", draining: "running", retrying: "warn", parked: "fail", off: "" }[u.state] || "");
+    }
   }
 
   function whoami(w) {
@@ -83,12 +124,22 @@
 
   // --- pre-show check and the go-live gate
   function preflight(p) {
-    if (!p) return;
+    S.preflight = p;
     const g = $("gate");
-    g.textContent = p.gate.open ? "GO LIVE: all clear" : "HOLD: not ready to go live";
+    if (!p) { g.textContent = "Go-live gate: unknown"; g.className = "gate unknown"; return; }
+    const n = p.gate.blocking.length;
+    const warns = p.checks.filter((c) => c.status === "warn").length;
+    g.textContent = p.gate.open ? "GO LIVE · " + (warns ? warns + " warning" + (warns > 1 ? "s" : "") + " to read, none holding" : "all clear") :
+      "HOLD · " + n + " to do: " + p.gate.blocking.map((b) => b.split(/:| \(/)[0]).join(", ");
     g.className = "gate " + (p.gate.open ? "go" : "hold");
+    g.title = p.gate.open ? "every check passes and every item is signed off" : p.gate.blocking.join("\n");
     $("gate-blocking").replaceChildren(...p.gate.blocking.map((b) => el("li", null, b)));
-    $("checks").replaceChildren(...p.checks.filter((c) => !c.name.startsWith("sign-off: ")).map((c) =>
+    const auto = p.checks.filter((c) => !c.name.startsWith("sign-off: "));
+    const count = (st) => auto.filter((c) => c.status === st).length;
+    const signed = p.manual.filter((m) => m.signed_by).length;
+    $("check-summary").textContent = [count("fail") ? count("fail") + " fail" : null, count("warn") ? count("warn") + " warn" : null,
+      count("ok") + " ok", p.manual.length ? signed + " of " + p.manual.length + " signed off" : null].filter(Boolean).join(" · ");
+    $("checks").replaceChildren(...auto.map((c) =>
       el("li", { "data-check": c.name }, badge(c.status), el("span", { class: "grow" }, el("b", null, c.name), " ", el("span", { class: "muted" }, c.detail || "")),
         c.status !== "ok" && c.fix ? el("span", { class: "fix" }, c.fix) : null)));
     $("manual-block").hidden = !p.manual.length;
@@ -106,65 +157,70 @@
     return v;
   }
 
-  // --- scenes
+  // --- scenes: the show's buttons, first on the page
   function scenes(l) {
-    $("scenes").hidden = !l;
-    if (!l) return;
-    $("scenes-error").hidden = !l.load_error;
-    $("scenes-error").textContent = l.load_error || "";
+    S.scenes = l;
+    $("scenes-error").hidden = !(l && l.load_error);
+    $("scenes-error").textContent = (l && l.load_error) || "";
+    if (!l) { $("scene-list").replaceChildren(el("li", { class: "muted" }, "this box runs no scenes")); return; }
     if (!l.scenes.length) { $("scene-list").replaceChildren(el("li", { class: "muted" }, "no scenes loaded" + (l.dir ? " from " + l.dir : ""))); return; }
     $("scene-list").replaceChildren(...l.scenes.map((s) => {
       const st = (s.status && s.status.state) || "idle";
       const running = st === "running";
-      return el("li", { "data-scene": s.name },
-        el("span", { class: "grow" }, el("b", null, s.name), " ", el("span", { class: "muted small" }, s.description || s.length)),
+      return el("li", { "data-scene": s.name, title: s.description || "" },
+        el("span", { class: "grow" }, el("b", null, s.name), " ", el("span", { class: "muted small desc" }, s.description || s.length)),
         el("span", { class: "badge scene-state " + st }, st + (running && s.status.steps ? " " + (s.status.step || 0) + "/" + s.status.steps : "")),
         el("button", { class: "run", onclick: (e) => post("/api/scenes/" + enc(s.name) + "/run", null, e.target) }, "Run"),
         el("button", { class: "cancel quiet", disabled: !running, onclick: (e) => post("/api/scenes/" + enc(s.name) + "/cancel", null, e.target) }, "Cancel"));
     }));
+    renderAlerts();
   }
 
-  // --- batteries
+  // --- batteries: the gauge is an SVG rect as wide as the charge
   function batteries(b) {
+    S.batteries = b;
     $("batteries").hidden = !b;
+    renderAlerts();
     if (!b) return;
     const list = b.batteries || [];
     $("battery-list").replaceChildren(...list.map((r) => {
-      const pct = r.percent === null || r.percent === undefined ? null : r.percent;
+      const pct = r.percent === null || r.percent === undefined ? null : Math.max(0, Math.min(100, r.percent));
       const lvl = r.level || "unknown";
-      return el("li", { "data-rig": r.rig },
+      return el("li", { "data-rig": r.rig, "data-percent": pct === null ? "" : pct },
         el("span", { class: "grow" }, el("b", null, r.rig), " ", el("span", { class: "muted small" },
           [pct === null ? "—" : pct.toFixed(0) + " %", r.volts ? r.volts.toFixed(2) + " V" : null, r.watts ? r.watts.toFixed(1) + " W" : null].filter(Boolean).join(" · "))),
         el("span", { class: "small" }, r.calculating ? "time left: calculating" : "time left: " + dur(r.tte_s)),
         badge(r.stale ? "stale" : lvl),
-        el("div", { class: "gauge" + (pct !== null && pct <= 10 ? " low" : pct !== null && pct <= 25 ? " warn" : "") },
-          el("span", { style: "width:" + (pct === null ? 0 : Math.min(100, pct)) + "%" })),
+        svg("svg", { class: "gauge" + (pct === null ? " none" : pct <= 10 ? " low" : pct <= 25 ? " warn" : ""),
+          viewBox: "0 0 100 10", preserveAspectRatio: "none", role: "img", "aria-label": pct === null ? "charge unknown" : pct.toFixed(0) + " % charged" },
+        svg("rect", { class: "track", x: 0, y: 0, width: 100, height: 10 }),
+        svg("rect", { class: "bar", x: 0, y: 0, width: pct === null ? 0 : pct, height: 10 })),
         r.error ? el("span", { class: "fix" }, r.error) : null);
     }));
     if (!list.length) $("battery-list").append(el("li", { class: "muted" }, "no battery rigs configured"));
   }
 
-  // --- printers and their queues
+  // --- printers and their queues: order, buyer, state, age
   const jobsOf = {};
   async function loadJobs(name) {
     try {
-      const r = await fetch("/api/printers/" + enc(name) + "/jobs", { credentials: "same-origin" });
+      const r = await fetch("/api/printers/" + enc(name) + "/jobs?limit=20", { credentials: "same-origin" });
       if (!r.ok) return;
       jobsOf[name] = await r.json();
       renderPrinters();
+      renderAlerts();
     } catch (_) { /* the stream retries */ }
   }
-  let lastPrinters = null;
   function printers(p) {
-    lastPrinters = p;
+    S.printers = p;
     $("printers").hidden = !p;
+    renderAlerts();
     if (!p) return;
     renderPrinters();
     for (const pr of listOf(p, "printers")) loadJobs(pr.name);
   }
-  function listOf(v, key) { return Array.isArray(v) ? v : (v && v[key]) || []; }
   function renderPrinters() {
-    const p = lastPrinters;
+    const p = S.printers;
     if (!p) return;
     $("printer-list").replaceChildren(...listOf(p, "printers").map((pr) => {
       const jobs = listOf(jobsOf[pr.name], "jobs").slice(0, 8);
@@ -174,72 +230,145 @@
         el("h3", null, pr.name, " ", badge(pr.state), " ", el("span", { class: "muted small" }, facts)),
         (pr.flags || []).length ? el("div", { class: "small warn" }, pr.flags.join(", ")) : null,
         pr.last_error ? el("div", { class: "small error" }, pr.last_error) : null,
-        el("ul", { class: "rows small jobs" }, jobs.length ? jobs.map(job) : el("li", { class: "muted" }, "no jobs yet")));
+        el("ul", { class: "rows small jobs" }, jobs.length ? jobs.map((j) => job(j, true)) : el("li", { class: "muted" }, "no jobs yet")));
     }));
   }
-  function job(j) {
-    const st = j.state;
-    const act = (verb, label, cls) => el("button", { class: verb + " " + (cls || "quiet"),
+  function buyer(j) { return j.discreet ? "discreet" : j.buyer || (j.order ? "no name" : ""); }
+  function jobAction(j, verb, label, cls) {
+    return el("button", { class: verb + " " + (cls || "quiet"),
       onclick: (e) => post("/api/jobs/" + enc(j.id) + "/" + verb, null, e.target).then((ok) => { if (ok) loadJobs(j.printer); }) }, label);
+  }
+  function job(j, full) {
+    const st = j.state;
+    const title = j.order ? "Order " + j.order : j.id;
     return el("li", { "data-job": j.id, "data-state": st },
-      el("span", { class: "grow" }, el("b", null, j.id), " ", el("span", { class: "muted" },
-        clock(j.created), j.reprint_of ? " · reprint of " + j.reprint_of : "", j.attempts > 1 ? " · " + j.attempts + " tries" : "")),
+      el("span", { class: "grow" }, el("span", { class: "job-order" }, title),
+        buyer(j) ? " · " + buyer(j) : "",
+        el("span", { class: "muted" }, " · " + ago(j.created), j.reprint_of ? " · reprint of " + j.reprint_of : "", j.attempts > 1 ? " · " + j.attempts + " tries" : "",
+          full && j.order && j.order !== j.id ? " · job " + j.id : "")),
       badge(st),
-      st === "uncertain" ? el("span", { class: "fix" }, "The printer went quiet mid-job: look at the label. Printed fine → Printed OK; missing or torn → Reprint.") : null,
-      j.error && st !== "done" ? el("span", { class: "detail" }, j.error) : null,
-      st === "uncertain" ? act("cancel", "Printed OK") : null,
-      st === "done" || st === "failed" || st === "uncertain" || st === "cancelled" ? act("reprint", "Reprint") : null,
-      st === "queued" || st === "parked" ? act("cancel", "Cancel", "danger") : null);
+      full && st === "uncertain" ? el("span", { class: "fix" }, "The printer went quiet mid-job: look at the label. Printed fine → Printed OK; missing or torn → Reprint.") : null,
+      full && j.error && st !== "done" ? el("span", { class: "detail" }, j.error) : null,
+      st === "uncertain" ? jobAction(j, "cancel", "Printed OK") : null,
+      st === "done" || st === "failed" || st === "uncertain" || st === "cancelled" ? jobAction(j, "reprint", "Reprint") : null,
+      full && (st === "queued" || st === "parked") ? jobAction(j, "cancel", "Cancel", "danger") : null);
+  }
+
+  // --- what needs a hand now, under the scene buttons
+  function renderAlerts() {
+    const out = [];
+    const add = (sev, text, ...extra) => out.push(el("li", { class: "alert", "data-alert": sev }, badge(sev), el("span", { class: "grow" }, text), ...extra));
+    const s = S.status;
+    const dup = s && s.mqtt.duplicate;
+    if (dup) add("fail", "Another agent uses box id " + s.box + " (" + (dup.other.host ? "host " + dup.other.host + ", " : "") + "instance " + dup.other.id + ")" +
+      (dup.refused ? ": this one stays off the broker" : "") + "; give each box its own box: id");
+    else if (s && !s.mqtt.connected) add("fail", "MQTT broker down: cues to lights and wearables do not go out");
+    for (const r of (S.batteries && S.batteries.batteries) || []) {
+      if (r.stale) add("fail", r.rig + ": no battery reading" + (r.error ? " (" + r.error + ")" : ""));
+      else if (["warn", "critical", "swap"].includes(r.level))
+        add(r.level === "warn" ? "warn" : "fail", r.rig + ": " + (r.level === "swap" ? "swap the pack now" : r.level === "critical" ? "battery critical" : "battery low") +
+          (r.percent !== null && r.percent !== undefined ? " (" + r.percent.toFixed(0) + " %" + (r.tte_s ? ", " + dur(r.tte_s) + " left" : "") + ")" : ""));
+    }
+    for (const pr of listOf(S.printers, "printers")) {
+      const what = { paper_out: "out of paper: load a roll", cover_open: "cover open: close it", offline: "offline: check its cable and power",
+        error: "error: look at the printer", paper_low: "paper running low" }[pr.state];
+      if (what) add(pr.state === "paper_low" ? "warn" : "fail", "Printer " + pr.name + " " + what + (pr.parked ? " (queue held)" : ""));
+      else if (pr.parked) add("fail", "Printer " + pr.name + ": queue held" + (pr.last_error ? ": " + pr.last_error : ""));
+      for (const j of listOf(jobsOf[pr.name], "jobs").filter((j) => j.state === "uncertain" || j.state === "failed")) {
+        add("fail", el("span", null, "Printer " + pr.name + ": ", el("span", { class: "job-order" }, j.order ? "order " + j.order : j.id),
+          " " + (j.state === "uncertain" ? "may not have printed, look at the label" : "failed")),
+        j.state === "uncertain" ? jobAction(j, "cancel", "Printed OK") : null, jobAction(j, "reprint", "Reprint"));
+      }
+    }
+    if (S.scenes && S.scenes.load_error) add("fail", "Scenes: " + S.scenes.load_error);
+    for (const sc of (S.scenes && S.scenes.scenes) || []) {
+      const st = sc.status && sc.status.state;
+      if (st === "failed") add("fail", "Scene " + sc.name + " failed" + (sc.status.error ? ": " + sc.status.error : ""));
+    }
+    if (S.uplink && S.uplink.state === "parked") add("warn", "Cloud upload parked: " + (S.uplink.reason || "an admin must resume it"));
+    for (const p of (s && s.parts) || []) if (p.state === "failed") add("fail", "Part " + p.name + " failed" + (p.reason ? ": " + p.reason : ""));
+    $("alerts").replaceChildren(...out);
   }
 
   // --- receipts and the cloud link
-  function receipts(r) {
-    $("receipts").hidden = !r && !lastUplink;
-    if (r) lastReport = r;
-    renderReceipts();
-  }
-  let lastReport = null, lastUplink = null;
-  function uplink(u) {
-    lastUplink = u;
-    const c = $("cloud-link");
-    if (!u) { c.textContent = "cloud: n/a"; c.className = "pill"; }
-    else {
-      c.textContent = "cloud " + u.state + (u.count ? " · " + u.count + " to send" : "");
-      c.className = "pill " + ({ idle: "ok", draining: "running", retrying: "warn", parked: "fail", off: "" }[u.state] || "");
-    }
-    $("receipts").hidden = !lastReport && !u;
-    renderReceipts();
-  }
+  function receipts(r) { S.receipts = r; renderReceipts(); }
+  function uplink(u) { S.uplink = u; renderLinks(); renderReceipts(); renderAlerts(); }
   function renderReceipts() {
+    const u = S.uplink, r = S.receipts;
+    $("receipts").hidden = !r && !u;
     const facts = [];
-    if (lastUplink) {
-      facts.push(["backlog", lastUplink.count + " receipts to send"], ["cloud link", lastUplink.state + (lastUplink.reason ? ": " + lastUplink.reason : "")],
-        ["synced through", "#" + lastUplink.acked_through], ["oldest unsent", lastUplink.count ? dur(lastUplink.oldest_age_s) : "—"]);
-      if (lastUplink.last_sync) facts.push(["last sync", ago(lastUplink.last_sync)]);
+    if (u) {
+      facts.push(["backlog", u.count + " receipts to send"], ["cloud link", u.state + (u.reason ? ": " + u.reason : "")],
+        ["synced through", "#" + u.acked_through], ["oldest unsent", u.count ? dur(u.oldest_age_s) : "—"]);
+      if (u.last_sync) facts.push(["last sync", ago(u.last_sync)]);
     }
-    if (lastReport) facts.push(["sales (24 h)", lastReport.count + (lastReport.count ? " · " + (lastReport.total / 100).toFixed(2) + " " + (lastReport.currency || "") : "")], ["last receipt", "#" + lastReport.last_seq]);
+    if (r) facts.push(["sales (24 h)", r.count + (r.count ? " · " + (r.total / 100).toFixed(2) + " " + (r.currency || "") : "")], ["last receipt", "#" + r.last_seq]);
     $("receipt-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v)]));
   }
 
+  // --- the stream, and the stale state when it is lost. The agent sends
+  // "alive" twice a second; 2 s of silence, or a broken connection, and
+  // the page greys out, disables every control and says since when.
+  let stale = false, lastHeard = 0, es = null, retry = null;
+  const pageStart = Date.now();
+  const SILENCE_MS = 2000;
+  function setStale(on) {
+    const s = $("stream");
+    s.textContent = on ? "offline" : "live"; s.className = "pill " + (on ? "fail" : "ok");
+    if (on === stale) return;
+    stale = on;
+    document.body.classList.toggle("stale", on);
+    $("stale").hidden = !on;
+    $("stale-since").textContent = hms(lastHeard || pageStart);
+    document.querySelector("main").inert = on;
+    for (const b of document.querySelectorAll("button, input")) {
+      if (on && !b.disabled) { b.disabled = true; b.dataset.stale = "1"; }
+      else if (!on && b.dataset.stale) { b.disabled = false; delete b.dataset.stale; }
+    }
+    renderLinks();
+  }
+  function heard() { lastHeard = Date.now(); setStale(false); }
+  function reconnect(delay) {
+    if (es) { es.close(); es = null; }
+    clearTimeout(retry);
+    retry = setTimeout(connect, delay);
+  }
   const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink };
   function connect() {
-    const es = new EventSource("/api/events");
-    const s = $("stream");
-    es.onopen = () => { s.textContent = "live"; s.className = "pill ok"; };
+    es = new EventSource("/api/events");
+    const me = es;
+    es.onopen = heard;
     es.onerror = () => {
-      s.textContent = "reconnecting…"; s.className = "pill warn";
+      if (me !== es) return;
+      setStale(true);
       // A 401 closes the stream for good: the session has ended.
       if (es.readyState === EventSource.CLOSED) fetch("/api/whoami", { credentials: "same-origin" }).then((r) => {
-        if (r.status === 401) location.href = "/login"; else setTimeout(connect, 2000);
-      }, () => setTimeout(connect, 2000));
+        if (r.status === 401) location.href = "/login"; else reconnect(1000);
+      }, () => reconnect(1000));
     };
+    es.addEventListener("alive", heard);
     for (const [name, f] of Object.entries(handlers)) es.addEventListener(name, (e) => {
+      heard();
       try { f(JSON.parse(e.data)); } catch (err) { console.error(name, err); }
     });
   }
+  setInterval(() => {
+    if (!stale && lastHeard && Date.now() - lastHeard > SILENCE_MS) {
+      setStale(true);
+      reconnect(0);
+    }
+  }, 200);
+  // Ages ("2 min ago") move on by themselves.
+  setInterval(() => { if (!stale) { renderPrinters(); renderReceipts(); } }, 10000);
 
   document.addEventListener("DOMContentLoaded", () => {
     try { $("who").value = localStorage.getItem("fieldkit-who") || ""; } catch (_) { /* private mode */ }
+    $("gate").addEventListener("click", () => {
+      const d = $("preflight");
+      d.open = !d.open;
+      if (d.open) d.scrollIntoView({ block: "start" });
+    });
+    $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
     $("reset-signoffs").addEventListener("click", (e) => {
       if (confirm("Clear every sign-off for the next show?")) post("/api/preflight/reset", { by: who() }, e.target);

@@ -1,4 +1,4 @@
-package battery
+package main
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldkit/battery"
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/mqttdev"
 	"fieldkit/internal/bus"
@@ -23,7 +24,7 @@ import (
 
 // mirror stands in for the agent's bus-to-MQTT mirror: every bus event is
 // published under the box prefix.
-func mirror(ctx context.Context, b *bus.Bus, conn *mqttc.Conn) {
+func mirrorAll(ctx context.Context, b *bus.Bus, conn *mqttc.Conn) {
 	sub := b.Subscribe("#", 256)
 	defer sub.Close()
 	for {
@@ -41,7 +42,7 @@ func mirror(ctx context.Context, b *bus.Bus, conn *mqttc.Conn) {
 // the swap-battery pattern on its cue topic, all through a real Mosquitto.
 // The retained state, the mirrored alert and Home Assistant discovery are
 // checked on the same broker.
-func TestEndToEndSwapCue(t *testing.T) {
+func TestBatteryAlertSwapCue(t *testing.T) {
 	m := mqtttest.StartMosquitto(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,7 +56,7 @@ func TestEndToEndSwapCue(t *testing.T) {
 	conn := mqttc.New(mqttc.Options{URL: m.URL(), ClientID: "agent-battery-e2e", Prefix: "fieldkit/e2e", Log: quiet})
 	goRun(conn.Run)
 	b := bus.New(quiet)
-	goRun(func(ctx context.Context) error { mirror(ctx, b, conn); return nil })
+	goRun(func(ctx context.Context) error { mirrorAll(ctx, b, conn); return nil })
 
 	wear, err := mqttdev.NewWearable(conn, &mqttdev.WearableOpts{Name: "presenter", Bus: b, Log: quiet})
 	if err != nil {
@@ -78,11 +79,11 @@ steps:
 	}
 	goRun(eng.Run)
 
-	clk := clock.NewFake(tStart)
+	clk := clock.NewFake(time.Date(2025, 6, 1, 18, 0, 0, 0, time.UTC))
 	off := time.Duration(0)
-	w, err := New(Config{{Name: "enc1", Source: KindSim, StartPercent: 26, Drain: 20 * time.Minute, Poll: time.Second,
-		Thresholds: Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}},
-		Deps{Box: "e2e", MQTT: conn, Bus: b, Clock: clk, Log: quiet})
+	w, err := battery.New(battery.Config{{Name: "enc1", Source: battery.KindSim, StartPercent: 26, Drain: 20 * time.Minute, Poll: time.Second,
+		Thresholds: battery.Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}},
+		battery.Deps{Box: "e2e", MQTT: conn, Bus: b, Clock: clk, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ steps:
 	obs := mqtttest.Connect(t, m.URL(), "observer")
 	cmds := obs.Subscribe("fieldkit/e2e/cue/presenter/cmd")
 	alerts := obs.Subscribe("fieldkit/e2e/battery/enc1/alert")
-	waitUntil(t, "agent connected", conn.Connected)
+	waitUntil(t, 10*time.Second, "agent connected", conn.Connected)
 
 	// Drain the sim pack until the alert shows up on the broker.
 	var alert mqtttest.Msg
@@ -108,7 +109,7 @@ steps:
 	if alert.Topic == "" {
 		alert = mqtttest.Await(t, alerts, 5*time.Second, "battery alert", func(mqtttest.Msg) bool { return true })
 	}
-	var a Alert
+	var a battery.Alert
 	if err := json.Unmarshal([]byte(alert.Payload), &a); err != nil || a.Level != "warn" || a.Rig != "enc1" || alert.Retained {
 		t.Fatalf("alert %q retained=%v", alert.Payload, alert.Retained)
 	}
@@ -127,7 +128,7 @@ steps:
 	st := mqtttest.Await(t, state, 5*time.Second, "retained warn state", func(m mqtttest.Msg) bool {
 		return m.Retained && strings.Contains(m.Payload, `"level":"warn"`)
 	})
-	var s State
+	var s battery.State
 	if err := json.Unmarshal([]byte(st.Payload), &s); err != nil || s.Percent == nil || s.Volts == nil || s.Watts == nil || s.Updated == nil || s.Source != "sim" {
 		t.Fatalf("state %q", st.Payload)
 	}

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"fieldkit/drivers/battery"
+	"fieldkit/battery"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
 	printers "fieldkit/printer/service"
@@ -95,6 +95,7 @@ type Log struct {
 
 // Defaults used when a key is absent.
 const (
+	// DefaultBox is the demo's box id; a config file must name its own.
 	DefaultBox        = "demo"
 	DefaultHTTP       = "127.0.0.1:8080"
 	DefaultMQTTListen = "127.0.0.1:1883"
@@ -104,7 +105,7 @@ const (
 // Demo is the configuration used when no file is given: the sim board,
 // the embedded broker, everything on loopback.
 func Demo() *Config {
-	c := &Config{Board: "sim"}
+	c := &Config{Board: "sim", Box: DefaultBox}
 	c.applyDefaults()
 	return c
 }
@@ -136,9 +137,6 @@ func Parse(file string, data []byte) (*Config, error) {
 }
 
 func (c *Config) applyDefaults() {
-	if c.Box == "" {
-		c.Box = DefaultBox
-	}
 	if c.Board == "" {
 		c.Board = "auto"
 	}
@@ -151,7 +149,7 @@ func (c *Config) applyDefaults() {
 	if c.MQTT.URL == "" && c.MQTT.Listen == "" {
 		c.MQTT.Listen = DefaultMQTTListen
 	}
-	if c.MQTT.Prefix == "" {
+	if c.MQTT.Prefix == "" && c.Box != "" {
 		c.MQTT.Prefix = "fieldkit/" + c.Box
 	}
 	if c.Log.Level == "" {
@@ -169,7 +167,11 @@ var Boards = []string{"auto", "sim", "rpi-zero2w", "rpi3", "rpi4", "rpi5", "cm4"
 
 // Validate records every problem in c.
 func (c *Config) Validate(p *confutil.Problems) {
-	if !boxRE.MatchString(c.Box) {
+	if c.Box == "" {
+		// Defaulting would give every box installed from one image the
+		// same id, and boxes with one id knock each other off the broker.
+		p.Addf("box", "missing; set box: to an id of this box's own (e.g. its host name), 1-32 lower-case letters, digits or '-'")
+	} else if !boxRE.MatchString(c.Box) {
 		p.Addf("box", "%q is not a valid box id; expected 1-32 lower-case letters, digits or '-', starting with a letter or digit", c.Box)
 	}
 	if !slices.Contains(Boards, c.Board) {
@@ -269,15 +271,6 @@ func checkListen(addr string) error {
 		return fmt.Errorf("%q: port must be 0-65535", addr)
 	}
 	return nil
-}
-
-// ReadSecret reads a secret from a file, trimming the trailing newline.
-func ReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // Loopback reports whether addr listens only on the loopback interface.

@@ -382,3 +382,49 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, rig string) float64 {
 	t.Fatalf("no %s{rig=%q}", name, rig)
 	return 0
 }
+
+// The demo's pack lasts what its config says (40 % for 20 minutes), its
+// level only ever gets worse while it drains, and a flat pack (0 V from
+// the sim) stays at swap instead of going back to critical.
+func TestDemoPackDrainsAsConfiguredAndNeverRecovers(t *testing.T) {
+	h := start(t, DemoConfig())
+	rank := map[string]int{"ok": 0, "warn": 1, "critical": 2, "swap": 3}
+	worst, lastLevel := 0, ""
+	var at10 float64
+	for step := 1; step <= 25*30; step++ { // 25 minutes of 2 s polls
+		h.tick(2, 2*time.Second)
+		for drained := false; !drained; {
+			select {
+			case ev := <-h.alert.C():
+				var a Alert
+				json.Unmarshal(ev.Payload, &a)
+				r, ok := rank[a.Level]
+				if !ok {
+					t.Fatalf("at %v: level %q", time.Duration(step)*2*time.Second, a.Level)
+				}
+				if r < worst {
+					t.Fatalf("at %v the level went back from %s to %s while the pack drained",
+						time.Duration(step)*2*time.Second, lastLevel, a.Level)
+				}
+				worst, lastLevel = r, a.Level
+			default:
+				drained = true
+			}
+		}
+		if step == 10*30 {
+			waitUntil(t, "the state at 10 minutes", func() bool {
+				st := h.mq.state(t, "demo-pack")
+				return st.Updated != nil && st.Updated.Equal(h.clk.Now().UTC())
+			})
+			at10 = *h.mq.state(t, "demo-pack").Percent
+		}
+	}
+	t.Logf("10 minutes: %.1f %%; last level %s", at10, lastLevel)
+	// Half the 20 minutes: half the 40 %.
+	if at10 < 17 || at10 > 23 {
+		t.Errorf("after 10 of the demo's 20 minutes the pack shows %.1f %%, want about 20", at10)
+	}
+	if lastLevel != "swap" {
+		t.Errorf("5 minutes after the demo pack ran flat its level is %q, want swap", lastLevel)
+	}
+}

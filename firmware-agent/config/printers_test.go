@@ -1,15 +1,16 @@
-package service_test
+package config_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 )
 
-func TestConfigThroughTheAgentLoader(t *testing.T) {
+func TestPrintersInAgentConfig(t *testing.T) {
 	good := `
+box: b1
 printers:
   counter:
     language: escpos
@@ -26,6 +27,11 @@ printers:
   demo:
     language: tspl
     transport: fake
+    media: {width_mm: 50, height_mm: 30, gap_mm: 2}
+  roll:
+    language: zpl
+    transport: fake
+    media: continuous
 `
 	c, err := config.Parse("agent.yaml", []byte(good))
 	if err != nil {
@@ -33,6 +39,12 @@ printers:
 	}
 	if p := c.Printers["counter"]; p.Baud != 115200 || p.StatusTimeout != 250*time.Millisecond || p.WidthDots != 576 {
 		t.Fatalf("counter = %+v", p)
+	}
+	if m := c.Printers["demo"].Media; m.HeightMM != 30 || m.GapMM != 2 || c.Printers["demo"].PageDots() != 240 || c.Printers["demo"].GapDotsOf() != 16 {
+		t.Fatalf("demo media = %+v", m)
+	}
+	if r := c.Printers["roll"]; !r.Media.Continuous || r.DieCut() {
+		t.Fatalf("roll media = %+v", r.Media)
 	}
 
 	for _, tc := range []struct{ yaml, want string }{
@@ -50,6 +62,10 @@ printers:
 			`printers.counter.address: "printer:99999": port must be 1-65535`},
 		{"printers:\n  Big Printer:\n    language: zpl\n    transport: fake\n",
 			`printer name "Big Printer"`},
+		{"printers:\n  demo:\n    language: tspl\n    transport: fake\n    media: roll\n",
+			`media "roll": want continuous`},
+		{"printers:\n  demo:\n    language: tspl\n    transport: fake\n    media: {height_mm: 2}\n",
+			"media.height_mm: 2: want 5-2000 mm"},
 		{"printers:\n  counter:\n    language: escpos\n    transport: usb\n    path: /dev/usb/lp0\n    status_timeout: 10s\n",
 			"printers.counter.status_timeout: 10s: expected 50ms-5s"},
 	} {

@@ -1,15 +1,15 @@
-package outputs_test
+package config_test
 
 import (
 	"strings"
 	"testing"
 
-	"fieldkit/internal/config"
+	"fieldkit/firmware-agent/config"
 )
 
 // The sections sit at the top of the agent's file, and their problems
 // come back with the file's line numbers.
-func TestInAgentConfig(t *testing.T) {
+func TestOutputsInAgentConfig(t *testing.T) {
 	good := "box: stage1\noutputs:\n  cue_lamp: {kind: gpio, pin: GPIO17}\nbuttons:\n  go: {pin: GPIO27}\n"
 	c, err := config.Parse("agent.yaml", []byte(good))
 	if err != nil {

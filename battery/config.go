@@ -439,15 +439,16 @@ func (r Rig) simWatts(pk power.Pack) float64 {
 func (r Rig) homeAssistant() bool { return r.HomeAssistant == nil || *r.HomeAssistant }
 
 // DemoConfig is the battery section of the no-config demo: one simulated
-// 14.4 V V-mount pack at 40 % that drains in 20 minutes, so the gauge
-// visibly falls and crosses the warn level within about three minutes.
-// Its time-to-empty thresholds are off: a pack that drains in 20 minutes
-// is always under them, and the demo should show the tiers one by one.
+// 14.4 V V-mount pack at 40 % that is empty 20 minutes later (Drain is
+// full to empty: 50 minutes), so the gauge visibly falls: warn (25 %)
+// after 7.5 minutes, critical (10 %) after 15. Its time-to-empty
+// thresholds are off: a pack that lasts 20 minutes is always under them,
+// and the demo should show the tiers one by one.
 func DemoConfig() Config {
 	off := time.Duration(0)
 	return Config{{
 		Name: "demo-pack", Source: KindSim, Preset: "vmount-14v",
-		StartPercent: 40, Drain: 20 * time.Minute,
+		StartPercent: 40, Drain: 50 * time.Minute,
 		Thresholds: Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off},
 	}}
 }

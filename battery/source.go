@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"fieldkit/drivers/nut"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/secret"
 )
 
 // poller is a source read on a schedule. Poll may be called from the rig's
@@ -142,7 +142,7 @@ func (s *nutSource) Poll(ctx context.Context) (power.Sample, error) {
 	defer s.mu.Unlock()
 	if s.c == nil {
 		if s.rig.PasswordFile != "" && s.pass == "" {
-			p, err := readSecret(s.rig.PasswordFile)
+			p, err := secret.Read(s.rig.PasswordFile)
 			if err != nil {
 				return power.Sample{}, fmt.Errorf("nut: %w", err)
 			}
@@ -164,14 +164,6 @@ func (s *nutSource) Poll(ctx context.Context) (power.Sample, error) {
 		return power.Sample{}, fmt.Errorf("nut %s@%s: %w", s.rig.UPS, s.addr(), err)
 	}
 	return nutSample(s.clk.Now(), vars)
-}
-
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read password: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // nutSample maps upsd variables onto a sample.

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+
+	"fieldkit/boards"
+	"fieldkit/firmware-agent/config"
+	"fieldkit/internal/confutil"
+)
+
+// checkPins resolves every pin the config names against the board's
+// profile, as opening the board would: logical names must be defined, and
+// lines must exist on the board. Each problem is reported at its
+// file:line. board: auto reads the device tree model only.
+func checkPins(cfg *config.Config) error {
+	prof, err := profileOf(cfg.Board)
+	if err != nil {
+		return err
+	}
+	p := confutil.NewProblems()
+	for _, name := range sortedKeys(cfg.Pins) {
+		if err := prof.CheckLine(cfg.Pins[name]); err != nil {
+			p.Addf("pins."+name, "%v", err)
+		}
+	}
+	check := func(at, pin string) {
+		if pin == "" {
+			return // refused by the config's own validation
+		}
+		if _, err := prof.Resolve(pin, cfg.Pins); err != nil {
+			p.Addf(at, "%v", err)
+		}
+	}
+	for _, name := range sortedKeys(cfg.Cues.Outputs) {
+		if o := cfg.Cues.Outputs[name]; o.Kind == "gpio" || o.Kind == "pwm" {
+			check("outputs."+name+".pin", o.Pin)
+		}
+	}
+	for _, name := range sortedKeys(cfg.Cues.Buttons) {
+		check("buttons."+name+".pin", cfg.Cues.Buttons[name].Pin)
+	}
+	if p.Empty() {
+		return nil
+	}
+	doc := cfg.Doc
+	if doc == nil {
+		doc = &confutil.Doc{File: cfgName(cfg)}
+	}
+	return doc.Err(p)
+}
+
+// profileOf is the board profile the config names; for auto, the one the
+// device tree names.
+func profileOf(board string) (boards.Profile, error) {
+	switch board {
+	case "", "auto":
+		d, err := boards.Detect("/")
+		if err != nil {
+			return boards.Profile{}, fmt.Errorf("board: auto: %w", err)
+		}
+		return d.Profile, nil
+	}
+	prof, ok := boards.Profiles[board]
+	if !ok {
+		return boards.Profile{}, fmt.Errorf("board: unknown profile %q", board)
+	}
+	return prof, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
