@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -47,7 +48,7 @@ func TestJournalPriorities(t *testing.T) {
 			log.Warn("paper low")
 			log.Info("job done", "id", 7)
 			log.Debug("status polled")
-			log.Log(nil, slog.LevelWarn+2, "between warn and error")
+			log.Log(context.Background(), slog.LevelWarn+2, "between warn and error")
 			got := lines(t, f)
 			want := []string{"<3>", "<4>", "<6>", "<7>", "<4>"}
 			if len(got) != len(want) {
