@@ -137,9 +137,14 @@ func TestDemoBootsAndStopsCleanly(t *testing.T) {
 	took := p.waitHealthy(t, 5*time.Second)
 	t.Logf("healthz 200 after %v", took)
 
+	// The observer may subscribe before the agent has connected, and then
+	// sees "online" live (not flagged retained); a second subscriber that
+	// arrives afterwards proves it was retained.
 	cl := mqtttest.Connect(t, "tcp://"+mqttAddr, "observer")
 	st := cl.Subscribe("fieldkit/demo/status")
-	mqtttest.Await(t, st, 5*time.Second, "retained online", func(m mqtttest.Msg) bool {
+	mqtttest.Await(t, st, 10*time.Second, "online", func(m mqtttest.Msg) bool { return m.Payload == "online" })
+	late := mqtttest.Connect(t, "tcp://"+mqttAddr, "late-observer").Subscribe("fieldkit/demo/status")
+	mqtttest.Await(t, late, 5*time.Second, "retained online", func(m mqtttest.Msg) bool {
 		return m.Payload == "online" && m.Retained
 	})
 	s := p.status(t)
