@@ -33,6 +33,7 @@ declare -A want=(
 	[prometheus]=/usr/bin/promtool
 	[udev]=/bin/udevadm
 	[umockdev]=/usr/bin/umockdev-run
+	[python3-jinja2]=/usr/lib/python3/dist-packages/jinja2/__init__.py
 	[python3-cryptography]=/usr/lib/python3/dist-packages/cryptography/__init__.py
 )
 missing=()
