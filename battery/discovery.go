@@ -158,8 +158,8 @@ func (w *Watch) discoveryConfigs() map[string][]byte {
 	return all
 }
 
-// Publisher is what the watch needs to clear configs it no longer owns.
-type Publisher interface {
+// publisher is what the watch needs to clear configs it no longer owns.
+type publisher interface {
 	Publish(ctx context.Context, topic string, qos byte, retained bool, payload []byte) error
 }
 
@@ -169,7 +169,7 @@ type Publisher interface {
 // hands the retained configs of this box to the subscription; any that
 // this configuration does not publish is cleared.
 func (w *Watch) cleanup() error {
-	pub, ok := w.d.MQTT.(Publisher)
+	pub, ok := w.d.MQTT.(publisher)
 	if !ok {
 		return nil
 	}
