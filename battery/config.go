@@ -2,49 +2,29 @@ package battery
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"regexp"
 	"strings"
 	"time"
 
+	"fieldkit/battery/source"
+	"fieldkit/battery/source/sim"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/confutil"
-	"fieldkit/internal/topic"
 )
 
 // Config is the `batteries:` section: one entry per rig.
 type Config []Rig
 
-// Rig is one battery to watch.
+// Rig is one battery to watch: what every source shares, and the
+// source's own settings, decoded from the same entry into the source's
+// type (see sources.go).
 type Rig struct {
 	Name string `yaml:"name"`
-	// Source is ina219, ina226, mqtt, nut or sim.
+	// Source is the source's name: ina219, ina226, mqtt, nut or sim.
 	Source string `yaml:"source"`
-
-	// I2C sources (ina219, ina226).
-	Bus         string  `yaml:"bus"`     // board bus name, "" for the board's default
-	Address     int     `yaml:"address"` // 0x40-0x4F
-	ShuntOhms   float64 `yaml:"shunt_ohms"`
-	MaxCurrentA float64 `yaml:"max_current_a"`
-
-	// MQTT telemetry: an absolute topic, and either one value (field +
-	// unit) or several (fields).
-	Topic  string  `yaml:"topic"`
-	Field  string  `yaml:"field"` // dotted JSON path; "" for a plain number
-	Unit   string  `yaml:"unit"`  // percent, volts or watts
-	Fields []Value `yaml:"fields"`
-
-	// NUT.
-	Host         string `yaml:"host"`
-	Port         int    `yaml:"port"`
-	UPS          string `yaml:"ups"`
-	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password_file"`
-
-	// Sim.
-	StartPercent float64       `yaml:"start_percent"` // default 60
-	Drain        time.Duration `yaml:"drain"`         // full to empty at the sim load; default 20m
+	// Settings are the source's own keys; nil when Source names no
+	// source (Validate reports that).
+	Settings source.Config `yaml:"-"`
 
 	// The pack: a preset, or chemistry and cells (and capacity for TTE from power).
 	Preset       string  `yaml:"preset"`
@@ -62,12 +42,6 @@ type Rig struct {
 	HomeAssistant *bool `yaml:"home_assistant"`
 }
 
-// Value is one quantity in an MQTT payload.
-type Value struct {
-	Field string `yaml:"field"`
-	Unit  string `yaml:"unit"`
-}
-
 // Thresholds override the default alert levels per rig. An absent key
 // keeps the default; 0 turns that threshold off.
 type Thresholds struct {
@@ -79,7 +53,7 @@ type Thresholds struct {
 	SwapCellVolts   *float64       `yaml:"swap_cell_volts"`
 }
 
-// Source kinds.
+// Source names.
 const (
 	KindINA219 = "ina219"
 	KindINA226 = "ina226"
@@ -88,28 +62,7 @@ const (
 	KindSim    = "sim"
 )
 
-// Units an MQTT value can be in.
-const (
-	UnitPercent = "percent"
-	UnitVolts   = "volts"
-	UnitWatts   = "watts"
-)
-
-var (
-	rigNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	upsNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	fieldRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
-)
-
-// keysOf says which per-kind keys each source accepts, for "not for this
-// source" messages.
-var kindKeys = map[string][]string{
-	"bus": {KindINA219, KindINA226}, "address": {KindINA219, KindINA226},
-	"shunt_ohms": {KindINA219, KindINA226}, "max_current_a": {KindINA219, KindINA226},
-	"topic": {KindMQTT}, "field": {KindMQTT}, "unit": {KindMQTT}, "fields": {KindMQTT},
-	"host": {KindNUT}, "port": {KindNUT}, "ups": {KindNUT}, "username": {KindNUT}, "password_file": {KindNUT},
-	"start_percent": {KindSim}, "drain": {KindSim},
-}
+var rigNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // Validate records every problem with the section.
 func (c Config) Validate(p *confutil.Problems) {
@@ -124,107 +77,23 @@ func (c Config) Validate(p *confutil.Problems) {
 	}
 }
 
-func (r Rig) set() map[string]bool {
-	return map[string]bool{
-		"bus": r.Bus != "", "address": r.Address != 0, "shunt_ohms": r.ShuntOhms != 0, "max_current_a": r.MaxCurrentA != 0,
-		"topic": r.Topic != "", "field": r.Field != "", "unit": r.Unit != "", "fields": len(r.Fields) > 0,
-		"host": r.Host != "", "port": r.Port != 0, "ups": r.UPS != "", "username": r.Username != "", "password_file": r.PasswordFile != "",
-		"start_percent": r.StartPercent != 0, "drain": r.Drain != 0,
-	}
-}
-
 func (r Rig) validate(p *confutil.Problems) {
 	if !rigNameRE.MatchString(r.Name) {
 		p.Addf("name", "%q is not a rig name; expected 1-32 lower-case letters, digits, '_' or '-' (it becomes an MQTT topic level)", r.Name)
 	}
-	switch r.Source {
-	case KindINA219, KindINA226, KindMQTT, KindNUT, KindSim:
-		for key, isSet := range r.set() {
-			if isSet && !contains(kindKeys[key], r.Source) {
-				p.Addf(key, "%s is for source %s, not %s", key, strings.Join(kindKeys[key], " or "), r.Source)
-			}
-		}
-	case "":
-		p.Addf("source", "missing; expected one of: ina219, ina226, mqtt, nut, sim")
+	switch {
+	case r.Settings != nil:
+		r.Settings.Validate(p)
+	case r.Source == "":
+		p.Addf("source", "missing; expected one of: %s", strings.Join(Sources, ", "))
 	default:
-		p.Addf("source", "unknown source %q; expected one of: ina219, ina226, mqtt, nut, sim", r.Source)
+		p.Addf("source", "unknown source %q; expected one of: %s", r.Source, strings.Join(Sources, ", "))
 	}
-	switch r.Source {
-	case KindINA219, KindINA226:
-		if r.Address != 0 && (r.Address < 0x40 || r.Address > 0x4F) {
-			p.Addf("address", "%#x is not an INA2xx address; expected 0x40-0x4F (64-79)", r.Address)
-		}
-		if r.ShuntOhms <= 0 || r.ShuntOhms > 10 {
-			p.Addf("shunt_ohms", "%v: expected the shunt resistor in ohms, e.g. 0.1 (INA219 breakouts) or 0.002", r.ShuntOhms)
-		}
-		if r.MaxCurrentA <= 0 || r.MaxCurrentA > 200 {
-			p.Addf("max_current_a", "%v: expected the largest current in amperes, e.g. 3.2 or 20", r.MaxCurrentA)
-		}
-	case KindMQTT:
-		if r.Topic == "" {
-			p.Addf("topic", "missing; expected the topic the device publishes its battery on")
-		} else if err := topic.ValidName(r.Topic); err != nil {
-			p.Addf("topic", "%v", err)
-		}
-		vals, err := r.values()
-		if err != nil {
-			p.Addf("fields", "%v", err)
-		}
-		units := map[string]bool{}
-		for i, v := range vals {
-			key := "fields[" + fmt.Sprint(i) + "]"
-			if len(r.Fields) == 0 {
-				key = ""
-			}
-			if v.Field != "" && !fieldRE.MatchString(v.Field) {
-				p.Addf(join(key, "field"), "%q: expected a dotted path such as battery.pct, or empty for a plain number", v.Field)
-			}
-			switch v.Unit {
-			case UnitPercent, UnitVolts, UnitWatts:
-				if units[v.Unit] {
-					p.Addf(join(key, "unit"), "%s is given twice", v.Unit)
-				}
-				units[v.Unit] = true
-			default:
-				p.Addf(join(key, "unit"), "unknown unit %q; expected percent, volts or watts", v.Unit)
-			}
-		}
-		if len(vals) > 0 && units[UnitWatts] && !units[UnitPercent] && !units[UnitVolts] {
-			p.Addf("unit", "watts alone cannot tell the charge; add a percent or volts value")
-		}
-	case KindNUT:
-		if r.Host == "" {
-			p.Addf("host", "missing; expected the upsd host, e.g. 127.0.0.1")
-		} else if strings.ContainsAny(r.Host, " /:") && net.ParseIP(r.Host) == nil {
-			p.Addf("host", "%q: expected a host name or IP address without a port (set port separately)", r.Host)
-		}
-		if r.Port < 0 || r.Port > 65535 {
-			p.Addf("port", "%d: expected 1-65535 (default 3493)", r.Port)
-		}
-		if !upsNameRE.MatchString(r.UPS) {
-			p.Addf("ups", "%q: expected the UPS name as upsd knows it (upsc -l), letters, digits, '_', '.', '-'", r.UPS)
-		}
-		if strings.ContainsAny(r.Username, " \r\n\"") {
-			p.Addf("username", "must not contain spaces, quotes or line breaks")
-		}
-		if r.PasswordFile != "" {
-			if r.Username == "" {
-				p.Addf("password_file", "a password without a username; set username too")
-			}
-			if _, err := os.Stat(r.PasswordFile); err != nil {
-				p.Addf("password_file", "cannot read %s: %v", r.PasswordFile, err)
-			}
-		}
-	case KindSim:
-		if r.StartPercent < 0 || r.StartPercent > 100 {
-			p.Addf("start_percent", "%v: expected 1-100", r.StartPercent)
-		}
-		if r.Drain < 0 || r.Drain != 0 && r.Drain < time.Minute {
-			p.Addf("drain", "%v: expected how long a full pack lasts in the simulation, at least 1m", r.Drain)
-		}
+	if r.Settings == nil {
+		return
 	}
 	if _, err := r.pack(); err != nil {
-		p.Addf(packKey(r), "%v", err)
+		p.Addf(r.packSpec().Key(), "%v", err)
 	}
 	for key, d := range map[string]time.Duration{"poll": r.Poll, "stale_after": r.StaleAfter, "tau": r.Tau} {
 		if d < 0 {
@@ -234,7 +103,7 @@ func (r Rig) validate(p *confutil.Problems) {
 	if r.Poll != 0 && r.Poll < 100*time.Millisecond {
 		p.Addf("poll", "%v is too fast; expected at least 100ms", r.Poll)
 	}
-	if r.Source == KindMQTT && r.Poll != 0 {
+	if r.Settings.Poll() == 0 && r.Poll != 0 {
 		p.Addf("poll", "an MQTT source is not polled; the device decides how often it reports (use stale_after)")
 	}
 	if r.StaleAfter != 0 && r.Poll != 0 && r.StaleAfter < 2*r.Poll {
@@ -300,119 +169,27 @@ func (r Rig) thresholds(pk power.Pack) power.Thresholds {
 	return r.Thresholds.apply(base)
 }
 
-func packKey(r Rig) string {
-	if r.Preset != "" {
-		return "preset"
-	}
-	if r.Chemistry != "" {
-		return "chemistry"
-	}
-	return "cells"
+func (r Rig) packSpec() source.PackSpec {
+	return source.PackSpec{Preset: r.Preset, Chemistry: r.Chemistry, Cells: r.Cells, CapacityWh: r.CapacityWh, InternalOhms: r.InternalOhms}
 }
 
-// pack resolves the preset and overrides.
+// pack resolves the preset and overrides, as the source completes it.
 func (r Rig) pack() (power.Pack, error) {
-	var pk power.Pack
-	switch {
-	case r.Preset != "":
-		var ok bool
-		pk, ok = power.Presets[r.Preset]
-		if !ok {
-			return pk, fmt.Errorf("unknown preset %q; expected one of: %s", r.Preset, strings.Join(power.PresetNames(), ", "))
-		}
-	case r.Chemistry == "" && r.Cells == 0:
-		if r.Source == KindMQTT || r.Source == KindNUT {
-			// The device reports charge itself: one Li-ion cell is only a
-			// placeholder for the curve, never used with a percent source.
-			if vals, _ := r.values(); !hasUnit(vals, UnitVolts) {
-				return power.Pack{Chemistry: power.LiIon, Cells: 1}, nil
-			}
-		}
-		if r.Source != KindSim {
-			return pk, fmt.Errorf("the pack is not described; set preset (%s) or chemistry and cells", strings.Join(power.PresetNames(), ", "))
-		}
-		pk = power.Presets["vmount-14v"]
+	if r.Settings == nil {
+		return power.Pack{}, fmt.Errorf("no source")
 	}
-	if r.Chemistry != "" {
-		c, ok := power.Chemistries[r.Chemistry]
-		if !ok {
-			return pk, fmt.Errorf("unknown chemistry %q; expected one of: %s", r.Chemistry, strings.Join(power.ChemistryNames(), ", "))
-		}
-		pk.Chemistry = c
-	} else if r.Preset == "" && r.Source != KindSim {
-		return pk, fmt.Errorf("cells without chemistry; set chemistry (%s)", strings.Join(power.ChemistryNames(), ", "))
-	}
-	if r.Cells != 0 {
-		pk.Cells = r.Cells
-	}
-	if r.CapacityWh != 0 {
-		pk.CapacityWh = r.CapacityWh
-	}
-	if r.InternalOhms != 0 {
-		pk.InternalOhms = r.InternalOhms
-	}
-	if err := pk.Validate(); err != nil {
-		return pk, err
-	}
-	if r.Source == KindSim {
-		if pk.CapacityWh <= 0 {
-			return pk, fmt.Errorf("a simulated pack needs capacity_wh")
-		}
-		if r.InternalOhms == 0 {
-			// The sim drains a pack in minutes, at a load no real pack
-			// sustains; scale the resistance so the sag stays a realistic
-			// 2 % of the nominal voltage.
-			v := pk.Nominal()
-			pk.InternalOhms = 0.02 * v * v / r.simWatts(pk)
-		}
-	}
-	return pk, nil
+	return r.Settings.Pack(r.packSpec())
 }
 
-// values are the MQTT values, from field+unit and fields.
-func (r Rig) values() ([]Value, error) {
-	var vals []Value
-	if r.Field != "" || r.Unit != "" {
-		vals = append(vals, Value{Field: r.Field, Unit: r.Unit})
-	}
-	vals = append(vals, r.Fields...)
-	if r.Source == KindMQTT && len(vals) == 0 {
-		return nil, fmt.Errorf("no value; set unit (percent, volts or watts) and field (a JSON path, or none for a plain number)")
-	}
-	return vals, nil
-}
-
-func hasUnit(vals []Value, u string) bool {
-	for _, v := range vals {
-		if v.Unit == u {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func join(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "." + b
-}
+// pushed reports whether the source is not polled but publishes.
+func (r Rig) pushed() bool { return r.Settings != nil && r.Settings.Poll() == 0 }
 
 func (r Rig) poll() time.Duration {
 	switch {
 	case r.Poll != 0:
 		return r.Poll
-	case r.Source == KindNUT:
-		return 10 * time.Second
+	case r.Settings != nil && r.Settings.Poll() > 0:
+		return r.Settings.Poll()
 	}
 	return 2 * time.Second
 }
@@ -421,19 +198,10 @@ func (r Rig) staleAfter() time.Duration {
 	switch {
 	case r.StaleAfter != 0:
 		return r.StaleAfter
-	case r.Source == KindMQTT:
+	case r.pushed():
 		return 2 * time.Minute
 	}
 	return max(5*r.poll(), 15*time.Second)
-}
-
-// simWatts is the load that empties the simulated pack in Drain.
-func (r Rig) simWatts(pk power.Pack) float64 {
-	d := r.Drain
-	if d == 0 {
-		d = 20 * time.Minute
-	}
-	return pk.CapacityWh / d.Hours()
 }
 
 func (r Rig) homeAssistant() bool { return r.HomeAssistant == nil || *r.HomeAssistant }
@@ -448,7 +216,7 @@ func DemoConfig() Config {
 	off := time.Duration(0)
 	return Config{{
 		Name: "demo-pack", Source: KindSim, Preset: "vmount-14v",
-		StartPercent: 40, Drain: 50 * time.Minute,
+		Settings:   &sim.Config{StartPercent: 40, Drain: 50 * time.Minute},
 		Thresholds: Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off},
 	}}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"fieldkit/battery/source/ina"
+	"fieldkit/battery/source/mqttsrc"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/confutil"
 )
@@ -72,7 +74,7 @@ func TestConfigGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c) != 6 || c[0].Address != 0x41 || *c[0].Thresholds.WarnPercent != 30 || *c[0].Thresholds.SwapTTE != 0 {
+	if ic, _ := c[0].Settings.(*ina.Config); len(c) != 6 || ic == nil || ic.Address != 0x41 || *c[0].Thresholds.WarnPercent != 30 || *c[0].Thresholds.SwapTTE != 0 {
 		t.Fatalf("decoded %+v", c[0])
 	}
 	th := c[0].thresholds(mustPack(t, c[0]))
@@ -129,6 +131,9 @@ func TestConfigBad(t *testing.T) {
 		{"threshold range", "batteries:\n  - {name: a, source: sim, thresholds: {warn_percent: 120}}\n", `warn_percent: 120: expected 0-100`},
 		{"bad duration", "batteries:\n  - {name: a, source: sim, thresholds: {warn_tte: soon}}\n", `"soon" is text, expected a duration`},
 		{"stale shorter than poll", "batteries:\n  - {name: a, source: sim, poll: 10s, stale_after: 15s}\n", `stale_after: 15s is shorter than two polls`},
+		{"unknown threshold", "batteries:\n  - name: a\n    source: sim\n    thresholds: {warn_pct: 3}\n", `agent.yaml:4: unknown key "warn_pct" in batteries[0].thresholds`},
+		{"unknown value key", "batteries:\n  - name: a\n    source: mqtt\n    topic: x\n    fields:\n      - {field: a, unit: volts, scale: 2}\n", `agent.yaml:6: unknown key "scale" in batteries[0].fields[0]`},
+		{"key of two sources", "batteries:\n  - {name: a, source: sim, bus: '1'}\n", `batteries[0].bus: bus is for source ina219 or ina226, not sim`},
 		{"sim drain", "batteries:\n  - {name: a, source: sim, drain: 10s}\n", `drain: 10s: expected how long`},
 	}
 	for _, c := range cases {
@@ -149,10 +154,57 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "batteries[0].source") {
 		t.Fatalf("New: %v", err)
 	}
-	if _, err := New(Config{{Name: "a", Source: KindINA219, ShuntOhms: 0.1, MaxCurrentA: 2, Preset: "np-f-2s"}}, Deps{}); err == nil {
+	if _, err := New(Config{{Name: "a", Source: KindINA219, Settings: &ina.Config{ShuntOhms: 0.1, MaxCurrentA: 2}, Preset: "np-f-2s"}}, Deps{}); err == nil {
 		t.Fatal("an I2C rig without a board was accepted")
 	}
-	if _, err := New(Config{{Name: "a", Source: KindMQTT, Topic: "x", Unit: UnitPercent}}, Deps{}); err == nil {
+	if _, err := New(Config{{Name: "a", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "x", Unit: mqttsrc.UnitPercent}}}, Deps{}); err == nil {
 		t.Fatal("an MQTT rig without MQTT was accepted")
 	}
+}
+
+// Every registered source decodes into a config of its own type, and a
+// source added with one registry line is decoded, validated and opened.
+func TestSourceRegistry(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range registry {
+		if seen[s.name] {
+			t.Errorf("source %s registered twice", s.name)
+		}
+		seen[s.name] = true
+		if a, b := s.new(), s.new(); a == b || len(keysOf(a)) == 0 {
+			t.Errorf("source %s: new gives %p and %p with keys %v", s.name, a, b, keysOf(a))
+		}
+		for _, k := range keysOf(s.new()) {
+			if contains(keysOf(&Rig{}), k) {
+				t.Errorf("source %s reads %s, which every rig has", s.name, k)
+			}
+		}
+	}
+}
+
+// The rigs decoder never panics, and what it accepts has source settings
+// exactly when the source is registered.
+func FuzzDecodeRigs(f *testing.F) {
+	f.Add("batteries:\n  - {name: a, source: sim, start_percent: 40}\n")
+	f.Add("batteries:\n  - name: a\n    source: mqtt\n    topic: x\n    fields: [{field: a.b, unit: volts, extra: 1}]\n")
+	f.Add("batteries:\n  - {name: a, source: nut, host: h, ups: u, shunt_ohms: 3}\n")
+	f.Add("batteries:\n  - {name: a, source: ina260, bus: '1'}\n")
+	f.Add("batteries:\n  - {name: a, source: sim, thresholds: {warn_pct: 3}}\n")
+	f.Add("batteries: {a: 1}\n")
+	f.Add("batteries:\n  - &r {name: a, source: sim}\n  - *r\n")
+	f.Fuzz(func(t *testing.T, y string) {
+		var fl file
+		doc, err := confutil.Decode("agent.yaml", []byte(y), &fl)
+		if err != nil {
+			return
+		}
+		for i, r := range fl.Batteries {
+			if (r.Settings == nil) != (newSourceConfig(r.Source) == nil) {
+				t.Fatalf("rig %d of source %q decoded to %#v", i, r.Source, r.Settings)
+			}
+		}
+		p := confutil.NewProblems()
+		fl.Batteries.Validate(p.At("batteries"))
+		_ = doc.Err(p)
+	})
 }

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"fieldkit/battery/source/mqttsrc"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // DiscoveryPrefix is Home Assistant's default discovery prefix.
@@ -81,7 +83,7 @@ func discovery(box, prefix, version string, r Rig) map[string][]byte {
 	// when it stops, and then Home Assistant shows the entities as
 	// unavailable instead of the last charge.
 	avail := []haAvailability{
-		{Topic: prefix + "/status", PayloadAvailable: "online", PayloadNotAvailable: "offline"},
+		{Topic: topic.Under(prefix, topic.Status), PayloadAvailable: "online", PayloadNotAvailable: "offline"},
 		{Topic: state, PayloadAvailable: "online", PayloadNotAvailable: "offline",
 			ValueTemplate: "{{ 'offline' if value_json.stale else 'online' }}"},
 	}
@@ -117,17 +119,17 @@ func discovery(box, prefix, version string, r Rig) map[string][]byte {
 
 // measures says whether the rig's source reports volts and watts.
 func measures(r Rig) (volts, watts bool) {
-	switch r.Source {
-	case KindMQTT:
-		vals, _ := r.values()
+	if m, ok := r.Settings.(*mqttsrc.Config); ok {
+		vals, _ := m.Values()
 		for _, v := range vals {
-			volts = volts || v.Unit == UnitVolts
-			watts = watts || v.Unit == UnitWatts
+			volts = volts || v.Unit == mqttsrc.UnitVolts
+			watts = watts || v.Unit == mqttsrc.UnitWatts
 		}
 		return volts, watts
-	default: // INA219/INA226 measure both; a UPS reports battery.voltage and ups.realpower; the sim has both
-		return true, true
 	}
+	// INA219/INA226 measure both; a UPS reports battery.voltage and
+	// ups.realpower; the sim has both.
+	return true, true
 }
 
 func model(r Rig) string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"fieldkit/battery/source/sim"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/mqtttest"
 )
@@ -161,7 +162,7 @@ func TestDiscoveryCleanup(t *testing.T) {
 
 	// A previous run had rigs "old" and "keep".
 	prev := map[string][]byte{}
-	for _, r := range []Rig{{Name: "old", Source: KindSim}, {Name: "keep", Source: KindSim}} {
+	for _, r := range []Rig{{Name: "old", Source: KindSim, Settings: &sim.Config{}}, {Name: "keep", Source: KindSim, Settings: &sim.Config{}}} {
 		for tp, b := range discovery("box1", "fieldkit/box1", "", r) {
 			prev[tp] = b
 			obs.Publish(tp, 1, true, string(b))
@@ -177,7 +178,7 @@ func TestDiscoveryCleanup(t *testing.T) {
 	conn := mqttc.New(mqttc.Options{URL: m.URL(), ClientID: "agent", Prefix: "fieldkit/box1"})
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = conn.Run(ctx) }()
-	w, err := New(Config{{Name: "keep", Source: KindSim}}, Deps{Box: "box1", MQTT: conn})
+	w, err := New(Config{{Name: "keep", Source: KindSim, Settings: &sim.Config{}}}, Deps{Box: "box1", MQTT: conn})
 	if err != nil {
 		t.Fatal(err)
 	}

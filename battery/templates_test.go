@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"fieldkit/battery/source/ina"
 )
 
 // render renders Home Assistant templates with Jinja2 (the engine Home
@@ -51,7 +53,7 @@ json.dump(out, sys.stdout)
 // takes as unknown) for a time to empty still calculating, and the rig
 // unavailable while stale.
 func TestDiscoveryTemplatesRender(t *testing.T) {
-	ds := discovery("box1", "fieldkit/box1", "", Rig{Name: "enc1", Source: KindINA226})
+	ds := discovery("box1", "fieldkit/box1", "", Rig{Name: "enc1", Source: KindINA226, Settings: &ina.Config{}})
 	cfg := func(q string) haSensor {
 		var s haSensor
 		if err := json.Unmarshal(ds["homeassistant/sensor/fieldkit_box1/enc1_"+q+"/config"], &s); err != nil {

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"fieldkit/battery/source/nutsrc"
 	"fieldkit/drivers/nut/nuttest"
+	"fieldkit/internal/testutil"
 )
 
 // ups is what the simulated UPS reports.
@@ -31,14 +33,14 @@ func TestUPSStatusAgainstUpsd(t *testing.T) {
 	host, port, _ := net.SplitHostPort(srv.Addr)
 	p, _ := strconv.Atoi(port)
 	const poll = 10 * time.Second
-	h := start(t, Config{{Name: "rack", Source: KindNUT, Host: host, Port: p, UPS: "rack", Poll: poll, StaleAfter: time.Hour}})
+	h := start(t, Config{{Name: "rack", Source: KindNUT, Settings: &nutsrc.Config{Host: host, Port: p, UPS: "rack"}, Poll: poll, StaleAfter: time.Hour}})
 
 	// polled waits for the poll that the last tick (or the start) set off.
 	polled := func() State {
 		t.Helper()
 		now := h.clk.Now()
 		var st State
-		waitUntil(t, "a poll at "+now.String(), func() bool {
+		testutil.WaitFor(t, 5*time.Second, "a poll at "+now.String(), func() bool {
 			st = h.w.States()[0]
 			return st.Updated != nil && !st.Updated.Before(now)
 		})

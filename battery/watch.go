@@ -15,10 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"periph.io/x/conn/v3/i2c"
 
+	"fieldkit/battery/source"
+	"fieldkit/battery/source/nutsrc"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // Board hands out I2C buses by name.
@@ -63,10 +67,10 @@ type Watch struct {
 
 // AlertTopic is the bus topic of a rig's alerts (mirrored to MQTT under
 // the box prefix by the agent).
-func AlertTopic(rig string) string { return "battery/" + rig + "/alert" }
+func AlertTopic(rig string) string { return topic.BatteryAlert(rig) }
 
 // StateTopic is the retained MQTT topic of a rig's state.
-func StateTopic(prefix, rig string) string { return prefix + "/battery/" + rig + "/state" }
+func StateTopic(prefix, rig string) string { return topic.Under(prefix, topic.BatteryState(rig)) }
 
 // Alert is the payload of battery/<rig>/alert.
 type Alert struct {
@@ -103,10 +107,9 @@ type rig struct {
 	cfg    Rig
 	pack   power.Pack
 	th     power.Thresholds
-	src    poller            // nil for MQTT
-	push   chan power.Sample // MQTT samples into the loop
-	vals   []Value
-	topic  string
+	src    source.Poller     // nil for a pushing source
+	pusher source.Pusher     // nil for a polled source
+	push   chan power.Sample // pushed samples into the loop
 	est    *power.Estimator
 	alarm  *power.Alarm
 	w      *Watch
@@ -121,6 +124,15 @@ type rig struct {
 	errCount   int
 }
 
+// board is b as a source.Board, nil when there is none (a nil *Sim
+// must not become a non-nil interface).
+func board(b Board) source.Board {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
 // New checks cfg and builds the watch; nothing is opened or started until Run.
 func New(cfg Config, d Deps) (*Watch, error) {
 	p := newProblems()
@@ -128,12 +140,7 @@ func New(cfg Config, d Deps) (*Watch, error) {
 	if msg := p.String(); msg != "" {
 		return nil, fmt.Errorf("%w: %s", ErrConfig, msg)
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	w := &Watch{d: d, log: d.Log.With("part", "battery")}
 	for _, rc := range cfg {
 		pk, _ := rc.pack()
@@ -144,23 +151,21 @@ func New(cfg Config, d Deps) (*Watch, error) {
 		r := &rig{cfg: rc, pack: pk, th: rc.thresholds(pk), est: est, w: w}
 		r.alarm = power.NewAlarm(r.th)
 		r.state = State{Rig: rc.Name, Level: power.Unknown.String(), Source: rc.Source}
-		switch rc.Source {
-		case KindINA219, KindINA226:
-			if d.Board == nil {
-				return nil, fmt.Errorf("%w: rig %s reads I2C but there is no board", ErrDeps, rc.Name)
-			}
-			r.src = &inaSource{kind: rc.Source, board: d.Board, rig: rc, clk: d.Clock}
-		case KindNUT:
-			r.src = &nutSource{rig: rc, clk: d.Clock}
-		case KindSim:
-			r.src = newSim(rc, pk, d.Clock)
-		case KindMQTT:
+		rd, err := rc.Settings.Open(source.Env{Kind: rc.Source, Rig: rc.Name, Board: board(d.Board), Clock: d.Clock, Pack: pk})
+		if err != nil {
+			return nil, fmt.Errorf("%w: rig %s %v", ErrDeps, rc.Name, err)
+		}
+		switch rd := rd.(type) {
+		case source.Poller:
+			r.src = rd
+		case source.Pusher:
 			if d.MQTT == nil {
 				return nil, fmt.Errorf("%w: rig %s listens on MQTT but there is no MQTT connection", ErrDeps, rc.Name)
 			}
-			r.vals, _ = rc.values()
-			r.topic = rc.Topic
+			r.pusher = rd
 			r.push = make(chan power.Sample, 16)
+		default:
+			return nil, fmt.Errorf("battery %s: source %s opened neither a poller nor a pusher", rc.Name, rc.Source)
 		}
 		w.rigs = append(w.rigs, r)
 	}
@@ -190,8 +195,8 @@ func (w *Watch) Run(ctx context.Context) error {
 			continue
 		}
 		r := r
-		err := w.d.MQTT.Handle(r.topic, func(ctx context.Context, m mqttc.Message) error {
-			smp, err := parseTelemetry(w.d.Clock.Now(), m.Payload, r.vals)
+		err := w.d.MQTT.Handle(r.pusher.Topic(), func(ctx context.Context, m mqttc.Message) error {
+			smp, err := r.pusher.Parse(w.d.Clock.Now(), m.Payload)
 			if err != nil {
 				return fmt.Errorf("battery %s: %w", r.cfg.Name, err)
 			}
@@ -204,7 +209,7 @@ func (w *Watch) Run(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("battery %s: subscribe %s: %w", r.cfg.Name, r.topic, err)
+			return fmt.Errorf("battery %s: subscribe %s: %w", r.cfg.Name, r.pusher.Topic(), err)
 		}
 	}
 	var wg sync.WaitGroup
@@ -323,7 +328,7 @@ func (r *rig) ingest(smp power.Sample) {
 	prevAdvice := strings.Join(st.Advice, "\n")
 	st.Advice = nil
 	if r.cfg.Source == KindNUT {
-		_, _, st.Advice = upsVerdict(e.Status)
+		_, _, st.Advice = nutsrc.Verdict(e.Status)
 	}
 	newAdvice := strings.Join(st.Advice, "\n") != prevAdvice
 	at := smp.At.UTC()

@@ -12,11 +12,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"fieldkit/battery/source/ina"
+	"fieldkit/battery/source/mqttsrc"
+	"fieldkit/battery/source/sim"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/httpapi"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/testutil"
 )
 
 // memMQTT records what the watch would send to the broker and lets the
@@ -147,29 +151,20 @@ func (h *harness) noAlert() {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+var tStart = time.Date(2025, 6, 1, 18, 0, 0, 0, time.UTC)
 
 func TestSimCrossesWarn(t *testing.T) {
 	off := time.Duration(0)
-	h := start(t, Config{{Name: "enc1", Source: KindSim, StartPercent: 27, Drain: 20 * time.Minute, Poll: time.Second,
+	h := start(t, Config{{Name: "enc1", Source: KindSim, Settings: &sim.Config{StartPercent: 27, Drain: 20 * time.Minute}, Poll: time.Second,
 		Thresholds: Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}})
 
 	// The discovery config is there before any reading.
-	waitUntil(t, "discovery", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "discovery", func() bool {
 		h.mq.mu.Lock()
 		defer h.mq.mu.Unlock()
 		return len(h.mq.retained["homeassistant/sensor/fieldkit_box1/enc1_charge/config"]) > 0
 	})
-	waitUntil(t, "first state", func() bool { return h.mq.state(t, "enc1").Updated != nil })
+	testutil.WaitFor(t, 5*time.Second, "first state", func() bool { return h.mq.state(t, "enc1").Updated != nil })
 	st := h.mq.state(t, "enc1")
 	if st.Level != "ok" || !st.Calculating || st.Source != "sim" || st.Percent == nil || *st.Percent < 26 || *st.Percent > 28 {
 		t.Fatalf("first state %+v", st)
@@ -190,7 +185,7 @@ func TestSimCrossesWarn(t *testing.T) {
 	if a.Level != "warn" || a.Prev != "ok" || a.Rig != "enc1" || a.Percent == nil || *a.Percent >= 25 || *a.Percent < 22 {
 		t.Fatalf("alert %+v", a)
 	}
-	waitUntil(t, "retained warn", func() bool { return h.mq.state(t, "enc1").Level == "warn" })
+	testutil.WaitFor(t, 5*time.Second, "retained warn", func() bool { return h.mq.state(t, "enc1").Level == "warn" })
 	if got := gauge(t, h.reg, "fieldkit_battery_alert_level", "enc1"); got != 2 {
 		t.Fatalf("alert level gauge %v", got)
 	}
@@ -218,8 +213,8 @@ func TestSimCrossesWarn(t *testing.T) {
 }
 
 func TestMQTTRigStaleAndBack(t *testing.T) {
-	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Topic: "wearables/w1/telemetry", Field: "bat.pct", Unit: UnitPercent, StaleAfter: time.Minute}})
-	waitUntil(t, "subscription", func() bool {
+	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "wearables/w1/telemetry", Field: "bat.pct", Unit: mqttsrc.UnitPercent}, StaleAfter: time.Minute}})
+	testutil.WaitFor(t, 5*time.Second, "subscription", func() bool {
 		h.mq.mu.Lock()
 		defer h.mq.mu.Unlock()
 		return h.mq.handlers["wearables/w1/telemetry"] != nil
@@ -240,7 +235,7 @@ func TestMQTTRigStaleAndBack(t *testing.T) {
 	if a.Level != "stale" || a.Prev != "warn" {
 		t.Fatalf("alert %+v", a)
 	}
-	waitUntil(t, "retained stale", func() bool { st := h.mq.state(t, "wear1"); return st.Stale && st.Level == "stale" })
+	testutil.WaitFor(t, 5*time.Second, "retained stale", func() bool { st := h.mq.state(t, "wear1"); return st.Stale && st.Level == "stale" })
 	res := doctor.Run(context.Background(), h.w.Checks(), time.Second)
 	if res[0].Status != doctor.Fail || !strings.Contains(res[0].Detail, "no reading for 1m0s") {
 		t.Fatalf("doctor %+v", res)
@@ -262,8 +257,8 @@ func TestMQTTRigStaleAndBack(t *testing.T) {
 
 // Noise on the telemetry around the warn line never makes the alert flap.
 func TestNoFlappingThroughTheWatch(t *testing.T) {
-	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Topic: "w", Unit: UnitPercent}})
-	waitUntil(t, "subscription", func() bool { h.mq.mu.Lock(); defer h.mq.mu.Unlock(); return h.mq.handlers["w"] != nil })
+	h := start(t, Config{{Name: "wear1", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "w", Unit: mqttsrc.UnitPercent}}})
+	testutil.WaitFor(t, 5*time.Second, "subscription", func() bool { h.mq.mu.Lock(); defer h.mq.mu.Unlock(); return h.mq.handlers["w"] != nil })
 	for _, p := range []string{"30", "24", "26", "24", "27", "25", "24", "24", "24", "26", "27", "26", "24", "26", "27"} {
 		if err := h.mq.deliver(t, "w", p); err != nil {
 			t.Fatal(err)
@@ -273,12 +268,12 @@ func TestNoFlappingThroughTheWatch(t *testing.T) {
 	if a.Level != "warn" {
 		t.Fatalf("alert %+v", a)
 	}
-	waitUntil(t, "all samples", func() bool { st := h.w.States()[0]; return st.Percent != nil && *st.Percent == 27 })
+	testutil.WaitFor(t, 5*time.Second, "all samples", func() bool { st := h.w.States()[0]; return st.Percent != nil && *st.Percent == 27 })
 	h.noAlert()
 }
 
 func TestDiscoveryPayload(t *testing.T) {
-	ds := discovery("box-1", "fieldkit/box-1", "1.2.3", Rig{Name: "enc-1", Source: KindINA226, Preset: "vmount-26v"})
+	ds := discovery("box-1", "fieldkit/box-1", "1.2.3", Rig{Name: "enc-1", Source: KindINA226, Settings: &ina.Config{}, Preset: "vmount-26v"})
 	if len(ds) != 4 {
 		t.Fatalf("%d entities, want charge, time to empty, voltage, power", len(ds))
 	}
@@ -323,7 +318,7 @@ func TestDiscoveryPayload(t *testing.T) {
 	}
 
 	// An MQTT rig that reports only a percentage has no voltage or power.
-	ds = discovery("box1", "fieldkit/box1", "", Rig{Name: "wear", Source: KindMQTT, Topic: "w/t", Unit: UnitPercent, StaleAfter: 2 * time.Minute})
+	ds = discovery("box1", "fieldkit/box1", "", Rig{Name: "wear", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "w/t", Unit: mqttsrc.UnitPercent}, StaleAfter: 2 * time.Minute})
 	checkDiscovery(t, ds)
 	if len(ds) != 2 {
 		t.Fatalf("percent-only MQTT rig: %d entities, want 2", len(ds))
@@ -337,8 +332,8 @@ func TestDiscoveryPayload(t *testing.T) {
 	}
 
 	no := false
-	h := start(t, Config{{Name: "quiet", Source: KindSim, HomeAssistant: &no}})
-	waitUntil(t, "first state", func() bool { return h.mq.state(t, "quiet").Updated != nil })
+	h := start(t, Config{{Name: "quiet", Source: KindSim, Settings: &sim.Config{}, HomeAssistant: &no}})
+	testutil.WaitFor(t, 5*time.Second, "first state", func() bool { return h.mq.state(t, "quiet").Updated != nil })
 	h.mq.mu.Lock()
 	defer h.mq.mu.Unlock()
 	for topic := range h.mq.retained {
@@ -350,7 +345,7 @@ func TestDiscoveryPayload(t *testing.T) {
 
 // firmware-agent doctor runs the check without Run: it reads once.
 func TestCheckWithoutRun(t *testing.T) {
-	w, err := New(Config{{Name: "low", Source: KindSim, StartPercent: 8}, {Name: "full", Source: KindSim, StartPercent: 95}},
+	w, err := New(Config{{Name: "low", Source: KindSim, Settings: &sim.Config{StartPercent: 8}}, {Name: "full", Source: KindSim, Settings: &sim.Config{StartPercent: 95}}},
 		Deps{Clock: clock.NewFake(tStart)})
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +407,7 @@ func TestDemoPackDrainsAsConfiguredAndNeverRecovers(t *testing.T) {
 			}
 		}
 		if step == 10*30 {
-			waitUntil(t, "the state at 10 minutes", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "the state at 10 minutes", func() bool {
 				st := h.mq.state(t, "demo-pack")
 				return st.Updated != nil && st.Updated.Equal(h.clk.Now().UTC())
 			})

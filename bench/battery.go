@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldkit/battery"
+	"fieldkit/battery/source/mqttsrc"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/broker"
 	"fieldkit/internal/bus"
@@ -120,7 +121,7 @@ func benchBatteryAlertLatency(ctx context.Context, args []string) error {
 	defer func() { cancel(); <-connDone }()
 	b := bus.New(quietBenchLog())
 	alerts := b.Subscribe("battery/+/alert", 16)
-	w, err := battery.New(battery.Config{{Name: "wear1", Source: battery.KindMQTT, Topic: "bench/wear1", Unit: battery.UnitPercent}},
+	w, err := battery.New(battery.Config{{Name: "wear1", Source: battery.KindMQTT, Settings: &mqttsrc.Config{Topic: "bench/wear1", Unit: mqttsrc.UnitPercent}}},
 		battery.Deps{Box: "bench", MQTT: conn, Bus: b, Log: quietBenchLog()})
 	if err != nil {
 		return err

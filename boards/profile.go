@@ -101,6 +101,10 @@ func Detect(root string) (Detection, error) {
 	return Detection{Profile: Profiles[best], Model: model}, nil
 }
 
+// Names are the board names a config may give: "auto" (detect from the
+// device tree), then every profile's name, sorted.
+func Names() []string { return append([]string{"auto"}, profileNames()...) }
+
 func profileNames() []string {
 	names := make([]string, 0, len(Profiles))
 	for n := range Profiles {

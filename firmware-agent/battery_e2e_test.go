@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"fieldkit/battery"
+	"fieldkit/battery/source/sim"
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/mqttdev"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 	"fieldkit/scenes"
 )
 
@@ -81,7 +83,7 @@ steps:
 
 	clk := clock.NewFake(time.Date(2025, 6, 1, 18, 0, 0, 0, time.UTC))
 	off := time.Duration(0)
-	w, err := battery.New(battery.Config{{Name: "enc1", Source: battery.KindSim, StartPercent: 26, Drain: 20 * time.Minute, Poll: time.Second,
+	w, err := battery.New(battery.Config{{Name: "enc1", Source: battery.KindSim, Settings: &sim.Config{StartPercent: 26, Drain: 20 * time.Minute}, Poll: time.Second,
 		Thresholds: battery.Thresholds{WarnTTE: &off, CriticalTTE: &off, SwapTTE: &off}}},
 		battery.Deps{Box: "e2e", MQTT: conn, Bus: b, Clock: clk, Log: quiet})
 	if err != nil {
@@ -92,7 +94,7 @@ steps:
 	obs := mqtttest.Connect(t, m.URL(), "observer")
 	cmds := obs.Subscribe("fieldkit/e2e/cue/presenter/cmd")
 	alerts := obs.Subscribe("fieldkit/e2e/battery/enc1/alert")
-	waitUntil(t, 10*time.Second, "agent connected", conn.Connected)
+	testutil.WaitFor(t, 10*time.Second, "agent connected", conn.Connected)
 
 	// Drain the sim pack until the alert shows up on the broker.
 	var alert mqtttest.Msg

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"fieldkit/boards"
+	"fieldkit/drivers/outputs/kind"
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
 )
@@ -33,8 +34,11 @@ func checkPins(cfg *config.Config) error {
 		}
 	}
 	for _, name := range sortedKeys(cfg.Cues.Outputs) {
-		if o := cfg.Cues.Outputs[name]; o.Kind == "gpio" || o.Kind == "pwm" {
-			check("outputs."+name+".pin", o.Pin)
+		// Every kind that drives GPIO lines says which.
+		if pu, ok := cfg.Cues.Outputs[name].Config.(kind.PinUser); ok {
+			for _, pin := range pu.Pins() {
+				check("outputs."+name+".pin", pin)
+			}
 		}
 	}
 	for _, name := range sortedKeys(cfg.Cues.Buttons) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"fieldkit/battery"
+	"fieldkit/battery/source/sim"
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/mqtttest"
 )
@@ -230,7 +231,9 @@ func TestDemoBatteryIsTheTestedOne(t *testing.T) {
 		t.Fatalf("demo batteries %+v", cfg.Batteries)
 	}
 	got := cfg.Batteries[0]
-	if got.Name != want.Name || got.StartPercent != want.StartPercent || got.Drain != want.Drain || got.Preset != want.Preset {
+	gs, _ := got.Settings.(*sim.Config)
+	ws, _ := want.Settings.(*sim.Config)
+	if gs == nil || ws == nil || got.Name != want.Name || *gs != *ws || got.Preset != want.Preset {
 		t.Fatalf("demo.yaml pack %+v, battery.DemoConfig %+v", got, want)
 	}
 }

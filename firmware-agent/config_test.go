@@ -26,7 +26,7 @@ func TestConfigCheckErrors(t *testing.T) {
 		{"bad box id", "box: Berlin Box!\n",
 			`bad.yaml:1: box: "Berlin Box!" is not a valid box id; expected 1-32 lower-case letters`},
 		{"bad board", "box: b1\nboard: rpi6\n",
-			`bad.yaml:2: board: unknown board "rpi6"; expected one of: auto, sim, rpi-zero2w, rpi3, rpi4, rpi5, cm4, generic`},
+			`bad.yaml:2: board: unknown board "rpi6"; expected one of: auto, cm4, generic, rpi-zero2w, rpi3, rpi4, rpi5, sim`},
 		{"bad listen", "http:\n  listen: localhost\n",
 			`bad.yaml:2: http.listen: "localhost" is not host:port`},
 		{"both brokers", "mqtt:\n  url: tcp://b:1883\n  listen: 127.0.0.1:1883\n",

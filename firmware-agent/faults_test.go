@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldkit/internal/doctor"
@@ -78,6 +79,13 @@ func TestDuplicateBoxIDTwoAgents(t *testing.T) {
 		if r := p.preflight(t)["box id"]; r.Status != doctor.Fail || r.Fix == "" {
 			t.Fatalf("%s agent's box id check: %+v", name, r)
 		}
+	}
+	// The crew page of each says so, in the browser.
+	for name, p := range map[string]*agentProc{"first": first, "second": second} {
+		ctx, _ := browser(t, laptop)
+		step(t, ctx, name+" agent's page", chromedp.Navigate("http://"+p.http+"/"))
+		waitJS(t, ctx, name+" agent's page shows the duplicate",
+			`document.getElementById("mqtt-link").textContent === "box id in use twice" && document.body.innerText.includes("Another agent uses box id twin")`)
 	}
 	// No fight: the first agent kept its connection all along.
 	if !first.status(t).MQTT.Connected || strings.Count(first.log.String(), "MQTT connected") != 1 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fieldkit/internal/bus"
+	"fieldkit/internal/topic"
 	"fieldkit/printer/service"
 	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
@@ -72,7 +73,7 @@ func (p *pickupLabels) Run(ctx context.Context) error {
 		if !failing {
 			p.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", p.backlog.Load(), "err", err)
 			b, _ := json.Marshal(map[string]any{"error": "pickup labels delayed: " + err.Error(), "backlog": p.backlog.Load()})
-			p.bus.Publish("printer/"+p.printer+"/alert", b)
+			p.bus.Publish(topic.PrinterAlert(p.printer), b)
 		}
 		failing = true
 		t := time.NewTimer(wait)
@@ -112,7 +113,7 @@ func (p *pickupLabels) drain(ctx context.Context) error {
 				// say so loudly and let the others through.
 				p.log.Error("pickup label cannot be printed; print it from the receipt", "printer", p.printer, "seq", s.Seq, "err", err)
 				b, _ := json.Marshal(map[string]any{"error": "pickup label cannot be printed: " + err.Error(), "receipt_seq": s.Seq})
-				p.bus.Publish("printer/"+p.printer+"/alert", b)
+				p.bus.Publish(topic.PrinterAlert(p.printer), b)
 			} else if err != nil {
 				return fmt.Errorf("receipt %d: %w", s.Seq, err)
 			}

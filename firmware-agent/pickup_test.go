@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 )
 
 // In the demo a sale prints its pickup label: the job carries the
@@ -33,7 +34,7 @@ func TestSalePrintsPickupLabel(t *testing.T) {
 			Elements []map[string]any `json:"elements"`
 		} `json:"label"`
 	}
-	waitUntil(t, 10*time.Second, "pickup label printed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "pickup label printed", func() bool {
 		resp, err := http.Get("http://" + p.http + "/api/jobs/receipt-demo-1")
 		if err != nil {
 			return false

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 )
 
 // A publish on a scene's run topic through a real Mosquitto drives the
@@ -68,25 +69,14 @@ outputs:
 	if pinLevel(t, p, "GPIO17") {
 		t.Fatal("cue lamp on before its step (out of order)")
 	}
-	waitUntil(t, 5*time.Second, "cue lamp pin high", func() bool { return pinLevel(t, p, "GPIO17") })
+	testutil.WaitFor(t, 5*time.Second, "cue lamp pin high", func() bool { return pinLevel(t, p, "GPIO17") })
 	if pinLevel(t, p, "GPIO22") {
 		t.Fatal("relay on together with the lamp; it is 300 ms later")
 	}
-	waitUntil(t, 5*time.Second, "relay pin high", func() bool { return pinLevel(t, p, "GPIO22") })
+	testutil.WaitFor(t, 5*time.Second, "relay pin high", func() bool { return pinLevel(t, p, "GPIO22") })
 	mqtttest.Await(t, devices, 5*time.Second, "scene done", func(m mqtttest.Msg) bool {
 		return m.Topic == "fieldkit/venue-2/scene/show-open/state" && strings.Contains(m.Payload, `"done"`)
 	})
-}
-
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // pinLevel reads a sim pin's level from /api/status.
@@ -102,4 +92,10 @@ func pinLevel(t *testing.T, p *agentProc, line string) bool {
 		}
 	}
 	return false
+}
+
+// waitUntil is testutil.WaitFor, under the name this package's tests use.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testutil.WaitFor(t, within, what, cond)
 }

@@ -11,6 +11,7 @@ import (
 
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/topic"
 )
 
 // Summary is one scene in GET /api/scenes.
@@ -84,7 +85,7 @@ func (e *Engine) Get(name string) (Detail, bool) {
 }
 
 func triggerNames(prefix string, sc *Scene) []string {
-	out := []string{"http", "mqtt " + prefix + "/scene/" + sc.Name + "/run"}
+	out := []string{"http", "mqtt " + topic.Under(prefix, topic.SceneRun(sc.Name))}
 	for _, t := range sc.Triggers {
 		switch {
 		case t.MQTT != "":

@@ -44,7 +44,7 @@ func findCycles(set *Set, prefix string) []string {
 				}
 			}
 		}
-		state := "scene/" + a.Name + "/state"
+		state := topic.SceneState(a.Name)
 		for _, b := range set.Scenes {
 			for j, tr := range b.Triggers {
 				if f := tr.busFilter(); f != "" && topic.Match(f, state) {
@@ -112,7 +112,7 @@ func describeLoop(loop []edge) string {
 
 // hits says how publishing on t fires scene b, or "" if it does not.
 func hits(b *Scene, t, prefix string) string {
-	if t == prefix+"/scene/"+b.Name+"/run" {
+	if t == topic.Under(prefix, topic.SceneRun(b.Name)) {
 		return "is " + b.Name + "'s run topic"
 	}
 	for _, tr := range b.Triggers {

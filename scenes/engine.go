@@ -17,8 +17,10 @@ import (
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // MQTT is what the engine needs of the agent's MQTT connection
@@ -86,7 +88,7 @@ type Engine struct {
 	stopped  bool
 	runID    uint64
 	states   []stateMsg
-	filters  map[string]bool // MQTT trigger filters handled so far
+	filters  map[string]func() // MQTT trigger filters handled, with their cancel (nil: cannot be removed)
 	subs     map[string]*bus.Subscription
 
 	stateWake chan struct{}
@@ -183,18 +185,13 @@ func New(cfg Config, d Deps) (*Engine, error) {
 		return nil, ErrNoTargets
 	}
 	real := d.Clock == nil || d.Clock == clock.Real()
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.HTTP == nil {
 		d.HTTP = &http.Client{}
 	}
 	e := &Engine{
 		cfg: cfg, d: d, log: d.Log.With("part", "scenes"), clk: d.Clock, realClock: real,
-		slots: map[string]*slot{}, filters: map[string]bool{}, subs: map[string]*bus.Subscription{},
+		slots: map[string]*slot{}, filters: map[string]func(){}, subs: map[string]*bus.Subscription{},
 		stateWake: make(chan struct{}, 1), schedWake: make(chan struct{}, 1),
 		work: make(chan workItem), quit: make(chan struct{}), pubq: make(chan asyncStep, 256),
 	}
@@ -299,7 +296,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			verb string
 			f    mqttc.Handler
 		}{{"run", e.onRunTopic}, {"cancel", e.onCancelTopic}} {
-			if err := e.d.MQTT.Handle(e.prefix+"/scene/+/"+h.verb, h.f); err != nil {
+			if err := e.d.MQTT.Handle(topic.Under(e.prefix, topic.SceneCmd("+", h.verb)), h.f); err != nil {
 				e.ctx = nil
 				e.mu.Unlock()
 				return fmt.Errorf("scenes: mqtt %s topic: %w", h.verb, err)
@@ -556,7 +553,7 @@ func (e *Engine) stateLoop(done <-chan struct{}) {
 			last[m.name] = i
 		}
 		for i, m := range batch {
-			t := "scene/" + m.name + "/state"
+			t := topic.SceneState(m.name)
 			var payload []byte
 			if m.st != nil {
 				payload = m.st.json()

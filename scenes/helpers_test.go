@@ -16,6 +16,7 @@ import (
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/testutil"
 	"fieldkit/internal/topic"
 )
 
@@ -216,13 +217,7 @@ func newRig(t *testing.T, files map[string]string, mod ...func(*Deps)) *rig {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }
 
 func (r *rig) state(name string) Status {

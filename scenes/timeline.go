@@ -398,18 +398,22 @@ func (e *Engine) release(s *slot, r *run) *run {
 // a millisecond or more late, which twelve lights and a presenter notice.
 const spinWindow = 5 * time.Millisecond
 
-// threadSlice is the longest a worker's thread sleeps before it looks
-// whether its run was cancelled.
-const threadSlice = 20 * time.Millisecond
+// threadLead is how long before a step's window a worker stops trusting
+// a Go timer and sleeps its own thread; threadSlice is the longest such
+// a sleep lasts before the worker looks whether its run was cancelled.
+const (
+	threadLead  = 30 * time.Millisecond
+	threadSlice = 2 * time.Millisecond
+)
 
 // wait blocks until planned on the engine clock, or until ctx ends. The
 // timer brings it close; the last spinWindow is polled, bounded in real
 // time, and a clock that has not got there by then (a fake one in tests)
 // is waited on with a timer again, so a step never runs early.
 //
-// On a worker, with the real clock, the wait until the window is a
-// sleep of the worker's own thread (threadSleep), in slices of at most
-// threadSlice so that a cancel is seen soon.
+// On a worker, with the real clock, the last stretch before the window
+// is a sleep of the worker's own thread (threadSleep), in slices of at
+// most threadSlice so that a cancel is seen soon.
 func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) bool {
 	if ctx.Err() != nil {
 		return false
@@ -419,12 +423,17 @@ func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) boo
 		return true
 	}
 	if onWorker && e.realClock {
-		for d > spinWindow {
+		// Far from the step a timer will do, and a cancel ends it at
+		// once; the last threadLead before the window is slept on the
+		// thread, a cancel seen within threadSlice.
+		if d > spinWindow+threadLead && !e.sleep(ctx, d-spinWindow-threadLead) {
+			return false
+		}
+		for d = planned.Sub(e.clk.Now()); d > spinWindow; d = planned.Sub(e.clk.Now()) {
 			threadSleep(min(d-spinWindow, threadSlice))
 			if ctx.Err() != nil {
 				return false
 			}
-			d = planned.Sub(e.clk.Now())
 		}
 	} else if d > spinWindow && !e.sleep(ctx, d-spinWindow) {
 		return false

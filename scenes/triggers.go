@@ -13,25 +13,51 @@ import (
 	"fieldkit/internal/mqttc"
 )
 
+// mqttSubscriber is an MQTT connection whose handlers can be removed
+// again (*mqttc.Conn is one).
+type mqttSubscriber interface {
+	Subscribe(filter string, h mqttc.Handler) (cancel func(), err error)
+}
+
 // syncTriggersLocked subscribes to the MQTT filters and bus topics the
-// current set needs. MQTT handlers cannot be removed, so a filter handled
-// once stays handled and simply finds no scene after a reload.
+// current set needs, and drops those it no longer needs. On a connection
+// whose handlers cannot be removed (no Subscribe), a filter handled once
+// stays handled and simply finds no scene after a reload.
 func (e *Engine) syncTriggersLocked() {
 	set := e.set.Load()
-	wantBus := map[string]bool{}
+	wantBus, wantMQTT := map[string]bool{}, map[string]bool{}
 	for _, sc := range set.Scenes {
 		for _, tr := range sc.Triggers {
 			switch {
-			case tr.MQTT != "" && e.d.MQTT != nil && !e.filters[tr.MQTT]:
-				f := tr.MQTT
-				if err := e.d.MQTT.Handle(f, func(ctx context.Context, m mqttc.Message) error { return e.onTrigger(f, m) }); err != nil {
-					e.log.Error("cannot subscribe to a scene trigger", "filter", f, "err", err)
-					continue
-				}
-				e.filters[f] = true
+			case tr.MQTT != "" && e.d.MQTT != nil:
+				wantMQTT[tr.MQTT] = true
 			case tr.busFilter() != "":
 				wantBus[tr.busFilter()] = true
 			}
+		}
+	}
+	for f := range wantMQTT {
+		if _, ok := e.filters[f]; ok {
+			continue
+		}
+		h := func(ctx context.Context, m mqttc.Message) error { return e.onTrigger(f, m) }
+		var cancel func()
+		var err error
+		if s, ok := e.d.MQTT.(mqttSubscriber); ok {
+			cancel, err = s.Subscribe(f, h)
+		} else {
+			err = e.d.MQTT.Handle(f, h)
+		}
+		if err != nil {
+			e.log.Error("cannot subscribe to a scene trigger", "filter", f, "err", err)
+			continue
+		}
+		e.filters[f] = cancel
+	}
+	for f, cancel := range e.filters {
+		if !wantMQTT[f] && cancel != nil {
+			cancel()
+			delete(e.filters, f)
 		}
 	}
 	if e.d.Bus != nil {

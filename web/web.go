@@ -26,6 +26,7 @@ import (
 	"fieldkit/internal/auth"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
 )
@@ -89,12 +90,7 @@ func New(d Deps) (*Server, error) {
 	if d.Auth == nil || d.Handler == nil {
 		return nil, errors.New("web: Auth and Handler are required")
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.Sources == nil {
 		d.Sources = DefaultSources
 	}

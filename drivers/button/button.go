@@ -17,6 +17,8 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
+	"fieldkit/internal/topic"
 )
 
 // Sentinel errors.
@@ -109,12 +111,7 @@ func New(pin gpio.PinIn, opts *Opts) (*Button, error) {
 	if o.Pull == gpio.PullDown {
 		o.ActiveHigh = true
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if err := pin.In(o.Pull, gpio.BothEdges); err != nil {
 		return nil, fmt.Errorf("button %s: pin %s: %w", o.Name, pin.Name(), err)
 	}
@@ -178,7 +175,7 @@ func (b *Button) publish(what string, v any) {
 	p, _ := json.Marshal(v)
 	b.log.Debug("button", "event", what)
 	if b.o.Bus != nil {
-		b.o.Bus.Publish("button/"+b.o.Name+"/"+what, p)
+		b.o.Bus.Publish(topic.Button(b.o.Name, what), p)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 )
 
 // Sentinel errors.
@@ -98,12 +99,7 @@ func New(pin gpio.PinIO, opts *Opts) (*Out, error) {
 	if o.Freq < 0 || o.SoftPeriod < time.Millisecond {
 		return nil, fmt.Errorf("%w: PWM frequency must be positive and the software PWM period at least 1ms", ErrBadOpts)
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if o.Name == "" {
 		o.Name = pin.Name()
 	}

@@ -20,6 +20,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 )
 
 // Sentinel errors.
@@ -145,12 +146,7 @@ func New(w PixelWriter, opts *Opts) (*Strip, error) {
 	case o.Frame < time.Millisecond || o.FlashPeriod < 2*time.Millisecond:
 		return nil, fmt.Errorf("%w: frame and flash period must be at least a millisecond", ErrBadOpts)
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	s := &Strip{w: w, o: o, clk: o.Clock, log: o.Log.With("output", o.Name),
 		rgb: [3]uint8{r, g, b}, buf: make([]byte, 3*o.NumPixels),
 		st: State{Color: o.Color, Brightness: 100}}

@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
@@ -120,12 +121,7 @@ func NewDevice(c Conn, opts *Opts) (*Device, error) {
 	if o.Settle == 0 {
 		o.Settle = 100 * time.Millisecond
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if o.Name == "" {
 		o.Name = o.Topic
 	}

@@ -8,6 +8,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 )
 
 // TestReassertAfterReconnect kicks the agent off the broker (another
@@ -24,7 +25,7 @@ func TestReassertAfterReconnect(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer wled.Close()
-			waitUntil(t, "connect", conn.Connected)
+			testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
 			if err := wled.Apply(ctx, cue.Action{Do: cue.Color, Color: "#00ff00"}); err != nil {
 				t.Fatal(err)
 			}
@@ -38,7 +39,7 @@ func TestReassertAfterReconnect(t *testing.T) {
 				t.Fatalf("kick: %v", tok.Error())
 			}
 			kick.Disconnect(50)
-			waitUntil(t, "reconnect", func() bool { return conn.Connects() > before && conn.Connected() })
+			testutil.WaitFor(t, 10*time.Second, "reconnect", func() bool { return conn.Connects() > before && conn.Connected() })
 			mqtttest.Await(t, all, 10*time.Second, "re-asserted WLED state", isState)
 		})
 	}

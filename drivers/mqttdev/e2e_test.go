@@ -10,18 +10,8 @@ import (
 	"fieldkit/internal/bus"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 )
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 var brokers = map[string]func(*testing.T) string{
 	"embedded":  func(t *testing.T) string { return mqtttest.StartEmbedded(t) },
@@ -80,7 +70,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer wb.Close()
-			waitUntil(t, "connect", conn.Connected)
+			testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
 
 			// A light.
 			if err := wled.Apply(ctx, cue.Action{Do: cue.Color, Color: "#ff0000"}); err != nil {
@@ -95,7 +85,7 @@ func TestEndToEnd(t *testing.T) {
 			if err := wa.Apply(ctx, cue.Action{Do: cue.Haptic, Pattern: "short"}); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, "ack from anna", func() bool { return wa.State().(WearableState).Status == "acked" })
+			testutil.WaitFor(t, 10*time.Second, "ack from anna", func() bool { return wa.State().(WearableState).Status == "acked" })
 			if st := wa.State().(WearableState); st.Sends != 1 {
 				t.Fatalf("anna: %+v", st)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
@@ -129,18 +130,12 @@ func NewWearable(c Conn, opts *WearableOpts) (*Wearable, error) {
 	if o.AckTimeout <= 0 {
 		o.AckTimeout = DefaultAckTimeout
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if o.NewID == nil {
 		o.NewID = defaultNewID()
 	}
-	base := c.Prefix() + "/cue/" + o.ID
 	w := &Wearable{c: c, o: o, clk: o.Clock, log: o.Log.With("output", o.Name, "wearable", o.ID),
-		cmdTopic: base + "/cmd", ackTopic: base + "/ack", waiting: map[string]chan struct{}{}}
+		cmdTopic: topic.Under(c.Prefix(), topic.WearableCmd(o.ID)), ackTopic: topic.Under(c.Prefix(), topic.WearableAck(o.ID)), waiting: map[string]chan struct{}{}}
 	if err := c.Handle(w.ackTopic, w.onAck); err != nil {
 		return nil, fmt.Errorf("wearable %s: %w", o.ID, err)
 	}
@@ -259,7 +254,7 @@ func (w *Wearable) fallback(ctx context.Context, cmd Command, a cue.Action) {
 	}
 	w.log.Error("wearable did not acknowledge a cue; fallback fired", "cue", cmd.ID, "pattern", cmd.Pattern, "fallback", al.Fallback, "err", al.Error)
 	if w.o.Bus != nil {
-		w.o.Bus.Publish("cue/"+w.o.ID+"/alert", mustJSON(al))
+		w.o.Bus.Publish(topic.WearableAlert(w.o.ID), mustJSON(al))
 	}
 }
 

@@ -3,38 +3,28 @@ package outputs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
-	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi"
 
 	"fieldkit/drivers/button"
 	"fieldkit/drivers/cue"
-	"fieldkit/drivers/drv2605"
-	"fieldkit/drivers/gpioout"
-	"fieldkit/drivers/ledstrip"
 	"fieldkit/drivers/mqttdev"
+	"fieldkit/drivers/outputs/kind"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/deps"
 )
 
 // Board hands out the hardware by name (the agent's board profile).
-type Board interface {
-	// Pin resolves a logical name (cue_lamp) or a line (GPIO17).
-	Pin(name string) (gpio.PinIO, error)
-	I2C(bus string) (i2c.Bus, error)
-	SPI(port string) (spi.PortCloser, error)
-}
+type Board = kind.Board
 
 // Events is the agent's in-process bus (internal/bus.Bus), as far as
 // the buttons and wearables use it.
-type Events interface {
-	Publish(topic string, payload []byte)
-}
+type Events = kind.Events
 
 // Deps is what Build needs from the agent.
 type Deps struct {
@@ -45,7 +35,8 @@ type Deps struct {
 	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
-	// Metrics records confirmations, misses and publish failures (nil: none).
+	// Metrics records device confirmations, misses and publish failures
+	// (nil: none).
 	Metrics *cue.Metrics
 	// CheckOnly builds targets only to check scene files against them
 	// (config check): no hardware is opened, no chip is probed, nothing is
@@ -66,12 +57,7 @@ func Build(cfg Config, d Deps) (map[string]cue.Target, []*button.Button, error) 
 		pr := p.List()[0]
 		return nil, nil, fmt.Errorf("%w: %s: %s", ErrInvalid, pr.Path, pr.Msg)
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.CheckOnly {
 		d.Board, d.MQTT = checkBoard{}, checkConn{}
 	}
@@ -137,72 +123,11 @@ func (b *builder) output(name string) (cue.Target, error) {
 }
 
 func (b *builder) make(name string, o Output) (cue.Target, error) {
-	log := b.d.Log
-	switch o.Kind {
-	case "gpio", "pwm":
-		pin, err := b.board().Pin(o.Pin)
-		if err != nil {
-			return nil, err
-		}
-		return gpioout.New(pin, &gpioout.Opts{Name: name, Kind: o.Kind, ActiveLow: o.ActiveLow,
-			Freq: physic.Frequency(o.PWMHz) * physic.Hertz, SoftPWM: o.SoftPWM, Clock: b.d.Clock, Log: log})
-	case "ws2812", "apa102":
-		port, err := b.board().SPI(o.SPI)
-		if err != nil {
-			return nil, err
-		}
-		so := &ledstrip.Opts{Name: name, NumPixels: o.LEDs, Color: o.Color, Clock: b.d.Clock, Log: log}
-		var s *ledstrip.Strip
-		if o.Kind == "ws2812" {
-			s, err = ledstrip.NewWS2812(port, so)
-		} else {
-			s, err = ledstrip.NewAPA102(port, so)
-		}
-		if err != nil {
-			port.Close()
-			return nil, err
-		}
-		return &closing{Target: s, c: port}, nil
-	case "drv2605":
-		if b.d.CheckOnly {
-			// What the chip can play is known without asking it.
-			return checkTarget{drv2605.NewTarget(name, nil, log)}, nil
-		}
-		bus, err := b.board().I2C(o.I2C)
-		if err != nil {
-			return nil, err
-		}
-		do := drv2605.DefaultOpts
-		do.Library = uint8(o.Library) // 0: the actuator's usual library
-		if o.Actuator == "lra" {
-			do.Actuator = drv2605.LRA
-		}
-		dev, err := drv2605.New(bus, &do)
-		if err != nil {
-			return nil, err
-		}
-		return drv2605.NewTarget(name, dev, log), nil
-	case "wled", "tasmota", "shelly", "z2m":
-		if b.d.MQTT == nil {
-			return nil, errors.New("an MQTT device needs the MQTT connection (mqtt: in the config)")
-		}
-		return mqttdev.NewDevice(b.d.MQTT, &mqttdev.Opts{Name: name, Kind: mqttdev.Kind(o.Kind), Topic: o.Topic,
-			Channel: o.Channel, Dimmable: o.Dimmable, Base: o.Base, Clock: b.d.Clock, Log: log, Metrics: b.d.Metrics})
-	case "wearable":
-		if b.d.MQTT == nil {
-			return nil, errors.New("a wearable needs the MQTT connection (mqtt: in the config)")
-		}
-		var fb cue.Target
-		if o.Fallback != "" {
-			var err error
-			if fb, err = b.output(o.Fallback); err != nil {
-				return nil, err
-			}
-		}
-		return mqttdev.NewWearable(b.d.MQTT, &mqttdev.WearableOpts{Name: name, ID: o.ID, Fallback: fb,
-			AckTimeout: o.AckTimeout, Bus: b.d.Bus, Clock: b.d.Clock, Log: log, Metrics: b.d.Metrics})
+	if o.Config == nil {
+		return nil, fmt.Errorf("unknown kind %q", o.Kind)
 	}
-	return nil, fmt.Errorf("unknown kind %q", o.Kind)
+	return o.Config.Build(name, kind.Env{Kind: o.Kind, Board: b.board(), MQTT: b.d.MQTT, Bus: b.d.Bus,
+		Clock: b.d.Clock, Log: b.d.Log, Metrics: b.d.Metrics, CheckOnly: b.d.CheckOnly, Output: b.output})
 }
 
 func (b *builder) board() Board {
@@ -226,20 +151,6 @@ func (b *builder) button(name string, c Button) (*button.Button, error) {
 		o.Pull = gpio.Float
 	}
 	return button.New(pin, o)
-}
-
-// closing closes the SPI port the strip owns after the strip.
-type closing struct {
-	cue.Target
-	c io.Closer
-}
-
-func (c *closing) Close() error {
-	err := c.Target.Close()
-	if cerr := c.c.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 type noBoard struct{}

@@ -10,7 +10,6 @@ import (
 	"periph.io/x/conn/v3/spi"
 	"periph.io/x/conn/v3/spi/spitest"
 
-	"fieldkit/drivers/cue"
 	"fieldkit/internal/event"
 )
 
@@ -33,9 +32,3 @@ func (checkConn) Publish(context.Context, string, byte, bool, []byte) error { re
 func (checkConn) Handle(string, event.Handler) error                        { return nil }
 func (checkConn) Prefix() string                                            { return "fieldkit/check" }
 func (checkConn) OnConnect(func())                                          {}
-
-// checkTarget is a target whose device was never opened: closing it has
-// nothing to release.
-type checkTarget struct{ cue.Target }
-
-func (checkTarget) Close() error { return nil }

@@ -30,6 +30,12 @@
 //	z2m              topic, base
 //	wearable         id, fallback, ack_timeout
 //
+// Each kind is a package of its own (gpiopin, strip, haptic, mqttdevice,
+// wearable) with a Config type that validates itself and builds the
+// output (the interface is in package kind); an entry is decoded strictly
+// into its kind's type. The kinds are registered in one table, in
+// kinds.go.
+//
 // A pin is a logical name the board resolves (cue_lamp, from pins: or the
 // board profile) or a line name (GPIO17).
 package outputs

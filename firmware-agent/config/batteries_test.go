@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"fieldkit/battery/source/ina"
 	"fieldkit/firmware-agent/config"
 )
 
@@ -18,7 +19,10 @@ func TestBatteriesInAgentConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Batteries) != 1 || c.Batteries[0].Address != 0x41 {
+	if len(c.Batteries) != 1 {
+		t.Fatalf("%+v", c.Batteries)
+	}
+	if ic, _ := c.Batteries[0].Settings.(*ina.Config); ic == nil || ic.Address != 0x41 {
 		t.Fatalf("%+v", c.Batteries)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"fieldkit/battery"
+	"fieldkit/boards"
 	"fieldkit/drivers/outputs"
 	"fieldkit/internal/confutil"
 	printers "fieldkit/printer/service"
@@ -162,9 +163,6 @@ func (c *Config) applyDefaults() {
 
 var boxRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
-// Boards lists the board names accepted in the config.
-var Boards = []string{"auto", "sim", "rpi-zero2w", "rpi3", "rpi4", "rpi5", "cm4", "generic"}
-
 // Validate records every problem in c.
 func (c *Config) Validate(p *confutil.Problems) {
 	if c.Box == "" {
@@ -174,8 +172,8 @@ func (c *Config) Validate(p *confutil.Problems) {
 	} else if !boxRE.MatchString(c.Box) {
 		p.Addf("box", "%q is not a valid box id; expected 1-32 lower-case letters, digits or '-', starting with a letter or digit", c.Box)
 	}
-	if !slices.Contains(Boards, c.Board) {
-		p.Addf("board", "unknown board %q; expected one of: %s", c.Board, strings.Join(Boards, ", "))
+	if names := boards.Names(); !slices.Contains(names, c.Board) {
+		p.Addf("board", "unknown board %q; expected one of: %s", c.Board, strings.Join(names, ", "))
 	}
 	for name, line := range c.Pins {
 		if !pinNameRE.MatchString(name) {

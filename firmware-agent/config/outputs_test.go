@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"fieldkit/drivers/outputs/gpiopin"
 	"fieldkit/firmware-agent/config"
 )
 
@@ -15,7 +16,8 @@ func TestOutputsInAgentConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cues.Outputs["cue_lamp"].Pin != "GPIO17" || c.Cues.Buttons["go"].Pin != "GPIO27" {
+	lamp, _ := c.Cues.Outputs["cue_lamp"].Config.(*gpiopin.Config)
+	if lamp == nil || lamp.Pin != "GPIO17" || c.Cues.Buttons["go"].Pin != "GPIO27" {
 		t.Fatalf("decoded %+v", c.Cues)
 	}
 	bad := "box: stage1\noutputs:\n  cue_lamp:\n    kind: gpio\n    pin: GPIO17\n  w:\n    kind: wearable\n    fallback: lamp\n"

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/httpapi"
 )
@@ -69,12 +70,7 @@ func (e *RateLimitedError) Error() string {
 
 // New returns an Auth over store.
 func New(store *Store, o Options) *Auth {
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Clock, o.Log = deps.Clock(o.Clock), deps.Log(o.Log)
 	if o.SessionTTL == 0 {
 		o.SessionTTL = 12 * time.Hour
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	tp "fieldkit/internal/topic"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -108,6 +110,6 @@ func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // <prefix>/cue/<wearable>/. A wildcard may only appear below that level,
 // so no filter can reach another wearable's topics.
 func WearableAllowed(prefix, wearable, topic string) bool {
-	rest, ok := strings.CutPrefix(topic, prefix+"/cue/"+wearable+"/")
+	rest, ok := strings.CutPrefix(topic, tp.Under(prefix, tp.WearableBase(wearable))+"/")
 	return ok && rest != ""
 }

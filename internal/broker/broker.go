@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 
+	"fieldkit/internal/deps"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -45,9 +47,7 @@ type Broker struct {
 // New prepares a broker and binds its listener, so that a port conflict
 // is reported at start-up rather than later.
 func New(o Options) (*Broker, error) {
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Log = deps.Log(o.Log)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacket
 	if caps.MaximumPacketSize == 0 {

@@ -41,7 +41,7 @@ func Decode(file string, data []byte, v any) (*Doc, error) {
 		return nil, fmt.Errorf("%s:%d: the file must be a mapping of keys (box: ..., http: ...), not a %s", file, d.Root.Line, kindName(d.Root))
 	}
 	var probs []string
-	checkKeys(file, d.Root, reflect.TypeOf(v), "", &probs)
+	checkKeys(atFile(file), d.Root, reflect.TypeOf(v), "", &probs)
 	if err := d.Root.Decode(v); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
@@ -195,9 +195,23 @@ func child(n *yaml.Node, seg string) *yaml.Node {
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
+// UnknownKeys reports the keys of n, nested ones too, that v's type has
+// no field for, as lines in yaml.TypeError's form ("line 4: unknown key
+// ..."). A type that decodes itself (UnmarshalYAML), which Decode does
+// not look into, uses it to be as strict; path is where n sits.
+func UnknownKeys(n *yaml.Node, v any, path string) []string {
+	var probs []string
+	checkKeys(func(line int, msg string) string { return fmt.Sprintf("line %d: %s", line, msg) }, n, reflect.TypeOf(v), path, &probs)
+	return probs
+}
+
+func atFile(file string) func(line int, msg string) string {
+	return func(line int, msg string) string { return fmt.Sprintf("%s:%d: %s", file, line, msg) }
+}
+
 // checkKeys walks n against t and reports keys that t has no field for,
 // with the keys it does have.
-func checkKeys(file string, n *yaml.Node, t reflect.Type, path string, probs *[]string) {
+func checkKeys(at func(line int, msg string) string, n *yaml.Node, t reflect.Type, path string, probs *[]string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -218,25 +232,25 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string, probs *[]
 			k, val := n.Content[i], n.Content[i+1]
 			ft, ok := fields[k.Value]
 			if !ok {
-				*probs = append(*probs, fmt.Sprintf("%s:%d: unknown key %q%s; expected one of: %s",
-					file, k.Line, k.Value, inPath(path), strings.Join(sortedKeys(fields), ", ")))
+				*probs = append(*probs, at(k.Line, fmt.Sprintf("unknown key %q%s; expected one of: %s",
+					k.Value, inPath(path), strings.Join(sortedKeys(fields), ", "))))
 				continue
 			}
-			checkKeys(file, val, ft, join(path, k.Value), probs)
+			checkKeys(at, val, ft, join(path, k.Value), probs)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			checkKeys(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), probs)
+			checkKeys(at, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), probs)
 		}
 	case reflect.Slice, reflect.Array:
 		if n.Kind != yaml.SequenceNode {
 			return
 		}
 		for i, c := range n.Content {
-			checkKeys(file, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), probs)
+			checkKeys(at, c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), probs)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 )
 
@@ -52,12 +53,7 @@ var ErrStopTimeout = errors.New("parts did not stop in time")
 // Run runs every part until ctx ends or a critical part fails. It returns
 // nil on a clean stop.
 func (g *Group) Run(ctx context.Context) error {
-	if g.Log == nil {
-		g.Log = slog.Default()
-	}
-	if g.Clock == nil {
-		g.Clock = clock.Real()
-	}
+	g.Clock, g.Log = deps.Clock(g.Clock), deps.Log(g.Log)
 	if g.StopTimeout == 0 {
 		g.StopTimeout = 4 * time.Second
 	}

@@ -8,18 +8,8 @@ import (
 	"time"
 
 	"fieldkit/internal/health"
+	"fieldkit/internal/testutil"
 )
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestNonCriticalFailureIsRestartedAndReported(t *testing.T) {
 	h := health.NewRegistry()
@@ -37,11 +27,11 @@ func TestNonCriticalFailureIsRestartedAndReported(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	waitFor(t, "panicky failed", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "panicky failed", func() bool {
 		p, _ := h.Get("panicky")
 		return p.State == health.Failed && p.Reason == "panic: bug"
 	})
-	waitFor(t, "printer restarted", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "printer restarted", func() bool {
 		p, _ := h.Get("printer")
 		return runs.Load() >= 2 && p.State == health.OK
 	})

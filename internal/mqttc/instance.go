@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 
+	"fieldkit/internal/topic"
+
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -115,9 +117,9 @@ func (d *dupState) get(now time.Time, keep time.Duration) *Duplicate {
 	return &v
 }
 
-func (c *Conn) instanceTopic() string { return c.o.Prefix + "/instance" }
-func (c *Conn) pingTopic() string     { return c.o.Prefix + "/instance/ping" }
-func (c *Conn) pongTopic() string     { return c.o.Prefix + "/instance/pong" }
+func (c *Conn) instanceTopic() string { return topic.Under(c.o.Prefix, topic.Instance) }
+func (c *Conn) pingTopic() string     { return topic.Under(c.o.Prefix, topic.InstancePing) }
+func (c *Conn) pongTopic() string     { return topic.Under(c.o.Prefix, topic.InstancePong) }
 
 // errBoxTaken is what probe returns when a live agent answers.
 var errBoxTaken = errors.New("box id taken")

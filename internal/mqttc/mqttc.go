@@ -20,6 +20,7 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/event"
 	"fieldkit/internal/topic"
 )
@@ -64,7 +65,35 @@ type Handler = event.Handler
 
 type route struct {
 	qos byte
-	hs  []Handler
+	// hs are the route's handlers, replaced (never changed in place)
+	// under Conn.mu and read without it by the delivery callback, so that
+	// a removed handler is not called even though the broker subscription
+	// (and its callback) stay.
+	hs atomic.Pointer[[]entry]
+}
+
+type entry struct {
+	id uint64
+	h  Handler
+}
+
+func newRoute(hs ...Handler) *route {
+	r := &route{qos: 1}
+	es := make([]entry, len(hs))
+	for i, h := range hs {
+		es[i] = entry{h: h}
+	}
+	r.hs.Store(&es)
+	return r
+}
+
+func (r *route) handlers() []Handler {
+	es := *r.hs.Load()
+	out := make([]Handler, len(es))
+	for i, e := range es {
+		out[i] = e.h
+	}
+	return out
 }
 
 // Conn is the MQTT connection. Create it with New, then call Run.
@@ -84,19 +113,18 @@ type Conn struct {
 
 	mu       sync.Mutex
 	routes   map[string]*route
+	nextID   uint64 // of route entries
 	retained map[string][]byte
 	order    []string // retained topics in first-set order
 	onConn   []func()
 }
 
 // StatusTopic is where the box announces online/offline.
-func (c *Conn) StatusTopic() string { return c.o.Prefix + "/status" }
+func (c *Conn) StatusTopic() string { return topic.Under(c.o.Prefix, topic.Status) }
 
 // New prepares a connection; nothing is dialled until Run.
 func New(o Options) *Conn {
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Log = deps.Log(o.Log)
 	if o.MaxPayload == 0 {
 		o.MaxPayload = 256 << 10
 	}
@@ -121,8 +149,8 @@ func New(o Options) *Conn {
 	me, _ := json.Marshal(c.self)
 	c.retained[c.instanceTopic()] = me
 	c.order = append(c.order, c.instanceTopic())
-	c.routes[c.pingTopic()] = &route{qos: 1, hs: []Handler{c.onPing}}
-	c.routes[c.StatusTopic()] = &route{qos: 1, hs: []Handler{c.onStatus}}
+	c.routes[c.pingTopic()] = newRoute(c.onPing)
+	c.routes[c.StatusTopic()] = newRoute(c.onStatus)
 
 	po := paho.NewClientOptions().
 		AddBroker(o.URL).
@@ -136,6 +164,7 @@ func New(o Options) *Conn {
 		SetPingTimeout(5*time.Second).
 		SetConnectTimeout(5*time.Second).
 		SetWriteTimeout(5*time.Second).
+		SetCustomOpenConnectionFn(openConn).
 		// Run reconnects itself, so that every attempt first checks that
 		// no other agent holds the box id.
 		SetAutoReconnect(false).
@@ -221,12 +250,16 @@ func (c *Conn) Run(ctx context.Context) error {
 			// Unreachable, or the probe refused; the real connect says
 			// which.
 			c.log.Debug("MQTT probe failed", "err", err)
-		}
-		if d := c.dup.get(time.Now(), 0); d != nil && d.Refused {
-			c.dup.set(nil) // the other agent went away
+		default:
+			if d := c.dup.get(time.Now(), 0); d != nil && d.Refused {
+				c.dup.set(nil) // the other agent went away
+			}
 		}
 		if err := wait(ctx, c.client.Connect(), 10*time.Second); err != nil {
 			if ctx.Err() != nil {
+				// A connect still in flight must not outlive Run.
+				c.client.Disconnect(0)
+				c.connected.Store(false)
 				return nil
 			}
 			c.setReason(fmt.Sprintf("cannot connect to %s: %v", c.o.URL, err))
@@ -306,27 +339,60 @@ func (c *Conn) OnConnect(f func()) {
 // handlers may share a filter. It subscribes now if connected, and again
 // after every reconnect.
 func (c *Conn) Handle(filter string, h Handler) error {
+	_, err := c.Subscribe(filter, h)
+	return err
+}
+
+// Subscribe is Handle with a way back: cancel removes h (at once: no
+// message is handed to it after cancel returns), and the broker
+// subscription with the filter's last handler. Calling cancel again does
+// nothing.
+func (c *Conn) Subscribe(filter string, h Handler) (cancel func(), err error) {
 	if err := topic.ValidFilter(filter); err != nil {
-		return err
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.routes[filter]
 	if !ok {
-		r = &route{qos: 1}
+		r = newRoute()
 		c.routes[filter] = r
 	}
-	r.hs = append(r.hs, h)
+	c.nextID++
+	id := c.nextID
+	es := append(append([]entry(nil), *r.hs.Load()...), entry{id: id, h: h})
+	r.hs.Store(&es)
 	if c.client.IsConnectionOpen() {
 		c.subscribeLocked(filter, r)
 	}
-	return nil
+	return sync.OnceFunc(func() { c.unsubscribe(filter, r, id) }), nil
+}
+
+func (c *Conn) unsubscribe(filter string, r *route, id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *r.hs.Load()
+	es := make([]entry, 0, len(old))
+	for _, e := range old {
+		if e.id != id {
+			es = append(es, e)
+		}
+	}
+	r.hs.Store(&es)
+	if len(es) > 0 || c.routes[filter] != r {
+		return
+	}
+	delete(c.routes, filter)
+	if c.client.IsConnectionOpen() {
+		// Not waited for: the route is gone, so a message still on its
+		// way finds no handler; a reconnect does not subscribe again.
+		c.client.Unsubscribe(filter)
+	}
 }
 
 func (c *Conn) subscribeLocked(filter string, r *route) paho.Token {
-	hs := append([]Handler(nil), r.hs...)
 	tok := c.client.Subscribe(filter, r.qos, func(_ paho.Client, m paho.Message) {
-		c.dispatch(hs, Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
+		c.dispatch(r.handlers(), Message{Topic: m.Topic(), Payload: m.Payload(), Retained: m.Retained()})
 	})
 	go func() {
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
 )
 
 func startConn(t *testing.T, url string) (*Conn, context.CancelFunc) {
@@ -33,13 +34,7 @@ func startConn(t *testing.T, url string) (*Conn, context.CancelFunc) {
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, within, what, cond)
 }
 
 func TestOnlineRoutingAndErrors(t *testing.T) {

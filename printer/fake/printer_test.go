@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -283,6 +284,28 @@ func TestPaperOutHoldsAndBackPressure(t *testing.T) {
 	}
 	if st := p.Stats(); st.Printed != n || st.Held != 0 || st.Received != int64(n*len(label)) {
 		t.Fatalf("after paper in: %+v", st)
+	}
+}
+
+// A link that cannot be made is reported, not left stale or missing.
+func TestPTYLinkFailureIsReported(t *testing.T) {
+	dir := t.TempDir()
+	// The link's place is a directory with something in it: rename fails.
+	link := filepath.Join(dir, "printer0")
+	if err := os.MkdirAll(filepath.Join(link, "busy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPrinter(t, Opts{Lang: ESCPOS, Link: link})
+	if path, err := p.OpenPTY(); err == nil || !strings.Contains(err.Error(), "link "+link) {
+		t.Fatalf("OpenPTY = %q, %v; want the link's error", path, err)
+	}
+	if _, err := os.Lstat(link + ".new"); !os.IsNotExist(err) {
+		t.Fatalf("the temporary link was left behind: %v", err)
+	}
+	// Its directory missing: symlink fails.
+	p2 := newPrinter(t, Opts{Lang: ESCPOS, Link: filepath.Join(dir, "missing", "printer1")})
+	if _, err := p2.OpenPTY(); err == nil {
+		t.Fatal("a link in a missing directory was accepted")
 	}
 }
 

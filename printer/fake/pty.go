@@ -74,13 +74,17 @@ func (p *Printer) openPTY() (string, error) {
 	if l := p.opts.Link; l != "" {
 		tmp := l + ".new"
 		_ = os.Remove(tmp)
-		if err := os.Symlink(pt.path, tmp); err == nil {
-			err = os.Rename(tmp, l)
+		// A link that cannot be made or moved into place is an error: the
+		// host would open a stale or missing path.
+		lerr := os.Symlink(pt.path, tmp)
+		if lerr == nil {
+			lerr = os.Rename(tmp, l)
 		}
-		if err != nil {
+		if lerr != nil {
+			_ = os.Remove(tmp)
 			master.Close()
 			slave.Close()
-			return "", fmt.Errorf("fake printer: link %s: %w", l, err)
+			return "", fmt.Errorf("fake printer: link %s: %w", l, lerr)
 		}
 	}
 	p.mu.Lock()

@@ -18,8 +18,10 @@ import (
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/httpapi"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 	"fieldkit/printer/fake"
 	"fieldkit/printer/label"
 	"fieldkit/printer/lang"
@@ -59,10 +61,10 @@ const DBFile = "printer.db"
 
 // StateTopic is the bus topic (and, under the MQTT prefix, the retained
 // topic) of a printer's state.
-func StateTopic(name string) string { return "printer/" + name + "/state" }
+func StateTopic(name string) string { return topic.PrinterState(name) }
 
 // AlertTopic is the bus topic of a printer's job alerts.
-func AlertTopic(name string) string { return "printer/" + name + "/alert" }
+func AlertTopic(name string) string { return topic.PrinterAlert(name) }
 
 // Service is the printer part.
 type Service struct {
@@ -84,12 +86,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.DataDir == "" || d.Bus == nil {
 		return nil, fmt.Errorf("%w: DataDir and Bus are required", ErrDeps)
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	p := confutil.NewProblems()
 	cfg.Validate(p)
 	if !p.Empty() {
@@ -209,7 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Warn("recovered print jobs from the last run", "requeued", req, "uncertain", unc)
 	}
 	if s.d.MQTT != nil {
-		if err := s.d.MQTT.Handle(s.d.MQTT.Prefix()+"/printer/+/print", s.handleMQTT); err != nil {
+		if err := s.d.MQTT.Handle(topic.Under(s.d.MQTT.Prefix(), topic.PrinterPrint("+")), s.handleMQTT); err != nil {
 			return fmt.Errorf("printers: %w", err)
 		}
 	}

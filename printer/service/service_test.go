@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/internal/bus"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/testutil"
 	"fieldkit/printer/fake"
 	"fieldkit/printer/label"
 	"fieldkit/printer/queue"
@@ -160,13 +161,7 @@ func (r *rig) submit(id string, lbl json.RawMessage) queue.Job {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func (r *rig) job(id string) queue.Job {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"fieldkit/internal/deps"
 )
 
 // Transport is what a printer worker needs from a connection. Port
@@ -123,9 +125,7 @@ func New(o *Opts) (*Port, error) {
 			op.WriteTimeout = o.WriteTimeout
 		}
 	}
-	if op.Log == nil {
-		op.Log = slog.Default()
-	}
+	op.Log = deps.Log(op.Log)
 	if op.Path == "" {
 		return nil, fmt.Errorf("%w: empty path", ErrBadOpts)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"fieldkit/internal/testutil"
+
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
@@ -122,13 +124,7 @@ func (p *ptyPrinter) unplug() {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, what, cond)
 }
 
 func symlinkTo(t *testing.T, dir, target string) string {

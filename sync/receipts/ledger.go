@@ -19,7 +19,9 @@ import (
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/clocksync"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/sqlitex"
+	"fieldkit/internal/topic"
 )
 
 // Sentinel errors.
@@ -163,15 +165,11 @@ func Open(o Options) (*Ledger, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real()
-	}
+	o.Clock = deps.Clock(o.Clock)
 	if o.Sync == nil {
 		o.Sync = clocksync.Kernel{}
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
+	o.Log = deps.Log(o.Log)
 	if o.BootID == "" {
 		id, err := ReadBootID("")
 		if err != nil {
@@ -817,7 +815,7 @@ func (l *Ledger) refreshUsage(ctx context.Context) {
 	l.log.Warn("disk budget", "level", level, "used", used, "budget", budget, "of_disk", ofDisk)
 	if l.o.Bus != nil {
 		b, _ := json.Marshal(map[string]any{"kind": "disk_budget", "level": level, "used": used, "budget": budget, "disk": ofDisk, "message": msg})
-		l.o.Bus.Publish("receipts/alarm", b)
+		l.o.Bus.Publish(topic.ReceiptsAlarm, b)
 	}
 	if l.o.OnAlarm != nil {
 		l.o.OnAlarm(level, msg)

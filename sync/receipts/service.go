@@ -15,10 +15,12 @@ import (
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/clocksync"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/health"
 	"fieldkit/internal/httpapi"
 	"fieldkit/internal/mqttc"
+	"fieldkit/internal/topic"
 )
 
 // MQTT is what the part needs from the agent's MQTT connection.
@@ -74,12 +76,7 @@ type Service struct {
 // New opens the ledger (making the key on first run).
 func New(cfg Config, d Deps) (*Service, error) {
 	cfg = cfg.WithDefaults(d.DataDir)
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	s := &Service{cfg: cfg, d: d, log: d.Log.With("part", "receipts")}
 	l, err := Open(Options{
 		Path: cfg.DB, KeyFile: cfg.KeyFile, Box: d.Box, Currency: cfg.Currency,
@@ -136,7 +133,7 @@ func (s *Service) onAlarm(level int, msg string) {
 // once an hour, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if s.d.MQTT != nil {
-		if err := s.d.MQTT.Handle(s.d.MQTT.Prefix()+"/receipts/new", s.handleMQTT); err != nil {
+		if err := s.d.MQTT.Handle(topic.Under(s.d.MQTT.Prefix(), topic.ReceiptsNew), s.handleMQTT); err != nil {
 			return fmt.Errorf("receipts: %w", err)
 		}
 	}

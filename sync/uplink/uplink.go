@@ -28,8 +28,10 @@ import (
 
 	"fieldkit/internal/backoff"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/health"
 	"fieldkit/internal/secret"
+	"fieldkit/internal/topic"
 	"fieldkit/sync/receipts"
 	"fieldkit/sync/wire"
 )
@@ -119,12 +121,7 @@ func New(cfg receipts.UplinkConfig, l Ledger, d Deps) (*Uplink, error) {
 	if cfg.BatchBytes == 0 {
 		cfg.BatchBytes = receipts.DefaultBatchBytes
 	}
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.RequestTimeout == 0 {
 		d.RequestTimeout = 60 * time.Second
 	}
@@ -251,10 +248,10 @@ func (u *Uplink) publish(ctx context.Context) {
 	u.backlogAg.Set(float64(age))
 	payload, _ := json.Marshal(st)
 	if u.d.MQTT != nil {
-		u.d.MQTT.SetRetained(u.d.MQTT.Prefix()+"/receipts/backlog", payload)
+		u.d.MQTT.SetRetained(topic.Under(u.d.MQTT.Prefix(), topic.ReceiptsBacklog), payload)
 	}
 	if u.d.Bus != nil {
-		u.d.Bus.Publish("receipts/backlog", payload)
+		u.d.Bus.Publish(topic.ReceiptsBacklog, payload)
 	}
 }
 
@@ -262,7 +259,7 @@ func (u *Uplink) alarm(kind, msg string) {
 	u.log.Error("receipt uplink alarm", "kind", kind, "msg", msg)
 	if u.d.Bus != nil {
 		b, _ := json.Marshal(map[string]string{"kind": kind, "message": msg})
-		u.d.Bus.Publish("receipts/alarm", b)
+		u.d.Bus.Publish(topic.ReceiptsAlarm, b)
 	}
 }
 

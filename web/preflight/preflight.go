@@ -20,6 +20,7 @@ import (
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/deps"
 	"fieldkit/internal/doctor"
 )
 
@@ -136,12 +137,7 @@ type Service struct {
 
 // New opens the sign-off log in dataDir and replays it.
 func New(cfg Config, dataDir string, d Deps) (*Service, error) {
-	if d.Clock == nil {
-		d.Clock = clock.Real()
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
-	}
+	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.Interval == 0 {
 		d.Interval = 15 * time.Second
 	}

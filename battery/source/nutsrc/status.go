@@ -1,14 +1,14 @@
-package battery
+package nutsrc
 
 import (
 	"fieldkit/drivers/nut"
 	"fieldkit/drivers/power"
 )
 
-// upsVerdict maps a UPS's ups.status flags onto what the watch does with
-// them: whether the pack is draining, the least level the flags call for,
-// and what the crew should do about each flag that needs a person.
-func upsVerdict(status string) (onMains bool, floor power.Level, advice []string) {
+// Verdict maps a UPS's ups.status flags onto what the battery watch does
+// with them: whether the pack is draining, the least level the flags call
+// for, and what the crew should do about each flag that needs a person.
+func Verdict(status string) (onMains bool, floor power.Level, advice []string) {
 	st := nut.ParseStatus(status)
 	raise := func(l power.Level) { floor = max(floor, l) }
 	if st.FSD {

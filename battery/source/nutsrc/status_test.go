@@ -1,4 +1,4 @@
-package battery
+package nutsrc
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	"fieldkit/drivers/power"
 )
 
-func TestUPSVerdict(t *testing.T) {
+func TestVerdict(t *testing.T) {
 	cases := []struct {
 		status  string
 		mains   bool
@@ -28,7 +28,7 @@ func TestUPSVerdict(t *testing.T) {
 		{"", false, power.Unknown, nil},
 	}
 	for _, c := range cases {
-		mains, floor, advice := upsVerdict(c.status)
+		mains, floor, advice := Verdict(c.status)
 		if mains != c.mains || floor != c.floor || len(advice) != len(c.advices) {
 			t.Errorf("%q: mains %v floor %v advice %q; want %v %v and %d pieces", c.status, mains, floor, advice, c.mains, c.floor, len(c.advices))
 			continue
