@@ -89,7 +89,9 @@ func (p *agentProc) waitHealthy(t *testing.T, within time.Duration) time.Duratio
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < within {
-		resp, err := http.Get("http://" + p.http + "/healthz")
+		// Each try is bounded: a port taken meanwhile by another program
+		// that accepts and never answers must fail the test, not hang it.
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + p.http + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -393,6 +393,10 @@ func TestBrowserCrewPage(t *testing.T) {
 	if txt, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#printer-list').innerText`)); strings.Contains(txt, "Jon") {
 		t.Fatalf("a discreet buyer's name is on the page:\n%s", txt)
 	}
+	// A character no printer font or bitmap font has is printed as "?",
+	// and the pickup desk sees that on the job, not only in the API.
+	postJob(t, base, crew, `{"pickup":{"order":"A-1044","buyer":"Kim","items":[{"qty":1,"name":"Gift \ud83c\udf81","price":900}],"currency":"EUR"}}`)
+	waitJS(t, ctx, "A-1044's warning on the page", `(document.querySelector('#printer-list li[data-job="A-1044"] .job-warn')||{}).innerText?.includes("printed as ?")`)
 	// Reprint on the page queues a second print of it, and both show.
 	step(t, ctx, "press Reprint", chromedp.Click(chromedp.CSS(job+` button.reprint`)))
 	waitJS(t, ctx, "the reprint in the queue", `[...document.querySelectorAll('#printer-list [data-printer="counter"] li[data-job]')].some(li => li.innerText.includes("reprint of A-1042") && li.innerText.includes("Order A-1042"))`)

@@ -36,7 +36,7 @@ usage:
   firmware-agent print [--config FILE] --printer NAME --label FILE [--id ID] | --list
   firmware-agent print --preview FILE OUT.png [--printer NAME | --lang L --width DOTS]
         queue a label on the running agent, or render one as the printer would
-  firmware-agent receipts [--config FILE] verify | export | pubkey | report | rotate-key | ingest
+  firmware-agent receipts [--config FILE] verify | export | checkpoint | pubkey | report | rotate-key | ingest
         the signed receipt ledger (receipts with no command lists the flags)
   firmware-agent version
   firmware-agent help

@@ -30,6 +30,8 @@ func TestSalePrintsPickupLabel(t *testing.T) {
 	}
 	var job struct {
 		State string `json:"state"`
+		Order string `json:"order"`
+		Buyer string `json:"buyer"`
 		Label struct {
 			Elements []map[string]any `json:"elements"`
 		} `json:"label"`
@@ -47,6 +49,10 @@ func TestSalePrintsPickupLabel(t *testing.T) {
 		if s, ok := e["text"].(string); ok {
 			texts = append(texts, s)
 		}
+	}
+	// The queue shows the pickup desk what it looks for.
+	if job.Order != "A-1042" || job.Buyer != "Sam R." {
+		t.Fatalf("the sale's job shows order %q buyer %q, want A-1042 and Sam R.", job.Order, job.Buyer)
 	}
 	joined := strings.Join(texts, "\n")
 	for _, want := range []string{"A-1042", "Sam R.", "Receipt #1"} {

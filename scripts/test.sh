@@ -34,6 +34,9 @@ declare -A want=(
 	[udev]=/bin/udevadm
 	[umockdev]=/usr/bin/umockdev-run
 	[python3-jinja2]=/usr/lib/python3/dist-packages/jinja2/__init__.py
+	# The ingest tests start throwaway clusters from its server binaries
+	# (/usr/lib/postgresql/<version>/bin), run as the postgres user.
+	[postgresql]=/usr/share/doc/postgresql/copyright
 	[python3-cryptography]=/usr/lib/python3/dist-packages/cryptography/__init__.py
 )
 missing=()

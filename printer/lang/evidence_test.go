@@ -148,6 +148,24 @@ func TestEvidenceMatrix(t *testing.T) {
 						t.Errorf("%s: order %q printed without CODE128 and no warning: %q", name, m.p.Order, j.Warnings)
 					}
 				}
+				if m.name == "cyrillic" {
+					// Printed as text or bitmap, never as "?".
+					bitmaps := 0
+					for _, it := range j.Layout.Pages[0].Items {
+						if strings.Contains(it.Text, "?") {
+							t.Errorf("%s: %q", name, it.Text)
+						}
+						if it.Kind == layout.BitmapItem {
+							bitmaps++
+						}
+					}
+					if bitmaps != 2 || len(j.Warnings) != 0 {
+						t.Errorf("%s: %d bitmaps (want the name and the item), warnings %q", name, bitmaps, j.Warnings)
+					}
+				}
+				if lg != label.ZPL {
+					checkBytesAgree(t, name, lg, j)
+				}
 				checkInk(t, name, lg, j)
 			}
 		}
@@ -284,6 +302,39 @@ func checkInk(t *testing.T, name string, lg label.Language, j lang.Job) {
 	}
 }
 
+// checkBytesAgree decodes the bytes with the fake printer, which models
+// how ESC/POS and TSPL printers move the paper and place codes, and finds
+// every code where the layout (and so the preview) put it.
+func checkBytesAgree(t *testing.T, name string, lg label.Language, j lang.Job) {
+	t.Helper()
+	labels, err := fake.Decode(string(lg), j.Bytes, j.Layout.Profile.WidthDots)
+	if err != nil || len(labels) != len(j.Layout.Pages) {
+		t.Fatalf("%s: the fake printer makes %d labels of the bytes, the layout has %d pages (%v)", name, len(labels), len(j.Layout.Pages), err)
+	}
+	for k, pg := range j.Layout.Pages {
+		var want, got []image.Point
+		for _, it := range pg.Items {
+			if it.Kind == layout.QRItem || it.Kind == layout.Code128Item {
+				want = append(want, it.Box.Min)
+			}
+		}
+		for _, op := range labels[k].Ops {
+			switch op := op.(type) {
+			case fake.QR:
+				got = append(got, image.Pt(op.X, op.Y))
+			case fake.Barcode:
+				got = append(got, image.Pt(op.X, op.Y))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: page %d: the printer puts codes at %v, the layout at %v", name, k, got, want)
+		}
+		if len(labels[k].Unknown) != 0 {
+			t.Errorf("%s: page %d: commands the fake printer does not know: %q", name, k, labels[k].Unknown)
+		}
+	}
+}
+
 // quietOf is the quiet zone around a code's measured ink: 4 modules
 // around a QR, 10 modules either side of the bars of a CODE128.
 func quietOf(it layout.Item, ink image.Rectangle) image.Rectangle {
@@ -333,4 +384,31 @@ func inkBox(img *image.Gray) image.Rectangle {
 		return image.Rectangle{}
 	}
 	return image.Rect(x0, y0, x1+1, y1+1)
+}
+
+// TestFont0Bound checks the layout's measure of ZPL font 0 against an
+// independent renderer's font 0: what zebrash draws is never wider than
+// what the layout measured, for the widest and narrowest letters, digits,
+// German and Polish, at each size the labels use.
+func TestFont0Bound(t *testing.T) {
+	prof := label.Profile{Language: label.ZPL, WidthDots: 2000}
+	for _, s := range []string{"WWWWWWWWWW", "MMMMMMMMMM", "mmmmmmmmmm", "0123456789", "ÄÖÜ äöü ßẞ",
+		"Zażółć gęślą jaźń", "iiiiiiiiii", "A-1042 Total 55.00 EUR", "@@@@%%%%", "Œuvre « cœur »"} {
+		for size := 1; size <= 4; size++ {
+			lay, err := layout.Place(label.Label{Elements: []label.Element{label.Text{Text: s, Size: size}}}, prof)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it := lay.Pages[0].Items[0]
+			b, err := zpl.EncodeLayout(lay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := zebrashRender(t, s, b, prof.WidthDots, lay.Pages)[0]
+			ink := inkBox(img)
+			if ink.Max.X > it.Box.Max.X {
+				t.Errorf("%q at size %d: zebrash inks to x %d, the layout measured %d", s, size, ink.Max.X, it.Box.Max.X)
+			}
+		}
+	}
 }

@@ -92,9 +92,9 @@ type Item struct {
 	BarHeight int  // Code128Item: bars only; Box adds the HRI line
 	HRI       bool // Code128Item
 	EC        label.ECLevel
-	Version   int // QRItem
-	// SymbolY is where a QR symbol's top edge lands; for ZPL the field
-	// origin is Box.Min.Y - Metrics.QROffset.
+	// Version is a QRItem's symbol version. Box is the symbol itself;
+	// a ZPL field origin goes Metrics.QROffset above it.
+	Version int
 }
 
 // Page is one label (or, on receipt paper, the stretch up to a cut).
@@ -284,7 +284,7 @@ func (pl *placer) code128(i int, c label.Code128) error {
 }
 
 func (pl *placer) qr(i int, q label.QR) error {
-	v, err := q.Version()
+	v, err := qrVersion(q)
 	if err != nil {
 		return err
 	}
@@ -391,7 +391,8 @@ func (pl *placer) measure(s string, size int, bold, bitmap bool) int {
 	case bitmap:
 		return outlineWidth(s, pl.cellH(size), bold)
 	case pl.m.CellW == 0:
-		w := outlineWidth(s, pl.cellH(size)*118/100, true)
+		_, b := fonts()
+		w := outlineAdvance(b, s, pl.cellH(size)) * font0Percent / 100
 		if bold {
 			w += pl.m.BoldExtra
 		}

@@ -3,6 +3,9 @@ package layout
 import (
 	"sync"
 
+	"github.com/makiuchi-d/gozxing/qrcode/decoder"
+	"github.com/makiuchi-d/gozxing/qrcode/encoder"
+
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goregular"
@@ -18,8 +21,8 @@ import (
 type Metrics struct {
 	// CellW and CellH are the character cell of the resident font at
 	// magnification 1. CellW 0 marks a proportional font (ZPL font 0),
-	// measured with the Go Bold outlines: wider than the printers'
-	// condensed font 0, so a line measured to fit does fit.
+	// measured with the Go Bold outlines scaled to bound the printers'
+	// condensed font 0 (font0Percent), so a line measured to fit does fit.
 	CellW, CellH int
 	// Pitch is the line advance at magnification 1.
 	Pitch int
@@ -63,6 +66,12 @@ func (m Metrics) HRIHeight(symbolW, module int) int {
 	}
 	return max(11*module, symbolW*3/40) + 6
 }
+
+// font0Percent scales Go Bold's advances (at an em of the field height)
+// to bound ZPL font 0, a bold condensed face. Go Bold itself is the bound:
+// TestFont0Bound in printer/lang finds zebrash's font 0 inking at most
+// 94 % of it for wide, narrow, accented and Polish text, digits and signs.
+const font0Percent = 100
 
 // Outline fonts: Go Bold measures ZPL font 0; Go Regular and Go Bold draw
 // the text a printer's resident fonts lack (they cover Latin, Greek and
@@ -132,4 +141,31 @@ func zplFontHas(r rune) bool {
 		return true
 	}
 	return false
+}
+
+// qrVersion is the version of the symbol a printer draws for data: with
+// the input mode left automatic (as all three encoders leave it), ASCII
+// data goes in the densest mode that holds it (numeric, alphanumeric or
+// byte), which the QR encoder of gozxing chooses the same way; other
+// data goes as bytes.
+func qrVersion(q label.QR) (int, error) {
+	if isASCII(q.Data) {
+		level := map[label.ECLevel]decoder.ErrorCorrectionLevel{
+			label.ECL: decoder.ErrorCorrectionLevel_L, label.ECM: decoder.ErrorCorrectionLevel_M,
+			label.ECQ: decoder.ErrorCorrectionLevel_Q, label.ECH: decoder.ErrorCorrectionLevel_H,
+		}[q.EC]
+		if sym, err := encoder.Encoder_encodeWithoutHint(q.Data, level); err == nil {
+			return sym.GetVersion().GetVersionNumber(), nil
+		}
+	}
+	return q.Version()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

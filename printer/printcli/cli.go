@@ -155,11 +155,11 @@ func parseRequest(path string, b []byte) (service.JobRequest, error) {
 func previewProfile(env Env, printer, langName string, width int) (label.Profile, error) {
 	if printer != "" {
 		if langName != "" || width != 0 {
-			return label.Profile{}, fmt.Errorf("print --preview: give --printer or --lang/--width, not both")
+			return label.Profile{}, fmt.Errorf("print: give --printer or --lang/--width, not both")
 		}
 		p, ok := env.Printers[printer]
 		if !ok {
-			return label.Profile{}, fmt.Errorf("print --preview: no printer %q in the config", printer)
+			return label.Profile{}, fmt.Errorf("print: no printer %q in the config", printer)
 		}
 		return p.Profile.WithDefaults(), nil
 	}
@@ -168,7 +168,7 @@ func previewProfile(env Env, printer, langName string, width int) (label.Profile
 	}
 	prof := label.Profile{Language: label.Language(langName), WidthDots: width}.WithDefaults()
 	if err := prof.Check(); err != nil {
-		return prof, fmt.Errorf("print --preview: %w", err)
+		return prof, fmt.Errorf("print: %w", err)
 	}
 	return prof, nil
 }

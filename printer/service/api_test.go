@@ -61,6 +61,7 @@ func TestHTTPAPI(t *testing.T) {
 		{"GET", "/api/jobs/w1", "", 200, `1 character(s) no printer or bitmap font has`},
 		{"GET", "/api/jobs/nope", "", 404, "no such job"},
 		{"GET", "/api/printers", "", 200, `"queue_depth": 3`},
+		{"POST", "/api/jobs/w1/cancel", "", 200, `"state": "cancelled"`}, // the rest counts labels printed
 		{"GET", "/api/printers/counter/jobs?state=parked&state=queued", "", 200, `"id": "pk"`},
 		{"GET", "/api/printers/counter/jobs?limit=0", "", 400, "limit"},
 		{"POST", "/api/jobs/p1/reprint", "", 409, "will print without a reprint"},

@@ -96,11 +96,14 @@ func newRig(t *testing.T, baud int) *rig {
 	t.Cleanup(func() { fp.Close() })
 	r.fp = fp
 	r.cfg = Config{"counter": {
-		Profile:       label.Profile{Language: label.ESCPOS, WidthDots: 576},
-		Transport:     "serial",
-		Path:          r.link,
-		Baud:          baud,
-		StatusTimeout: 150 * time.Millisecond,
+		Profile:   label.Profile{Language: label.ESCPOS, WidthDots: 576},
+		Transport: "serial",
+		Path:      r.link,
+		Baud:      baud,
+		// Generous: on a loaded machine the fake printer's goroutine can take
+		// well over 150 ms to answer, and a late answer makes a printed job
+		// uncertain.
+		StatusTimeout: 500 * time.Millisecond,
 		PollInterval:  20 * time.Millisecond,
 		MaxAttempts:   3,
 	}}

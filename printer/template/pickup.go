@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"fieldkit/printer/label"
+	"fieldkit/printer/layout"
 )
 
 // ErrInvalid is wrapped by errors about the pickup data.
@@ -109,9 +110,16 @@ func Render(p Pickup, prof label.Profile) (label.Label, error) {
 	var els []label.Element
 	add := func(e label.Element) { els = append(els, e) }
 
-	add(label.Text{Text: p.Order, Size: 4, Bold: true, Align: label.Center})
+	order := label.Text{Text: p.Order, Size: 4, Bold: true, Align: label.Center}
+	add(order)
 	if p.Buyer != "" && !p.Discreet {
-		add(label.Text{Text: clip(p.Buyer, label.MaxTextRunes), Size: 2, Align: label.Center})
+		// The order number is what staff look for: the name is never
+		// printed larger than the size the order number fits at.
+		size := 2
+		if lay, err := layout.Place(label.Label{Elements: []label.Element{order}}, prof); err == nil {
+			size = min(size, lay.Pages[0].Items[0].Size)
+		}
+		add(label.Text{Text: clip(p.Buyer, label.MaxTextRunes), Size: size, Align: label.Center})
 	}
 	if !p.Discreet {
 		for _, it := range p.Items {

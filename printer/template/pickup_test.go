@@ -165,3 +165,33 @@ func TestDecodePickup(t *testing.T) {
 		}
 	}
 }
+
+// The buyer's name never prints larger than the order number.
+func TestNameNotLargerThanOrder(t *testing.T) {
+	p := SamplePickup()
+	p.Order = "ORD-2026-0012345"
+	for _, lg := range label.Languages {
+		for _, w := range []int{384, 576} {
+			prof := label.Profile{Language: lg, WidthDots: w}
+			l, err := Render(p, prof)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := lang.Render(l, prof)
+			if err != nil {
+				t.Fatal(err)
+			}
+			items := j.Layout.Pages[0].Items
+			order, name := items[0], layout.Item{}
+			for _, it := range items {
+				if it.Elem == 1 {
+					name = it
+					break
+				}
+			}
+			if order.Text != p.Order || name.Text != p.Buyer || name.Size > order.Size {
+				t.Errorf("%s %d: order %q size %d, name %q size %d", lg, w, order.Text, order.Size, name.Text, name.Size)
+			}
+		}
+	}
+}

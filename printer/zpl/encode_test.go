@@ -52,7 +52,7 @@ func TestCommands(t *testing.T) {
 		{"bold centered size 2", []label.Element{label.Text{Text: "A", Size: 2, Bold: true, Align: label.Center}}, profile,
 			"^XA^CI28^PW384^LL76^CF0,48^FO0,8^FB384,1,0,C^FDA^FS^FO2,8^FB382,1,0,C^FDA^FS^XZ\n"},
 		{"underline right", []label.Element{label.Text{Text: "ab", Underline: true, Align: label.Right}}, profile,
-			"^XA^CI28^PW384^LL46^CF0,24^FO0,8^FB384,1,0,R^FDab^FS^FO357,34^GB27,2,2^FS^XZ\n"},
+			"^XA^CI28^PW384^LL46^CF0,24^FO0,8^FB384,1,0,R^FDab^FS^FO356,34^GB28,2,2^FS^XZ\n"},
 		{"escapes", []label.Element{label.Text{Text: "a^b~c_d é"}}, profile,
 			"^XA^CI28^PW384^LL46^CF0,24^FO0,8^FH^FDa_5Eb_7Ec_5Fd é^FS^XZ\n"},
 		{"cp1252", []label.Element{label.Text{Text: "€ “x”"}}, label.Profile{CodePage: "cp1252"},

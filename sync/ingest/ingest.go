@@ -1,8 +1,11 @@
 // Package ingest is the reference cloud side of the receipt uplink: an
-// http.Handler that takes gzip NDJSON batches, verifies every signature
-// and link, dedupes on (box, seq, hash), stores the records in its own
-// SQLite file and answers with a signed checkpoint. The cloud team builds
-// on it; the agent's tests and benchmarks drain into it.
+// http.Handler that takes gzip NDJSON batches from enrolled boxes,
+// verifies every signature and link, stores each record exactly once by
+// (box, seq) and answers with a signed checkpoint. It stores into SQLite
+// (one file: the demo and the tests) or PostgreSQL (a fleet: several
+// ingest instances on one database), with the same rules and answers.
+// Operators read per-box backlog and contact, alarms and the fleet's
+// end-of-show report from its JSON endpoints and /metrics.
 package ingest
 
 import (
@@ -10,7 +13,8 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
-	"database/sql"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,11 +23,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"fieldkit/internal/clock"
-	"fieldkit/internal/sqlitex"
 	"fieldkit/sync/receipts"
 	"fieldkit/sync/wire"
 )
@@ -33,6 +38,7 @@ import (
 // package.
 const (
 	HeaderBoxKey  = wire.HeaderBoxKey
+	HeaderBoxHead = wire.HeaderBoxHead
 	MaxBatchBytes = wire.MaxBatchBytes
 )
 
@@ -41,46 +47,40 @@ type Response = wire.Response
 
 // Options for Open.
 type Options struct {
-	DB string
+	// Store holds what the ingest accepts (OpenSQLite, OpenPostgres); the
+	// Server does not close it. When nil, DB names a SQLite file that
+	// Open opens and Close closes.
+	Store Store
+	DB    string
 	// Key signs checkpoints.
 	Key ed25519.PrivateKey
-	// Trust maps a box id to the public key of its record 1. A box not
-	// listed is trusted on first use when TrustOnFirstUse is set, with the
-	// key it sends in HeaderBoxKey; otherwise it is refused.
-	Trust           map[string]ed25519.PublicKey
+	// TrustOnFirstUse lets a box that no admin enrolled send without a
+	// token, its chain anchored to the key it sends in HeaderBoxKey with
+	// record 1. Only for a demo or a closed network: anyone who can reach
+	// the ingest can then start a chain under any unenrolled box id.
+	// Enrolled boxes always need their token.
 	TrustOnFirstUse bool
-	// Token, when set, is the bearer token every request must carry.
-	Token string
-	// OnAlarm hears forks and bad records (kind "fork", "invalid").
+	// AdminToken, when set, is the bearer token the operators' JSON
+	// endpoints need (/metrics stays open for the scraper).
+	AdminToken string
+	// OnAlarm hears forks and bad records (AlarmFork, AlarmInvalid).
 	OnAlarm func(box, kind, msg string)
 	Clock   clock.Clock
 	Log     *slog.Logger
 }
 
-// Server is the ingest handler.
+// Server is the ingest handler. It keeps no chain state between
+// batches: every batch reads its box's state in the transaction that
+// holds the box's lock, so that instances sharing a database agree.
 type Server struct {
-	o   Options
-	db  *sql.DB
-	log *slog.Logger
-
-	mu     sync.Mutex // one batch at a time: the chain is sequential
-	chains map[string]*receipts.Chain
+	o       Options
+	store   Store
+	ownDB   bool
+	log     *slog.Logger
+	metrics *metrics
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS boxes (
-	box TEXT PRIMARY KEY, seq INTEGER NOT NULL, head TEXT NOT NULL,
-	turnover INTEGER NOT NULL, sign_kid TEXT NOT NULL, keys TEXT NOT NULL,
-	last_ts TEXT NOT NULL, checkpoint TEXT);
-CREATE TABLE IF NOT EXISTS records (
-	box TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL,
-	body BLOB NOT NULL, sig TEXT NOT NULL, received_ms INTEGER NOT NULL,
-	PRIMARY KEY (box, seq));
-CREATE TABLE IF NOT EXISTS alarms (
-	at_ms INTEGER NOT NULL, box TEXT NOT NULL, kind TEXT NOT NULL, msg TEXT NOT NULL);
-`
-
-// Open opens (creating) the ingest database.
+// Open builds the ingest on o.Store, or on a SQLite file at o.DB.
 func Open(o Options) (*Server, error) {
 	if len(o.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("ingest: a checkpoint signing key is required")
@@ -91,22 +91,58 @@ func Open(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	db, err := sqlitex.Open(o.DB, sqlitex.Options{Sync: sqlitex.Full})
-	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+	s := &Server{o: o, store: o.Store, log: o.Log.With("part", "ingest")}
+	if s.store == nil {
+		st, err := OpenSQLite(o.DB)
+		if err != nil {
+			return nil, err
+		}
+		s.store, s.ownDB = st, true
 	}
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ingest: %w", err)
-	}
-	return &Server{o: o, db: db, log: o.Log.With("part", "ingest"), chains: map[string]*receipts.Chain{}}, nil
+	s.metrics = newMetrics(s)
+	return s, nil
 }
 
-// Close closes the database.
-func (s *Server) Close() error { return s.db.Close() }
+// Close closes the database Open opened.
+func (s *Server) Close() error {
+	if s.ownDB {
+		return s.store.Close()
+	}
+	return nil
+}
+
+// Store is the server's store.
+func (s *Server) Store() Store { return s.store }
 
 // PublicKey is the checkpoint key.
 func (s *Server) PublicKey() ed25519.PublicKey { return s.o.Key.Public().(ed25519.PublicKey) }
+
+// Enroll registers box (at venue) and returns its new bearer token,
+// which replaces any earlier one. With pub the box's chain must start
+// with that key; without, the key the box sends with its first batch is
+// pinned (enrollment by token).
+func (s *Server) Enroll(ctx context.Context, box, venue string, pub ed25519.PublicKey) (string, error) {
+	if err := validBoxID(box); err != nil {
+		return "", err
+	}
+	if pub != nil && len(pub) != ed25519.PublicKeySize {
+		return "", errors.New("ingest: enroll: the public key is not an Ed25519 key")
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	if err := s.store.Enroll(ctx, Enrollment{Box: box, Venue: venue, FirstKey: pub, TokenHash: TokenHash(token)}); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+func validBoxID(box string) error {
+	if box == "" || len(box) > 128 || strings.ContainsAny(box, "\x00\n\r") {
+		return fmt.Errorf("ingest: box id %q: 1 to 128 bytes, no NUL or line breaks", box)
+	}
+	return nil
+}
 
 type httpErr struct {
 	code int
@@ -123,27 +159,51 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // ServeHTTP takes one batch.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code, resp := s.serveBatch(r)
+	writeJSON(w, code, resp)
+	s.metrics.batch(code, resp, time.Since(start))
+}
+
+func (s *Server) serveBatch(r *http.Request) (int, Response) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeJSON(w, http.StatusMethodNotAllowed, Response{Error: "POST a gzip NDJSON batch"})
-		return
+		return http.StatusMethodNotAllowed, Response{Error: "POST a gzip NDJSON batch"}
 	}
-	if s.o.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.o.Token {
-		writeJSON(w, http.StatusUnauthorized, Response{Error: "missing or wrong bearer token"})
-		return
+	// Who sends is settled before the body is read: the box named by the
+	// Idempotency-Key must present its own token.
+	key := r.Header.Get("Idempotency-Key")
+	i := strings.LastIndexByte(key, ':')
+	if i <= 0 {
+		return http.StatusBadRequest, Response{Error: fmt.Sprintf("Idempotency-Key %q: want BOX:FIRST-LAST", key)}
 	}
-	batch, err := readBatch(r)
+	box := key[:i]
+	en, err := s.store.Enrollment(r.Context(), box)
+	if err != nil {
+		s.log.Error("reading an enrollment", "box", box, "err", err)
+		return http.StatusServiceUnavailable, Response{Error: "the ingest cannot read its database"}
+	}
+	switch {
+	case en != nil:
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(TokenHash(tok)), []byte(en.TokenHash)) != 1 {
+			return http.StatusUnauthorized, Response{Error: fmt.Sprintf("missing or wrong bearer token for box %q", box)}
+		}
+	case !s.o.TrustOnFirstUse:
+		return http.StatusForbidden, Response{Error: fmt.Sprintf("box %q is not enrolled with this cloud; an admin registers it (receipts ingest enroll)", box)}
+	}
+	b, err := readBatch(r)
 	if err != nil {
 		var he *httpErr
 		if errors.As(err, &he) {
-			writeJSON(w, he.code, Response{Error: he.msg})
-			return
+			return he.code, Response{Error: he.msg}
 		}
-		writeJSON(w, http.StatusBadRequest, Response{Error: err.Error()})
-		return
+		return http.StatusBadRequest, Response{Error: err.Error()}
 	}
-	code, resp := s.ingest(r.Context(), batch, r.Header.Get(HeaderBoxKey))
-	writeJSON(w, code, resp)
+	var head uint64
+	if v := r.Header.Get(HeaderBoxHead); v != "" {
+		head, _ = strconv.ParseUint(v, 10, 64)
+	}
+	return s.ingest(r.Context(), b, r.Header.Get(HeaderBoxKey), en, head)
 }
 
 type batch struct {
@@ -250,109 +310,87 @@ func parseBatch(raw []byte, workers int) (*batch, error) {
 	return b, nil
 }
 
-func (s *Server) alarm(tx *sql.Tx, box, kind, msg string) {
+func (s *Server) alarm(ctx context.Context, tx Tx, box, kind, msg string) {
 	s.log.Error("receipt ingest alarm", "box", box, "kind", kind, "msg", msg)
-	_, _ = tx.Exec(`INSERT INTO alarms(at_ms, box, kind, msg) VALUES (?, ?, ?, ?)`, s.o.Clock.Now().UnixMilli(), box, kind, msg)
+	if err := tx.Alarm(ctx, Alarm{At: s.o.Clock.Now().UTC(), Box: box, Kind: kind, Msg: msg}); err != nil {
+		s.log.Error("storing an alarm", "box", box, "err", err)
+	}
+	s.metrics.alarms.WithLabelValues(kind).Inc()
 	if s.o.OnAlarm != nil {
 		s.o.OnAlarm(box, kind, msg)
 	}
 }
 
-func (s *Server) chain(ctx context.Context, tx *sql.Tx, box, boxKey string, firstSeq uint64) (*receipts.Chain, bool, error) {
-	if c, ok := s.chains[box]; ok {
-		return c, false, nil
-	}
-	var seq uint64
-	var head, kid, keys, lastTS string
-	var turnover int64
-	err := tx.QueryRowContext(ctx, `SELECT seq, head, turnover, sign_kid, keys, last_ts FROM boxes WHERE box=?`, box).Scan(&seq, &head, &turnover, &kid, &keys, &lastTS)
-	if err == nil {
-		m := map[string]string{}
-		if err := json.Unmarshal([]byte(keys), &m); err != nil {
-			return nil, false, err
-		}
-		c := &receipts.Chain{Box: box, Seq: seq, Head: head, Turnover: turnover, SignKid: kid, Keys: map[string]ed25519.PublicKey{}}
-		for id, k := range m {
-			b, _ := base64.StdEncoding.DecodeString(k)
-			c.Keys[id] = b
-		}
-		c.LastTS, _ = time.Parse(time.RFC3339Nano, lastTS)
-		s.chains[box] = c
-		return c, false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, false, err
-	}
-	if firstSeq != 1 {
-		return nil, false, &skipErr{}
-	}
-	first, ok := s.o.Trust[box]
-	if !ok {
-		if !s.o.TrustOnFirstUse {
-			return nil, false, &httpErr{http.StatusForbidden, fmt.Sprintf("box %q is not known to this cloud; register its public key", box)}
-		}
-		kb, err := base64.StdEncoding.DecodeString(boxKey)
-		if err != nil || len(kb) != ed25519.PublicKeySize {
-			return nil, false, &httpErr{http.StatusBadRequest, fmt.Sprintf("box %q is new: send its first public key in %s", box, HeaderBoxKey)}
-		}
-		first = kb
-	}
-	c := receipts.NewChain(box, first)
-	s.chains[box] = c
-	return c, true, nil
-}
-
-func (s *Server) ingest(ctx context.Context, b *batch, boxKey string) (int, Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+// ingest applies one parsed batch in one transaction on its box. The
+// answer is 2xx only once that transaction committed.
+func (s *Server) ingest(ctx context.Context, b *batch, boxKey string, en *Enrollment, boxHead uint64) (int, Response) {
+	tx, err := s.store.Begin(ctx, b.box)
 	if err != nil {
-		return http.StatusServiceUnavailable, Response{Error: err.Error()}
+		s.log.Error("starting a batch", "box", b.box, "err", err)
+		return http.StatusServiceUnavailable, Response{Error: "the ingest cannot reach its database"}
 	}
 	defer tx.Rollback()
-	c, _, err := s.chain(ctx, tx, b.box, boxKey, b.recs[0].Seq)
-	if _, ok := err.(*skipErr); ok {
-		return http.StatusConflict, Response{ExpectedSeq: 1, Error: fmt.Sprintf("this cloud holds nothing from box %q; send from seq 1", b.box)}
-	}
+	st, err := tx.State(ctx)
 	if err != nil {
-		var he *httpErr
-		if errors.As(err, &he) {
-			delete(s.chains, b.box)
-			return he.code, Response{Error: he.msg}
+		return http.StatusInternalServerError, Response{Error: fmt.Sprintf("reading box %q: %v", b.box, err)}
+	}
+	var c *receipts.Chain
+	pin := false
+	if st == nil {
+		if b.recs[0].Seq != 1 {
+			return http.StatusConflict, Response{ExpectedSeq: 1, Error: fmt.Sprintf("this cloud holds nothing from box %q; send from seq 1", b.box)}
 		}
-		return http.StatusInternalServerError, Response{Error: err.Error()}
+		var first ed25519.PublicKey
+		if en != nil {
+			first = en.FirstKey
+		}
+		if first == nil {
+			kb, err := base64.StdEncoding.DecodeString(boxKey)
+			if err != nil || len(kb) != ed25519.PublicKeySize {
+				return http.StatusBadRequest, Response{Error: fmt.Sprintf("box %q is new: send its first public key in %s", b.box, HeaderBoxKey)}
+			}
+			first, pin = kb, en != nil
+		}
+		st = &BoxState{Box: b.box, FirstKey: first}
+		c = receipts.NewChain(b.box, first)
+	} else {
+		c = st.chain()
 	}
-	saved := *c
-	saved.Keys = make(map[string]ed25519.PublicKey, len(c.Keys))
-	for k, v := range c.Keys {
-		saved.Keys[k] = v
-	}
-	restore := func() { *c = saved }
 
+	// Every signature is checked before any record is judged: a record
+	// whose signature does not verify is neither stored nor evidence of
+	// a fork, since anyone can send bytes under a box's name.
 	ok := c.VerifySignatures(b.ss, b.recs, runtime.GOMAXPROCS(0))
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO records(box, seq, hash, body, sig, received_ms) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		restore()
-		return http.StatusInternalServerError, Response{Error: err.Error()}
+	last := b.recs[len(b.recs)-1].Seq
+	hashes := map[uint64]string{}
+	if b.recs[0].Seq <= c.Seq {
+		if hashes, err = tx.Hashes(ctx, b.recs[0].Seq, min(last, c.Seq)); err != nil {
+			return http.StatusInternalServerError, Response{Error: fmt.Sprintf("reading stored records: %v", err)}
+		}
 	}
-	defer ins.Close()
-	now := s.o.Clock.Now().UnixMilli()
+	now := s.o.Clock.Now()
+	rows := make([]Row, 0, len(b.ss))
 	resp := Response{}
 	code := http.StatusOK
 	for i, sg := range b.ss {
 		r := b.recs[i]
 		if r.Seq <= c.Seq {
-			var hash string
-			if err := tx.QueryRowContext(ctx, `SELECT hash FROM records WHERE box=? AND seq=?`, b.box, r.Seq).Scan(&hash); err != nil {
-				restore()
-				return http.StatusInternalServerError, Response{Error: fmt.Sprintf("seq %d: %v", r.Seq, err)}
+			stored, found := hashes[r.Seq]
+			if !found {
+				return http.StatusInternalServerError, Response{Error: fmt.Sprintf("box %q: the store holds no record %d below its head %d", b.box, r.Seq, c.Seq)}
 			}
-			if hash == receipts.ChainHash([]byte(sg.Record), mustSig(sg)) {
+			if stored == receipts.ChainHash([]byte(sg.Record), mustSig(sg)) {
 				resp.Duplicates++
 				continue
 			}
-			msg := fmt.Sprintf("seq %d arrived again with another hash: the box's chain forked (tamper alarm)", r.Seq)
-			s.alarm(tx, b.box, "fork", msg)
+			if !ok[i] {
+				msg := fmt.Sprintf("record %d: bad signature: it differs from the stored record %d but is not signed by a key of box %q, so it is no evidence of a fork", r.Seq, r.Seq, b.box)
+				s.alarm(ctx, tx, b.box, AlarmInvalid, msg)
+				code, resp.Error = http.StatusUnprocessableEntity, msg
+				break
+			}
+			msg := fmt.Sprintf("seq %d arrived again with another hash, signed by the box's key %s: the box's chain forked (tamper alarm)", r.Seq, r.Kid)
+			s.alarm(ctx, tx, b.box, AlarmFork, msg)
 			code, resp.Fork, resp.Error, resp.ExpectedSeq = http.StatusConflict, true, msg, c.Seq+1
 			break
 		}
@@ -361,63 +399,59 @@ func (s *Server) ingest(ctx context.Context, b *batch, boxKey string) (int, Resp
 			break
 		}
 		if _, _, err := c.CheckVerified(sg, r, ok[i]); err != nil {
-			s.alarm(tx, b.box, "invalid", err.Error())
+			s.alarm(ctx, tx, b.box, AlarmInvalid, err.Error())
 			code, resp.Error = http.StatusUnprocessableEntity, err.Error()
 			break
 		}
-		if _, err := ins.ExecContext(ctx, b.box, r.Seq, c.Head, []byte(sg.Record), sg.Sig, now); err != nil {
-			restore()
-			return http.StatusInternalServerError, Response{Error: err.Error()}
+		hashes[r.Seq] = c.Head
+		row := Row{Seq: r.Seq, Hash: c.Head, Body: []byte(sg.Record), Sig: sg.Sig, ReceivedMS: now.UnixMilli(), Type: r.Type, TS: c.LastTS,
+			Pay: r.Pay, Total: r.Total, Currency: r.Currency}
+		if r.Type == receipts.TypeSale {
+			row.Items = r.Items
 		}
+		rows = append(rows, row)
 		resp.Accepted++
 	}
-	keys := map[string]string{}
-	for id, k := range c.Keys {
-		keys[id] = base64.StdEncoding.EncodeToString(k)
-	}
-	kb, _ := json.Marshal(keys)
-	var sc *receipts.SignedCheckpoint
-	if c.Seq > 0 {
-		cp, err := receipts.SignCheckpoint(receipts.Checkpoint{Box: b.box, AckedThrough: c.Seq, Head: c.Head, Turnover: c.Turnover,
-			TS: s.o.Clock.Now().UTC().Format(time.RFC3339)}, s.o.Key)
-		if err != nil {
-			restore()
-			return http.StatusInternalServerError, Response{Error: err.Error()}
+	if len(rows) > 0 {
+		if err := tx.Insert(ctx, rows); err != nil {
+			s.log.Error("storing records", "box", b.box, "err", err)
+			return http.StatusServiceUnavailable, Response{Error: fmt.Sprintf("storing records: %v", err)}
 		}
-		sc = &cp
-	}
-	cpText := ""
-	if sc != nil {
-		cb, _ := json.Marshal(sc)
-		cpText = string(cb)
 	}
 	if c.Seq == 0 {
-		// Nothing accepted from a new box: remember nothing but the alarm,
-		// so that its first real batch is trusted afresh.
-		delete(s.chains, b.box)
-		if err := tx.Commit(); err != nil {
+		// Nothing accepted from a new box: keep only the alarm, so that
+		// its first real batch starts the chain afresh.
+		if err := tx.Commit(ctx); err != nil {
 			return http.StatusServiceUnavailable, Response{Error: err.Error()}
 		}
 		return code, resp
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO boxes(box, seq, head, turnover, sign_kid, keys, last_ts, checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(box) DO UPDATE SET seq=excluded.seq, head=excluded.head, turnover=excluded.turnover, sign_kid=excluded.sign_kid,
-		keys=excluded.keys, last_ts=excluded.last_ts, checkpoint=excluded.checkpoint`,
-		b.box, c.Seq, c.Head, c.Turnover, c.SignKid, string(kb), c.LastTS.Format(time.RFC3339Nano), cpText); err != nil {
-		restore()
+	if pin && resp.Accepted > 0 {
+		if err := tx.PinKey(ctx, st.FirstKey); err != nil {
+			return http.StatusInternalServerError, Response{Error: fmt.Sprintf("pinning the first key: %v", err)}
+		}
+	}
+	cp, err := receipts.SignCheckpoint(receipts.Checkpoint{Box: b.box, AckedThrough: c.Seq, Head: c.Head, Turnover: c.Turnover,
+		TS: now.UTC().Format(time.RFC3339)}, s.o.Key)
+	if err != nil {
 		return http.StatusInternalServerError, Response{Error: err.Error()}
 	}
-	if err := tx.Commit(); err != nil {
-		restore()
-		return http.StatusServiceUnavailable, Response{Error: err.Error()}
+	cb, _ := json.Marshal(cp)
+	st.Seq, st.Head, st.Turnover, st.SignKid, st.Keys, st.LastTS = c.Seq, c.Head, c.Turnover, c.SignKid, c.Keys, c.LastTS
+	st.Checkpoint, st.LastContact = string(cb), now
+	if boxHead > 0 {
+		st.BoxHead = boxHead
 	}
-	resp.AckedThrough, resp.Checkpoint = c.Seq, sc
+	if err := tx.Save(ctx, st); err != nil {
+		return http.StatusInternalServerError, Response{Error: fmt.Sprintf("saving box %q: %v", b.box, err)}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		s.log.Error("committing a batch", "box", b.box, "err", err)
+		return http.StatusServiceUnavailable, Response{Error: "the batch was not committed: " + err.Error()}
+	}
+	resp.AckedThrough, resp.Checkpoint = c.Seq, &cp
 	return code, resp
 }
-
-type skipErr struct{}
-
-func (*skipErr) Error() string { return "skip" }
 
 func mustSig(s receipts.Signed) []byte {
 	b, _ := s.RawSig()
@@ -435,46 +469,42 @@ type Stored struct {
 // Box returns the stored state of box.
 func (s *Server) Box(ctx context.Context, box string) (Stored, error) {
 	var st Stored
-	err := s.db.QueryRowContext(ctx, `SELECT seq, head, turnover, (SELECT count(*) FROM records WHERE box=?) FROM boxes WHERE box=?`, box, box).Scan(&st.Seq, &st.Head, &st.Turnover, &st.Count)
-	if errors.Is(err, sql.ErrNoRows) {
-		return st, nil
+	boxes, err := s.store.Boxes(ctx)
+	if err != nil {
+		return st, err
 	}
+	for _, b := range boxes {
+		if b.Box == box {
+			st.Seq, st.Turnover = b.AckedThrough, b.Turnover
+		}
+	}
+	err = s.store.Records(ctx, box, 0, func(sg receipts.Signed) error {
+		st.Count++
+		st.Head = sg.Hash
+		return nil
+	})
 	return st, err
 }
 
-// Seqs returns every stored seq of box in order, with how often each
-// occurs (it is a primary key, so always once; tests check it anyway).
+// Seqs returns every stored seq of box in order.
 func (s *Server) Seqs(ctx context.Context, box string) ([]uint64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq FROM records WHERE box=? ORDER BY seq`, box)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []uint64
-	for rows.Next() {
-		var n uint64
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	err := s.store.Records(ctx, box, 0, func(sg receipts.Signed) error {
+		out = append(out, sg.Seq)
+		return nil
+	})
+	return out, err
 }
 
-// Alarms returns the recorded alarms as "box kind: msg".
+// Alarms returns the recorded alarms, oldest first, as "box kind: msg".
 func (s *Server) Alarms(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT box, kind, msg FROM alarms ORDER BY at_ms`)
+	as, err := s.store.Alarms(ctx, 1<<20)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var b, k, m string
-		if err := rows.Scan(&b, &k, &m); err != nil {
-			return nil, err
-		}
-		out = append(out, b+" "+k+": "+m)
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[len(as)-1-i] = a.Box + " " + a.Kind + ": " + a.Msg
 	}
-	return out, rows.Err()
+	return out, nil
 }

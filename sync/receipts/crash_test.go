@@ -38,13 +38,13 @@ func TestCrashKill9(t *testing.T) {
 // printer outside the agent (a fake ESC/POS printer on TCP, so that what
 // it printed survives the kills): every acknowledged sale's label must be
 // printed exactly once once the last agent has drained its outbox, none
-// lost, none doubled. Clients pace their sales so that the printer can
-// keep up within the test's time.
+// lost, none doubled. Half the clients of the plain run, so that the
+// printer prints the run's labels within the test's time.
 func TestCrashKill9PickupLabels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill -9 run")
 	}
-	crashRun(t, crashOpts{clients: 8, kills: 20, labels: true, pace: 5 * time.Millisecond})
+	crashRun(t, crashOpts{clients: 8, kills: 10, labels: true})
 }
 
 type ack struct {

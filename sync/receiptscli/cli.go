@@ -11,13 +11,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
-	"fieldkit/sync/ingest"
 	"fieldkit/sync/receipts"
 )
 
@@ -39,7 +35,9 @@ const usage = `usage: receipts COMMAND [flags]
   pubkey [--key FILE]
   report [--db FILE] [--pubkey PEM] [--since 8h|RFC3339] [--json]
   rotate-key                      (with the agent stopped, or use POST /api/receipts/rotate-key)
-  ingest --listen ADDR --db FILE [--key FILE] [--token-file FILE]
+  ingest [--listen ADDR] [--db FILE | --postgres URL] [--key FILE] [--trust-on-first-use] [--admin-token-file FILE]
+  ingest enroll --box ID [--venue NAME] [--pubkey PEM] [--db FILE | --postgres URL]
+  ingest key --key FILE           (make the checkpoint key; print its public PEM for the boxes)
 `
 
 // RunCLI runs one receipts subcommand.
@@ -164,14 +162,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 		_, err = stdout.Write(receipts.PublicPEM(l.PublicKey().Pub))
 		return err
 	case "ingest":
-		listen := fs.String("listen", "127.0.0.1:8090", "address to serve on")
-		db := fs.String("db", "ingest.db", "ingest database")
-		key := fs.String("key", "", "checkpoint signing key (default <db>.key, made on first run)")
-		tokenFile := fs.String("token-file", "", "bearer token clients must send")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		return serveIngest(ctx, stderr, *listen, *db, *key, *tokenFile)
+		return runIngest(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -252,6 +243,9 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 		return fmt.Errorf("%w: %s", ErrBad, rep.Problem)
 	}
 	fmt.Fprintf(w, "ok: box %s, %d records, seq %d-%d, turnover %d, head %s\n", rep.Box, rep.Count, rep.First, rep.Last, rep.Turnover, rep.Head)
+	if first == nil {
+		fmt.Fprintln(w, "note: no --pubkey given, so the chain was checked from the first key the ledger recorded itself: intact, but not proven to be this box's; pass the PEM from commissioning to prove it")
+	}
 	return nil
 }
 
@@ -305,51 +299,4 @@ func writeCheckpoints(ctx context.Context, stdout, stderr io.Writer, db, keyFile
 	}
 	fmt.Fprintln(stderr)
 	return nil
-}
-
-func serveIngest(ctx context.Context, stderr io.Writer, listen, db, keyFile, tokenFile string) error {
-	if keyFile == "" {
-		keyFile = db + ".key"
-	}
-	k, _, err := receipts.LoadOrCreateKey(keyFile)
-	if err != nil {
-		return err
-	}
-	var token string
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return err
-		}
-		token = string(trimNL(b))
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	ing, err := ingest.Open(ingest.Options{DB: db, Key: k.Priv, TrustOnFirstUse: true, Token: token, Log: log})
-	if err != nil {
-		return err
-	}
-	defer ing.Close()
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: ing, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	fmt.Fprintf(stderr, "ingest listening on %s (checkpoint key %s)\n%s", ln.Addr(), k.ID, receipts.PublicPEM(k.Pub))
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

@@ -443,6 +443,10 @@ func (u *Uplink) send(ctx context.Context, p prepared) outcome {
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
+	// The ledger's head as last published, so that the cloud shows this
+	// box's backlog to its operators.
+	st := u.Status()
+	req.Header.Set(wire.HeaderBoxHead, strconv.FormatUint(max(st.AckedThrough+st.Count, last), 10))
 	if first == 1 {
 		if k, err := u.l.FirstKey(ctx); err == nil {
 			req.Header.Set(wire.HeaderBoxKey, base64.StdEncoding.EncodeToString(k))

@@ -12,8 +12,12 @@ import "fieldkit/sync/receipts"
 // Headers and limits of the protocol.
 const (
 	// HeaderBoxKey carries the base64 Ed25519 public key that signed the
-	// box's record 1, for a cloud that trusts boxes on first use.
+	// box's record 1, for a box enrolled by token alone or a cloud that
+	// trusts boxes on first use.
 	HeaderBoxKey = "Fieldkit-Box-Key"
+	// HeaderBoxHead optionally carries the head seq of the box's ledger,
+	// so that the cloud's operators see each box's backlog.
+	HeaderBoxHead = "Fieldkit-Box-Head"
 	// MaxBatchBytes is the largest decompressed batch accepted.
 	MaxBatchBytes = 16 << 20
 )
@@ -26,7 +30,8 @@ type Response struct {
 	Duplicates   int                        `json:"duplicates"`
 	// ExpectedSeq is set on 409: the seq the cloud needs next.
 	ExpectedSeq uint64 `json:"expected_seq,omitempty"`
-	// Fork is set on 409 when a seq arrived again with another hash.
+	// Fork is set on 409 when a seq arrived again with another hash,
+	// validly signed by a key of the box's chain.
 	Fork  bool   `json:"fork,omitempty"`
 	Error string `json:"error,omitempty"`
 }

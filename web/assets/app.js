@@ -249,6 +249,7 @@
       badge(st),
       full && st === "uncertain" ? el("span", { class: "fix" }, "The printer went quiet mid-job: look at the label. Printed fine → Printed OK; missing or torn → Reprint.") : null,
       full && j.error && st !== "done" ? el("span", { class: "detail" }, j.error) : null,
+      full && (j.warnings || []).length ? el("span", { class: "detail warn job-warn" }, "Printed with " + j.warnings.length + " warning" + (j.warnings.length > 1 ? "s" : "") + ": " + j.warnings.join("; ")) : null,
       st === "uncertain" ? jobAction(j, "cancel", "Printed OK") : null,
       st === "done" || st === "failed" || st === "uncertain" || st === "cancelled" ? jobAction(j, "reprint", "Reprint") : null,
       full && (st === "queued" || st === "parked") ? jobAction(j, "cancel", "Cancel", "danger") : null);
