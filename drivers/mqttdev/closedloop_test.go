@@ -41,6 +41,10 @@ func TestConfirmedByEachKind(t *testing.T) {
 	url := mqtttest.StartMosquitto(t).URL()
 	conn, ctx := startAgentConn(t, url)
 	reg := prometheus.NewRegistry()
+	met, err := cue.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	kinds := []struct {
 		o   Opts
 		lat time.Duration
@@ -56,7 +60,7 @@ func TestConfirmedByEachKind(t *testing.T) {
 	for _, k := range kinds {
 		startSim(t, url, k.o, k.lat)
 		o := k.o
-		o.Metrics = reg
+		o.Metrics = met
 		d, err := NewDevice(conn, &o)
 		if err != nil {
 			t.Fatal(err)
@@ -89,11 +93,15 @@ func TestConfirmedByEachKind(t *testing.T) {
 	}
 	seen := map[string]uint64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "fieldkit_output_confirm_seconds" {
+		if mf.GetName() != "fieldkit_cue_confirmation_seconds" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			seen[m.GetLabel()[0].GetValue()] = m.GetHistogram().GetSampleCount()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "output" {
+					seen[l.GetValue()] = m.GetHistogram().GetSampleCount()
+				}
+			}
 		}
 	}
 	for _, d := range devs {

@@ -2,12 +2,9 @@ package mqttdev
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"fieldkit/internal/event"
 )
@@ -50,30 +47,6 @@ type pending struct {
 }
 
 const latWindow = 64
-
-// latencyHist is the per-output histogram of command → confirmation
-// times; outputs share one metric name told apart by their label.
-func latencyHist(reg prometheus.Registerer, output string) prometheus.Observer {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:        "fieldkit_output_confirm_seconds",
-		Help:        "Time from a command to an MQTT device until the device confirmed it.",
-		ConstLabels: prometheus.Labels{"output": output},
-		Buckets:     []float64{.005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
-	})
-	if reg == nil {
-		return h
-	}
-	if err := reg.Register(h); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if o, ok := are.ExistingCollector.(prometheus.Observer); ok {
-				return o
-			}
-		}
-		return h
-	}
-	return h
-}
 
 // onReport takes one message on the device's feedback topics.
 func (d *Device) onReport(_ context.Context, m event.Message) error {
@@ -129,7 +102,7 @@ func (d *Device) finishLocked(status, why string, now time.Time) *Result {
 		if len(d.lat) > latWindow {
 			d.lat = d.lat[1:]
 		}
-		d.hist.Observe(res.Latency.Seconds())
+		d.o.Metrics.Confirmed(d.o.Name, string(d.o.Kind), time.Time{}, p.sent, now)
 	}
 	d.fb.Last = &res
 	return &res

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/deps"
@@ -67,13 +65,14 @@ type Opts struct {
 	Deadline time.Duration
 	// Bus receives cue/<name>/alert when a command failed.
 	Bus Events
-	// Metrics registers the output's confirmation-latency histogram.
-	Metrics prometheus.Registerer
 	// OnResult, if set, is told how each command ended (the scene
 	// engine's record of a run). It must not block.
 	OnResult func(Result)
 	Clock    clock.Clock
 	Log      *slog.Logger
+	// Metrics records confirmations and commands the broker did not
+	// take (nil: none).
+	Metrics *cue.Metrics
 }
 
 // State is a device's desired state.
@@ -114,8 +113,7 @@ type Device struct {
 	applyMu sync.Mutex
 	run     cue.Runner
 
-	hist prometheus.Observer
-	arm  chan struct{} // (re)start the confirmation deadline
+	arm chan struct{} // (re)start the confirmation deadline
 
 	mu     sync.Mutex
 	st     State
@@ -164,7 +162,6 @@ func NewDevice(c Conn, opts *Opts) (*Device, error) {
 		st: State{Brightness: 100}, fb: Feedback{Link: "unknown"}, queue: make(chan batch, 256), kick: make(chan struct{}, 1),
 		arm: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
 	if o.Deadline > 0 {
-		d.hist = latencyHist(o.Metrics, o.Name)
 		for _, f := range feedTopics(o, c.Prefix()) {
 			if err := c.Handle(f, d.onReport); err != nil {
 				cancel()
@@ -347,6 +344,9 @@ func (d *Device) publish(ctx context.Context, msgs []Message) {
 			d.st.Error = ""
 		}
 		d.mu.Unlock()
+		if err != nil {
+			d.o.Metrics.PublishFailed(d.o.Name, string(d.o.Kind))
+		}
 		switch {
 		case errors.Is(err, event.ErrNotConnected):
 			// Expected before the first connect and while the broker is

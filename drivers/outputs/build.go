@@ -1,8 +1,6 @@
 package outputs
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,9 +35,9 @@ type Deps struct {
 	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
-	// Metrics registers the outputs' metrics (MQTT devices' confirmation
-	// latency); nil keeps them unregistered.
-	Metrics prometheus.Registerer
+	// Metrics records device confirmations, misses and publish failures
+	// (nil: none).
+	Metrics *cue.Metrics
 	// CheckOnly builds targets only to check scene files against them
 	// (config check): no hardware is opened, no chip is probed, nothing is
 	// sent over MQTT, and no buttons are made. Board and MQTT are ignored.

@@ -5,8 +5,6 @@
 package kind
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"log/slog"
 	"regexp"
 
@@ -53,8 +51,8 @@ type Env struct {
 	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
-	// Metrics registers the output's metrics; may be nil.
-	Metrics prometheus.Registerer
+	// Metrics is for outputs that hear back from their device (nil: none).
+	Metrics *cue.Metrics
 	// CheckOnly builds the output only to check scene files against it:
 	// no hardware is opened and nothing is sent. Such outputs are never
 	// applied; a kind that would have to ask its device returns a target

@@ -131,7 +131,7 @@ func build(env kind.Env, deadline time.Duration, o *mqttdev.Opts) (cue.Target, e
 	if env.MQTT == nil {
 		return nil, errors.New("an MQTT device needs the MQTT connection (mqtt: in the config)")
 	}
-	o.Kind, o.Clock, o.Log = mqttdev.Kind(env.Kind), env.Clock, env.Log
-	o.Deadline, o.Bus, o.Metrics = deadline, env.Bus, env.Metrics
+	o.Kind, o.Clock, o.Log, o.Metrics = mqttdev.Kind(env.Kind), env.Clock, env.Log, env.Metrics
+	o.Deadline, o.Bus = deadline, env.Bus
 	return mqttdev.NewDevice(env.MQTT, o)
 }
