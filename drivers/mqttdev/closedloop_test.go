@@ -71,7 +71,7 @@ func TestConfirmedByEachKind(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "connect", conn.Connected)
 	for i, d := range devs {
 		testutil.WaitFor(t, 10*time.Second, d.Name()+" online", func() bool { return feedback(d).Link == "online" })
-		if err := d.Apply(ctx, kinds[i].a); err != nil {
+		if err := d.Apply(cue.WithPlanned(ctx, time.Now()), kinds[i].a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,20 +93,19 @@ func TestConfirmedByEachKind(t *testing.T) {
 	}
 	seen := map[string]uint64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "fieldkit_cue_confirmation_seconds" {
-			continue
-		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "output" {
-					seen[l.GetValue()] = m.GetHistogram().GetSampleCount()
+					seen[mf.GetName()+" "+l.GetValue()] = m.GetHistogram().GetSampleCount()
 				}
 			}
 		}
 	}
 	for _, d := range devs {
-		if seen[d.Name()] < 1 {
-			t.Errorf("no latency observed for %s: %v", d.Name(), seen)
+		for _, name := range []string{"fieldkit_cue_confirmation_seconds", "fieldkit_cue_latency_seconds"} {
+			if seen[name+" "+d.Name()] < 1 {
+				t.Errorf("no %s observed for %s: %v", name, d.Name(), seen)
+			}
 		}
 	}
 }

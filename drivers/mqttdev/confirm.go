@@ -44,6 +44,8 @@ type pending struct {
 	msgs  []Message
 	sent  time.Time
 	sends int
+	// planned is the scene step's time (zero for none).
+	planned time.Time
 }
 
 const latWindow = 64
@@ -102,7 +104,7 @@ func (d *Device) finishLocked(status, why string, now time.Time) *Result {
 		if len(d.lat) > latWindow {
 			d.lat = d.lat[1:]
 		}
-		d.o.Metrics.Confirmed(d.o.Name, string(d.o.Kind), time.Time{}, p.sent, now)
+		d.o.Metrics.Confirmed(d.o.Name, string(d.o.Kind), p.planned, p.sent, now)
 	}
 	d.fb.Last = &res
 	return &res
@@ -137,7 +139,7 @@ func (d *Device) sent(b batch, start time.Time) {
 	d.mu.Lock()
 	c := st
 	d.fb.Commanded = &c
-	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1}
+	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1, planned: b.planned}
 	d.mu.Unlock()
 	d.armDeadline()
 }

@@ -90,9 +90,10 @@ type State struct {
 // batch is one command: the messages that put the device in st, and
 // the Shelly request id among them.
 type batch struct {
-	st   State
-	seq  int64
-	msgs []Message
+	st      State
+	seq     int64
+	msgs    []Message
+	planned time.Time
 }
 
 // Message is one publish.
@@ -115,16 +116,19 @@ type Device struct {
 
 	arm chan struct{} // (re)start the confirmation deadline
 
-	mu     sync.Mutex
-	st     State
-	fb     Feedback
-	wait   *pending
-	lat    []time.Duration
-	queue  chan batch
-	kick   chan struct{} // re-assert after a reconnect
-	closed bool
-	stop   context.CancelFunc
-	done   chan struct{}
+	mu   sync.Mutex
+	st   State
+	fb   Feedback
+	wait *pending
+	// planned is when the step that set the state was due (zero when
+	// not from a scene step).
+	planned time.Time
+	lat     []time.Duration
+	queue   chan batch
+	kick    chan struct{} // re-assert after a reconnect
+	closed  bool
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // NewDevice prepares a device; nothing is published until an Apply.
@@ -210,7 +214,7 @@ var wledFX = map[string]int{"solid": 0, "flash": 1, "chase": 28}
 // Apply publishes the first state at once (queued to the device's
 // publisher, never waiting on the broker) and times the rest of a pulse,
 // blink or haptic pattern on the device's goroutine.
-func (d *Device) Apply(_ context.Context, a cue.Action) error {
+func (d *Device) Apply(ctx context.Context, a cue.Action) error {
 	if err := d.Check(a); err != nil {
 		return err
 	}
@@ -218,6 +222,9 @@ func (d *Device) Apply(_ context.Context, a cue.Action) error {
 	defer d.applyMu.Unlock()
 	d.run.Stop()
 	start := d.clk.Now()
+	d.mu.Lock()
+	d.planned = cue.Planned(ctx) // the step's time, for the end-to-end latency
+	d.mu.Unlock()
 
 	d.mu.Lock()
 	if a.Color != "" {
@@ -255,6 +262,7 @@ func (d *Device) set(level int) {
 		d.st.Brightness = level
 	}
 	b := d.batchLocked(false)
+	d.planned = time.Time{} // only the step's first command was due then
 	d.mu.Unlock()
 	d.enqueue(b)
 }
@@ -416,7 +424,11 @@ func (d *Device) batchLocked(whole bool) batch {
 		enc.Action = ""
 	}
 	seq := d.rpc.Add(1)
-	return batch{st: st, seq: seq, msgs: Encode(d.o, enc, seq, d.c.Prefix())}
+	b := batch{st: st, seq: seq, msgs: Encode(d.o, enc, seq, d.c.Prefix())}
+	if !whole {
+		b.planned = d.planned
+	}
+	return b
 }
 
 // z2mEffect is the Zigbee2MQTT effect value that plays the cue effect,

@@ -4,7 +4,16 @@
 //
 // Lights and switches hold a desired state that is published as the
 // device's own command payloads (golden-tested per kind under testdata)
-// and published again after every broker reconnect. A wearable cue is a
+// and published again after every broker reconnect. Each also listens to
+// what the device says of itself, on the topics its firmware documents:
+// availability (Tasmota tele/<t>/LWT, WLED <t>/status, Shelly <id>/online,
+// Zigbee2MQTT <base>/<name>/availability) and state or replies (Tasmota
+// stat/<t>/RESULT and POWER<n>, WLED <t>/g and <t>/v, the Shelly RPC
+// reply on <src>/rpc, the Zigbee2MQTT state echo). A command not
+// confirmed within the output's deadline is sent once more and then
+// reported failed (Opts.OnResult, and cue/<output>/alert on the bus), as
+// is one a Shelly answers with an error object; a device that comes back
+// online is told the state it should have now. A wearable cue is a
 // one-shot command on <prefix>/cue/<wearable>/cmd, QoS 1, never retained,
 // that the wearable acknowledges on .../ack; without an ack in 2 s it is
 // sent once more with the same id, and without an ack to that either the
