@@ -2,6 +2,7 @@ package mqttdev
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -262,4 +263,57 @@ func FuzzParseReport(f *testing.F) {
 			t.Fatalf("brightness %d", *r.Bri)
 		}
 	})
+}
+
+// The reports each kind's docs show, and what the agent reads from them.
+func TestParseReport(t *testing.T) {
+	wled := Opts{Name: "stage", Kind: WLED, Topic: "wled/stage"}
+	tas := Opts{Name: "plug", Kind: Tasmota, Topic: "plug", Channel: 2}
+	tas1 := Opts{Name: "bulb", Kind: Tasmota, Topic: "bulb"}
+	sh := Opts{Name: "relay", Kind: Shelly, Topic: "shelly1"}
+	z := Opts{Name: "bulb", Kind: Z2M, Topic: "desk", Base: "zigbee2mqtt"}
+	str := func(r Report) string {
+		var b strings.Builder
+		if r.Online != nil {
+			fmt.Fprintf(&b, "online=%v ", *r.Online)
+		}
+		if r.On != nil {
+			fmt.Fprintf(&b, "on=%v ", *r.On)
+		}
+		if r.Bri != nil {
+			fmt.Fprintf(&b, "bri=%d ", *r.Bri)
+		}
+		if r.Reply != nil {
+			fmt.Fprintf(&b, "reply=%d err=%q", *r.Reply, r.ReplyErr)
+		}
+		return strings.TrimSpace(b.String())
+	}
+	cases := []struct {
+		o        Opts
+		topic, p string
+		want     string
+		ok       bool
+	}{
+		{wled, "wled/stage/status", "offline", "online=false", true},
+		{wled, "wled/stage/g", "0", "on=false bri=0", true},
+		{wled, "wled/stage/v", `<?xml version="1.0" ?><vs><ac>102</ac><cl>255</cl><cl>128</cl><cl>0</cl></vs>`, "on=true bri=102", true},
+		{wled, "wled/stage/c", "#FF8000", "", false},
+		{tas, "tele/plug/LWT", "Online", "online=true", true},
+		{tas, "stat/plug/RESULT", `{"POWER2":"ON"}`, "on=true", true},
+		{tas, "stat/plug/RESULT", `{"POWER1":"OFF"}`, "", false},
+		{tas, "stat/plug/POWER2", "OFF", "on=false", true},
+		{tas1, "stat/bulb/RESULT", `{"POWER":"ON","Dimmer":40,"Color":"66330000"}`, "on=true bri=40", true},
+		{sh, "shelly1/online", "false", "online=false", true},
+		{sh, "fieldkit/box1/shelly/relay/rpc", `{"id":7,"src":"shelly1","dst":"fieldkit/box1/shelly/relay","result":{"was_on":false}}`, `reply=7 err=""`, true},
+		{sh, "fieldkit/box1/shelly/relay/rpc", `{"id":8,"src":"shelly1","error":{"code":-105,"message":"Argument 'id', value 3 not found!"}}`, `reply=8 err="Argument 'id', value 3 not found!"`, true},
+		{z, "zigbee2mqtt/desk/availability", `{"state":"offline"}`, "online=false", true},
+		{z, "zigbee2mqtt/desk/availability", "online", "online=true", true},
+		{z, "zigbee2mqtt/desk", `{"state":"ON","brightness":102,"linkquality":99}`, "on=true bri=102", true},
+	}
+	for _, c := range cases {
+		r, ok := ParseReport(c.o, "fieldkit/box1", c.topic, []byte(c.p))
+		if ok != c.ok || str(r) != c.want {
+			t.Errorf("%s %s: %q ok=%v, want %q ok=%v", c.topic, c.p, str(r), ok, c.want, c.ok)
+		}
+	}
 }
