@@ -1,6 +1,7 @@
 package mqttdev
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/bus"
+	"fieldkit/internal/doctor"
 	"fieldkit/internal/mqtttest"
 	"fieldkit/internal/testutil"
 )
@@ -84,6 +86,9 @@ func TestConfirmedByEachKind(t *testing.T) {
 		f := feedback(d)
 		// Measured from the command, so at least about the device's own
 		// latency (timer granularity aside).
+		if r := d.PreShow().Run(context.Background()); r.Status != doctor.OK {
+			t.Errorf("%s pre-show: %+v", d.Name(), r)
+		}
 		if f.Last.Latency < kinds[i].lat*9/10 || f.Last.Sends != 1 || f.Confirmed == nil || !f.Confirmed.On || f.P50Ms <= 0 {
 			t.Errorf("%s: %+v (last %+v)", d.Name(), f, *f.Last)
 		}
@@ -154,6 +159,9 @@ func TestUnpluggedDeviceFails(t *testing.T) {
 	if f := feedback(d); f.Link != "unknown" || f.Confirmed != nil || f.Commanded == nil || !f.Commanded.On || f.Pending {
 		t.Fatalf("feedback %+v", f)
 	}
+	if r := d.PreShow().Run(context.Background()); r.Status != doctor.Fail || !strings.Contains(r.Detail, "last command failed") || r.Fix == "" {
+		t.Fatalf("pre-show %+v", r)
+	}
 }
 
 // A Shelly that answers with an error object: failed at once, with the
@@ -215,6 +223,9 @@ func TestBackOnlineReasserts(t *testing.T) {
 
 	s.setOnline(t, false)
 	testutil.WaitFor(t, 10*time.Second, "offline", func() bool { return feedback(d).Link == "offline" })
+	if r := d.PreShow().Run(context.Background()); r.Status != doctor.Fail || !strings.Contains(r.Detail, "offline since") {
+		t.Fatalf("pre-show while offline %+v", r)
+	}
 	before := len(s.commands())
 	s.setOnline(t, true)
 	want := []string{"cmnd/stage-plug/Dimmer 30", "cmnd/stage-plug/POWER ON"}
@@ -227,6 +238,9 @@ func TestBackOnlineReasserts(t *testing.T) {
 		defer rs.mu.Unlock()
 		return len(rs.got) == 2 && rs.got[1].Status == "confirmed"
 	})
+	if r := d.PreShow().Run(context.Background()); r.Status != doctor.OK {
+		t.Fatalf("pre-show once back %+v", r)
+	}
 	if f := feedback(d); f.Link != "online" || f.LinkSince == nil || f.Confirmed == nil || f.Confirmed.Brightness != 30 {
 		t.Fatalf("feedback %+v", f)
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"fieldkit/internal/doctor"
 	"fieldkit/internal/event"
 )
 
@@ -188,4 +189,30 @@ func (d *Device) feedbackLocked() Feedback {
 		f.P50Ms = float64(s[n/2].Microseconds()) / 1000
 	}
 	return f
+}
+
+// PreShow is the device's pre-show check: it must be online and have
+// confirmed a command (the safe state the agent sends on start counts).
+func (d *Device) PreShow() doctor.Check {
+	name := "output " + d.o.Name
+	return doctor.Check{Name: name, Run: func(context.Context) doctor.Result {
+		d.mu.Lock()
+		f := d.feedbackLocked()
+		d.mu.Unlock()
+		what := fmt.Sprintf("%s %s", d.o.Kind, d.o.Topic)
+		switch {
+		case d.o.Deadline < 0:
+			return doctor.Pass(what + ": read-back is off")
+		case f.Link == "offline":
+			return doctor.Failf("power the device and check its network (Wi-Fi, or the Zigbee mesh)",
+				"%s offline since %s", what, f.LinkSince.UTC().Format(time.RFC3339))
+		case f.Last != nil && f.Last.Status == "failed":
+			return doctor.Failf("check the device's topic in the config and that it is powered; then send a test cue",
+				"%s: last command failed: %s", what, f.Last.Error)
+		case f.Confirmed == nil:
+			return doctor.Warnf("send a test cue to it from the crew page",
+				"%s (%s): no command confirmed yet", what, f.Link)
+		}
+		return doctor.Pass(fmt.Sprintf("%s online, confirms in %.0f ms (p50)", what, f.P50Ms))
+	}}
 }
