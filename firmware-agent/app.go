@@ -117,6 +117,7 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	a.closers = append(a.closers, outs.Close)
 	a.targets = outs.targets
 	a.status["outputs"] = outs.Status
+	a.checks = append(a.checks, outs.Checks()...)
 	if len(outs.targets) > 0 {
 		a.health.Set("outputs", health.OK, fmt.Sprintf("%d outputs", len(outs.targets)))
 	}

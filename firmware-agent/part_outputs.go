@@ -11,6 +11,7 @@ import (
 	"fieldkit/drivers/cue"
 	"fieldkit/drivers/outputs"
 	"fieldkit/firmware-agent/config"
+	"fieldkit/internal/doctor"
 )
 
 // outputSet is the cue outputs (GPIO, LED strips, haptics, MQTT devices)
@@ -92,4 +93,21 @@ func driveSafe(log *slog.Logger, ts map[string]cue.Target) {
 	if len(done) > 0 {
 		log.Info("outputs put in their safe state (off)", "outputs", strings.Join(done, ", "))
 	}
+}
+
+// Checks are the pre-show checks of the outputs that hear back from
+// their device.
+func (s *outputSet) Checks() []doctor.Check {
+	names := make([]string, 0, len(s.targets))
+	for n := range s.targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []doctor.Check
+	for _, n := range names {
+		if p, ok := s.targets[n].(interface{ PreShow() doctor.Check }); ok {
+			out = append(out, p.PreShow())
+		}
+	}
+	return out
 }
