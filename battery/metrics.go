@@ -9,8 +9,8 @@ import (
 )
 
 type metrics struct {
-	percent, volts, watts, tte, level, stale *prometheus.GaugeVec
-	errors                                   *prometheus.CounterVec
+	charge, volts, watts, tte, level, stale *prometheus.GaugeVec
+	errors                                  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -18,16 +18,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"rig"})
 	}
 	m := &metrics{
-		percent: g("fieldkit_battery_charge_percent", "Estimated charge of the rig's pack (NaN until known)."),
-		volts:   g("fieldkit_battery_volts", "Terminal voltage of the rig's pack under load."),
-		watts:   g("fieldkit_battery_watts", "EWMA of the rig's power draw."),
-		tte:     g("fieldkit_battery_time_to_empty_seconds", "Estimated time to empty (NaN while calculating)."),
-		level:   g("fieldkit_battery_alert_level", "Alert level: 0 unknown, 1 ok, 2 warn, 3 critical, 4 swap now."),
-		stale:   g("fieldkit_battery_stale", "1 while the rig's source has stopped reporting."),
+		// Ratios are 0-1 and quantities in base units, as Prometheus's
+		// naming conventions ask.
+		charge: g("fieldkit_battery_charge_ratio", "Estimated charge of the rig's pack, 0 to 1 (NaN until known)."),
+		volts:  g("fieldkit_battery_voltage_volts", "Terminal voltage of the rig's pack under load."),
+		watts:  g("fieldkit_battery_power_watts", "EWMA of the rig's power draw."),
+		tte:    g("fieldkit_battery_time_to_empty_seconds", "Estimated time to empty (NaN while calculating)."),
+		level:  g("fieldkit_battery_alert_level", "Alert level: 0 unknown, 1 ok, 2 warn, 3 critical, 4 swap now."),
+		stale:  g("fieldkit_battery_stale", "1 while the rig's source has stopped reporting."),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fieldkit_battery_read_errors_total",
 			Help: "Failed reads of the rig's source."}, []string{"rig"}),
 	}
-	for _, c := range []prometheus.Collector{m.percent, m.volts, m.watts, m.tte, m.level, m.stale, m.errors} {
+	for _, c := range []prometheus.Collector{m.charge, m.volts, m.watts, m.tte, m.level, m.stale, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -46,7 +48,7 @@ func (w *Watch) observe(st State, lvl power.Level) {
 		}
 		return *p
 	}
-	m.percent.WithLabelValues(st.Rig).Set(val(st.Percent))
+	m.charge.WithLabelValues(st.Rig).Set(val(st.Percent) / 100)
 	m.volts.WithLabelValues(st.Rig).Set(val(st.Volts))
 	m.watts.WithLabelValues(st.Rig).Set(val(st.Watts))
 	if st.TTES != nil {

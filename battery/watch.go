@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"periph.io/x/conn/v3/i2c"
 
 	"fieldkit/battery/source"
+	"fieldkit/battery/source/nutsrc"
 	"fieldkit/drivers/power"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
@@ -39,6 +41,7 @@ type MQTT interface {
 // rigs, MQTT for MQTT rigs and for publishing state; Bus carries alerts.
 type Deps struct {
 	Box     string // box id, for Home Assistant ids
+	Version string // agent version, for Home Assistant's device and origin blocks
 	Board   Board
 	MQTT    MQTT
 	Bus     *bus.Bus
@@ -71,13 +74,16 @@ func StateTopic(prefix, rig string) string { return topic.Under(prefix, topic.Ba
 
 // Alert is the payload of battery/<rig>/alert.
 type Alert struct {
-	Rig     string    `json:"rig"`
-	Level   string    `json:"level"` // ok, warn, critical, swap, stale
-	Prev    string    `json:"prev"`
-	Percent *float64  `json:"percent"`
-	TTES    *int64    `json:"tte_s"`
-	Source  string    `json:"source"`
-	At      time.Time `json:"at"`
+	Rig     string   `json:"rig"`
+	Level   string   `json:"level"` // ok, warn, critical, swap, stale
+	Prev    string   `json:"prev"`
+	Percent *float64 `json:"percent"`
+	TTES    *int64   `json:"tte_s"`
+	Source  string   `json:"source"`
+	// Advice says what to do about the device's own flags (a UPS's LB,
+	// RB, OVER), one sentence each.
+	Advice []string  `json:"advice,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // State is the retained state of one rig and the API's view of it.
@@ -93,6 +99,7 @@ type State struct {
 	Stale       bool       `json:"stale"`
 	Calculating bool       `json:"calculating"`
 	Status      string     `json:"status,omitempty"`
+	Advice      []string   `json:"advice,omitempty"`
 	Error       string     `json:"error,omitempty"`
 }
 
@@ -179,6 +186,9 @@ func (w *Watch) Run(ctx context.Context) error {
 	}
 	if w.d.MQTT != nil {
 		w.announce()
+		if err := w.cleanup(); err != nil {
+			return fmt.Errorf("battery: watch Home Assistant configs: %w", err)
+		}
 	}
 	for _, r := range w.rigs {
 		if r.push == nil {
@@ -315,6 +325,12 @@ func (r *rig) ingest(smp power.Sample) {
 	}
 	st.Calculating = e.Calculating
 	st.Status = e.Status
+	prevAdvice := strings.Join(st.Advice, "\n")
+	st.Advice = nil
+	if r.cfg.Source == KindNUT {
+		_, _, st.Advice = nutsrc.Verdict(e.Status)
+	}
+	newAdvice := strings.Join(st.Advice, "\n") != prevAdvice
 	at := smp.At.UTC()
 	st.Updated = &at
 	st.Stale = false
@@ -324,10 +340,12 @@ func (r *rig) ingest(smp power.Sample) {
 	r.mu.Unlock()
 
 	// A first verdict of ok is not news; anything else is.
-	if changed && !(prev == power.Unknown.String() && lvl == power.OK) || wasStale {
+	// A new piece of advice (the UPS went on battery, or overloaded) is
+	// news even when the level stays where it was.
+	if changed && !(prev == power.Unknown.String() && lvl == power.OK) || wasStale || (newAdvice && len(st.Advice) > 0) {
 		r.alert(prev, st)
 	}
-	r.publish(st, changed || wasStale)
+	r.publish(st, changed || wasStale || newAdvice)
 	r.w.observe(st, lvl)
 }
 
@@ -350,7 +368,7 @@ func (r *rig) markStale() {
 }
 
 func (r *rig) alert(prev string, st State) {
-	a := Alert{Rig: st.Rig, Level: st.Level, Prev: prev, Percent: st.Percent, TTES: st.TTES, Source: st.Source, At: r.w.d.Clock.Now().UTC()}
+	a := Alert{Rig: st.Rig, Level: st.Level, Prev: prev, Percent: st.Percent, TTES: st.TTES, Source: st.Source, Advice: st.Advice, At: r.w.d.Clock.Now().UTC()}
 	b, _ := json.Marshal(a)
 	r.w.log.Info("battery level changed", "rig", st.Rig, "level", st.Level, "prev", prev)
 	if r.w.d.Bus != nil {

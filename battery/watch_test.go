@@ -273,17 +273,18 @@ func TestNoFlappingThroughTheWatch(t *testing.T) {
 }
 
 func TestDiscoveryPayload(t *testing.T) {
-	ds := discovery("box-1", "fieldkit/box-1", Rig{Name: "enc-1", Source: KindINA226, Settings: &ina.Config{}, Preset: "vmount-26v"})
-	if len(ds) != 2 {
-		t.Fatalf("%d entities", len(ds))
+	ds := discovery("box-1", "fieldkit/box-1", "1.2.3", Rig{Name: "enc-1", Source: KindINA226, Settings: &ina.Config{}, Preset: "vmount-26v"})
+	if len(ds) != 4 {
+		t.Fatalf("%d entities, want charge, time to empty, voltage, power", len(ds))
 	}
+	checkDiscovery(t, ds)
 	var charge, tte map[string]any
 	json.Unmarshal(ds["homeassistant/sensor/fieldkit_box_1/enc_1_charge/config"], &charge)
 	json.Unmarshal(ds["homeassistant/sensor/fieldkit_box_1/enc_1_tte/config"], &tte)
 	for k, want := range map[string]any{
 		"state_topic": "fieldkit/box-1/battery/enc-1/state", "value_template": "{{ value_json.percent }}",
 		"unit_of_measurement": "%", "device_class": "battery", "unique_id": "fieldkit_box_1_enc_1_charge",
-		"availability_topic": "fieldkit/box-1/status", "payload_available": "online", "payload_not_available": "offline",
+		"default_entity_id": "sensor.fieldkit_box_1_enc_1_charge", "availability_mode": "all",
 	} {
 		if charge[k] != want {
 			t.Errorf("charge %s = %v, want %v", k, charge[k], want)
@@ -295,9 +296,41 @@ func TestDiscoveryPayload(t *testing.T) {
 		}
 	}
 	dev, _ := charge["device"].(map[string]any)
-	if ids, _ := dev["identifiers"].([]any); len(ids) != 1 || ids[0] != "fieldkit_box_1_enc_1" || dev["model"] != "ina226 vmount-26v" {
+	if ids, _ := dev["identifiers"].([]any); len(ids) != 1 || ids[0] != "fieldkit_box_1_enc_1" || dev["model"] != "ina226 vmount-26v" || dev["sw_version"] != "1.2.3" {
 		t.Errorf("device %v", dev)
 	}
+	if o, _ := charge["origin"].(map[string]any); o["name"] != "fieldkit" || o["sw_version"] != "1.2.3" {
+		t.Errorf("origin %v", charge["origin"])
+	}
+	// Availability: the agent's status and the rig's own staleness.
+	av, _ := charge["availability"].([]any)
+	if len(av) != 2 {
+		t.Fatalf("availability %v", charge["availability"])
+	}
+	a0, _ := av[0].(map[string]any)
+	a1, _ := av[1].(map[string]any)
+	if a0["topic"] != "fieldkit/box-1/status" || a1["topic"] != "fieldkit/box-1/battery/enc-1/state" ||
+		!strings.Contains(a1["value_template"].(string), "value_json.stale") {
+		t.Errorf("availability %v", av)
+	}
+	if charge["expire_after"] != float64(60) {
+		t.Errorf("expire_after %v, want 60 (twice the 15 s stale time, at least a minute)", charge["expire_after"])
+	}
+
+	// An MQTT rig that reports only a percentage has no voltage or power.
+	ds = discovery("box1", "fieldkit/box1", "", Rig{Name: "wear", Source: KindMQTT, Settings: &mqttsrc.Config{Topic: "w/t", Unit: mqttsrc.UnitPercent}, StaleAfter: 2 * time.Minute})
+	checkDiscovery(t, ds)
+	if len(ds) != 2 {
+		t.Fatalf("percent-only MQTT rig: %d entities, want 2", len(ds))
+	}
+	json.Unmarshal(ds["homeassistant/sensor/fieldkit_box1/wear_charge/config"], &charge)
+	if charge["expire_after"] != float64(240) {
+		t.Errorf("expire_after %v, want 240", charge["expire_after"])
+	}
+	if _, ok := charge["origin"].(map[string]any)["sw_version"]; ok {
+		t.Errorf("empty sw_version sent: %v", charge["origin"])
+	}
+
 	no := false
 	h := start(t, Config{{Name: "quiet", Source: KindSim, Settings: &sim.Config{}, HomeAssistant: &no}})
 	testutil.WaitFor(t, 5*time.Second, "first state", func() bool { return h.mq.state(t, "quiet").Updated != nil })

@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/confutil"
+	"fieldkit/internal/logging"
 	"fieldkit/internal/ratelog"
 	"fieldkit/scenes"
 )
@@ -172,16 +173,15 @@ func (f *runFlags) load() (*config.Config, error) {
 	return cfg, nil
 }
 
+// newLogger writes to w; under systemd (w is the journal stream) each
+// line carries its priority and no time of its own.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
-	o := &slog.HandlerOptions{Level: lvl}
-	var h slog.Handler = slog.NewTextHandler(w, o)
-	if cfg.Log.Format == "json" {
-		h = slog.NewJSONHandler(w, o)
-	}
-	// A flood of one message (refused cues, bad payloads) must not
-	// flood the journal: each says how many like it were dropped.
+	// Under systemd each line carries its journal priority and no time
+	// (logging); a flood of one message (refused cues, bad payloads) must
+	// not flood the journal: each says how many like it were dropped.
+	h := logging.NewHandler(w, logging.Options{Level: lvl, JSON: cfg.Log.Format == "json"})
 	return slog.New(ratelog.New(h, ratelog.Options{}))
 }
 

@@ -27,7 +27,7 @@ func (b batteryPart) Run(ctx context.Context) error {
 
 func newBattery(cfg *config.Config, p plumbing, board battery.Board) (batteryPart, error) {
 	w, err := battery.New(cfg.Batteries, battery.Deps{
-		Box: cfg.Box, Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log, Metrics: p.metrics,
+		Box: cfg.Box, Version: version, Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log, Metrics: p.metrics,
 	})
 	if err != nil {
 		return batteryPart{}, fmt.Errorf("batteries: %w", err)

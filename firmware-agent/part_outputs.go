@@ -21,8 +21,12 @@ type outputSet struct {
 }
 
 func newOutputs(cfg *config.Config, p plumbing, board outputs.Board) (*outputSet, error) {
+	met, err := cue.NewMetrics(p.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("outputs: metrics: %w", err)
+	}
 	targets, buttons, err := outputs.Build(cfg.Cues, outputs.Deps{
-		Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log,
+		Board: board, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log, Metrics: met,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)

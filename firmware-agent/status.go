@@ -98,8 +98,7 @@ func (a *app) registerMetrics() {
 			func() float64 { return b2f(a.mqtt.Connected()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fieldkit_bus_dropped_events_total", Help: "Events lost to slow bus subscribers."},
 			func() float64 { return float64(a.bus.Dropped()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldkit_uptime_seconds", Help: "Seconds since the agent started."},
-			func() float64 { return time.Since(a.started).Seconds() }),
+		// Uptime is process_start_time_seconds, from the process collector.
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldkit_build_info", Help: "Build version.",
 			ConstLabels: prometheus.Labels{"version": statusVersion(), "box": a.cfg.Box}}, func() float64 { return 1 }),
 		partStateCollector{a.health},

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"time"
 
+	"fieldkit/drivers/cue"
 	"fieldkit/internal/backoff"
 )
 
@@ -263,6 +264,7 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 	acts, aerrs := actual[:0], errs[:0]
 	var async []asyncStep
 	first, last := time.Time{}, time.Time{}
+	var stepCtx context.Context // applyCtx with the planned time, made for the first target
 	snd, canSend := e.d.MQTT.(sender)
 	sent := false
 	for k := i; k < j; k++ {
@@ -289,7 +291,12 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 					first = now
 				}
 				last = now
-				if err := e.d.Targets[name].Apply(applyCtx, st.Action); err != nil {
+				if stepCtx == nil {
+					// Outputs that hear back from their device measure
+					// the cue end to end, from the step's planned time.
+					stepCtx = cue.WithPlanned(applyCtx, planned)
+				}
+				if err := e.d.Targets[name].Apply(stepCtx, st.Action); err != nil {
 					errl = append(errl, fmt.Errorf("%s: %w", name, err))
 				}
 			}

@@ -44,6 +44,7 @@ chroot "$R" sh -ec '
 	test -L /etc/systemd/system/multi-user.target.wants/firmware-agent.service
 	test -f /lib/systemd/system/firmware-agent.service
 	test -f /lib/udev/rules.d/99-fieldkit.rules
+	test "$(stat -c %G:%a /etc/fieldkit/agent.yaml)" = fieldkit:640
 	firmware-agent version
 	firmware-agent config check /etc/fieldkit/agent.yaml'
 
@@ -60,6 +61,8 @@ echo "installed agent: /healthz 200 as the fieldkit user"
 
 chroot "$R" dpkg -r fieldkit
 chroot "$R" test -d /var/lib/fieldkit || { echo "FAIL: remove deleted the state dir"; exit 1; }
+chroot "$R" test -f /etc/fieldkit/agent.yaml || { echo "FAIL: remove deleted the configuration"; exit 1; }
 chroot "$R" dpkg -P fieldkit
 chroot "$R" test ! -e /var/lib/fieldkit || { echo "FAIL: purge kept the state dir"; exit 1; }
+chroot "$R" test ! -e /etc/fieldkit/agent.yaml || { echo "FAIL: purge kept the configuration"; exit 1; }
 echo "deb install, run, remove and purge in a Debian arm64 root: ok"

@@ -26,6 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Reproducible: the same commit gives byte-identical packages. Every time
+# stamp is the commit's (or SOURCE_DATE_EPOCH's), the Go build records no
+# paths or build ids, and mkdeb.sh fixes file modes, times and order.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+export TZ=UTC LC_ALL=C
+umask 022
+
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 # A release tag (v1.2.3) gives the version; untagged builds are
 # 0.1.0+git<commit>, since Debian versions must start with a digit.
@@ -43,8 +50,8 @@ build() { # goarch goarm cc debarch
 	local bin="$out/firmware-agent-linux-$debarch"
 	echo "-- building $bin"
 	CGO_ENABLED=1 GOOS=linux GOARCH=$goarch GOARM=$goarm CC=$cc \
-		go build -trimpath -tags netgo,osusergo,sqlite_omit_load_extension \
-		-ldflags "-s -w -X main.version=$version -X main.commit=$commit -extldflags -static" \
+		go build -trimpath -buildvcs=false -tags netgo,osusergo,sqlite_omit_load_extension \
+		-ldflags "-s -w -buildid= -X main.version=$version -X main.commit=$commit -extldflags -static" \
 		-o "$bin" ./firmware-agent
 	file "$bin"
 	./scripts/mkdeb.sh "$bin" "$debarch" "$version" "$out"

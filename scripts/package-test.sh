@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Checks what we ship: builds the arm64 and armhf packages (scripts/dist.sh),
-# checks the binaries' architectures, unpacks each .deb into a scratch root
-# and checks its files, then runs the packaged binary under qemu-user:
-# `version`, `config check` of the shipped conffile, and a short demo run
-# until /healthz answers 200.
+# Checks what we ship: builds the arm64 and armhf packages (scripts/dist.sh)
+# twice and requires byte-identical .debs (reproducible builds), runs
+# lintian at --pedantic (only the explained overrides may remain), checks
+# the binaries' architectures, unpacks each .deb into a scratch root and
+# checks its files and md5sums, then runs the packaged binary under
+# qemu-user: `version`, `config check` of the configuration postinst
+# writes, and a short demo run until /healthz answers 200.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DIST_OUT:-dist}
@@ -11,6 +13,26 @@ export DIST_OUT=$out
 ./scripts/dist.sh >/dev/null
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Reproducible: a second build of the same commit, elsewhere, is identical.
+again=$(mktemp -d)
+DIST_OUT=$again ./scripts/dist.sh >/dev/null
+for deb in "$again"/*.deb; do
+	cmp "$deb" "$out/$(basename "$deb")" || fail "$(basename "$deb") differs between two builds"
+	echo "reproducible: $(basename "$deb") $(sha256sum < "$deb" | cut -c1-16)"
+done
+rm -rf "$again"
+
+if command -v lintian >/dev/null; then
+	for deb in "$out"/fieldkit_*.deb; do
+		# Any tag left after the overrides fails, down to pedantic.
+		tags=$(lintian --pedantic --display-info "$deb" 2>&1 | grep -E '^[EWIPX]: ' || true)
+		[ -z "$tags" ] || { echo "$tags"; fail "lintian --pedantic on $(basename "$deb")"; }
+		echo "lintian --pedantic: $(basename "$deb") clean"
+	done
+else
+	echo "lintian not installed: skipped (scripts/test.sh installs it)"
+fi
 
 for arch in arm64 armhf; do
 	deb=$(ls -t "$out"/fieldkit_*_"$arch".deb | head -1)
@@ -26,18 +48,23 @@ for arch in arm64 armhf; do
 	dpkg-deb -x "$deb" "$root"
 	dpkg-deb -e "$deb" "$root/DEBIAN"
 	for f in usr/bin/firmware-agent lib/systemd/system/firmware-agent.service \
-		lib/udev/rules.d/99-fieldkit.rules etc/fieldkit/agent.yaml \
+		lib/udev/rules.d/99-fieldkit.rules usr/share/fieldkit/agent.yaml usr/lib/fieldkit/default-config \
 		usr/share/doc/fieldkit/copyright usr/share/man/man1/firmware-agent.1.gz \
-		DEBIAN/postinst DEBIAN/prerm DEBIAN/postrm DEBIAN/conffiles; do
+		DEBIAN/postinst DEBIAN/prerm DEBIAN/postrm DEBIAN/md5sums; do
 		[ -e "$root/$f" ] || fail "$deb lacks $f"
 	done
-	grep -qx /etc/fieldkit/agent.yaml "$root/DEBIAN/conffiles" || fail "agent.yaml is not a conffile"
+	(cd "$root" && md5sum --quiet -c DEBIAN/md5sums) || fail "md5sums do not match the files"
+	shipped=$(cd "$root" && find . -type f ! -path './DEBIAN/*' | wc -l)
+	[ "$(wc -l < "$root/DEBIAN/md5sums")" -eq "$shipped" ] || fail "md5sums does not list every file"
+	# What postinst writes on a box with port 1883 free: the template.
+	FIELDKIT_PROC_NET=/nonexistent sh "$root/usr/lib/fieldkit/default-config" "$root/usr/share/fieldkit/agent.yaml" > "$root/agent.yaml"
+	cmp -s "$root/agent.yaml" "$root/usr/share/fieldkit/agent.yaml" || fail "default-config changed the template with no broker running"
 	grep -q "^Architecture: $arch$" "$root/DEBIAN/control" || fail "control has the wrong architecture"
 	grep -q '^Type=notify' "$root/lib/systemd/system/firmware-agent.service" || fail "unit is not Type=notify"
 
 	bin="$root/usr/bin/firmware-agent"
 	"$qemu" "$bin" version | tee /dev/stderr | grep -q "linux/$goarch" || fail "version under $qemu"
-	"$qemu" "$bin" config check "$root/etc/fieldkit/agent.yaml" || fail "shipped config does not pass config check"
+	"$qemu" "$bin" config check "$root/agent.yaml" || fail "shipped config does not pass config check"
 
 	data=$(mktemp -d)
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -24,10 +24,16 @@ declare -A want=(
 	[libc6-dev-arm64-cross]=/usr/aarch64-linux-gnu/include/stdio.h
 	[libc6-dev-armhf-cross]=/usr/arm-linux-gnueabihf/include/stdio.h
 	[qemu-user-static]=/usr/bin/qemu-aarch64-static
+	[lintian]=/usr/bin/lintian
 	[file]=/usr/bin/file
 	[dpkg-dev]=/usr/bin/dpkg-architecture
 	[curl]=/usr/bin/curl
 	[python3]=/usr/bin/python3
+	[nut-server]=/lib/nut/dummy-ups
+	[prometheus]=/usr/bin/promtool
+	[udev]=/bin/udevadm
+	[umockdev]=/usr/bin/umockdev-run
+	[python3-jinja2]=/usr/lib/python3/dist-packages/jinja2/__init__.py
 	# The ingest tests start throwaway clusters from its server binaries
 	# (/usr/lib/postgresql/<version>/bin), run as the postgres user.
 	[postgresql]=/usr/share/doc/postgresql/copyright
@@ -48,6 +54,13 @@ fi
 if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
 	as_root systemctl stop mosquitto || true
 fi
+# The prometheus package (for promtool) and nut-server may start their
+# daemons; the tests run their own upsd on free ports and need no server.
+for svc in prometheus prometheus-node-exporter nut-server nut-driver; do
+	if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+		as_root systemctl stop "$svc" || true
+	fi
+done
 
 if ! command -v go >/dev/null; then
 	echo "Go is not installed: install Go 1.21 or newer (it fetches the 1.26 toolchain that go.mod asks for)." >&2

@@ -57,6 +57,8 @@ type Opts struct {
 	Settle time.Duration
 	Clock  clock.Clock
 	Log    *slog.Logger
+	// Metrics counts commands the broker did not take (nil: none).
+	Metrics *cue.Metrics
 }
 
 // State is a device's desired state.
@@ -271,6 +273,9 @@ func (d *Device) publish(ctx context.Context, msgs []Message) {
 			d.st.Error = ""
 		}
 		d.mu.Unlock()
+		if err != nil {
+			d.o.Metrics.PublishFailed(d.o.Name, string(d.o.Kind))
+		}
 		switch {
 		case errors.Is(err, event.ErrNotConnected):
 			// Expected before the first connect and while the broker is

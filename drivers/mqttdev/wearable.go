@@ -41,6 +41,8 @@ type WearableOpts struct {
 	// wearable that drops repeated ids never drops a fresh cue after the
 	// agent restarts.
 	NewID func() string
+	// Metrics records acks, misses and fallbacks (nil: none).
+	Metrics *cue.Metrics
 }
 
 // Command is the payload on <prefix>/cue/<wearable>/cmd.
@@ -185,11 +187,12 @@ func (w *Wearable) onAck(_ context.Context, m event.Message) error {
 
 // Apply sends the cue and follows it up (ack, one repeat, fallback) on
 // the wearable's goroutine. A new cue replaces one still waiting.
-func (w *Wearable) Apply(_ context.Context, a cue.Action) error {
+func (w *Wearable) Apply(actx context.Context, a cue.Action) error {
 	if err := w.Check(a); err != nil {
 		return err
 	}
 	start := w.clk.Now()
+	planned := cue.Planned(actx)
 	cmd := Command{ID: w.o.NewID(), Pattern: a.Pattern,
 		Deadline: start.Add(2 * w.o.AckTimeout).UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 	payload := mustJSON(cmd)
@@ -212,6 +215,7 @@ func (w *Wearable) Apply(_ context.Context, a cue.Action) error {
 			err := w.c.Publish(pctx, w.cmdTopic, 1, false, payload)
 			cancel()
 			if err != nil && ctx.Err() == nil {
+				w.o.Metrics.PublishFailed(w.o.Name, w.Kind())
 				w.log.Warn("wearable cue not published", "cue", cmd.ID, "send", send, "err", err)
 			}
 			w.setState(func(s *WearableState) { s.Sends = send })
@@ -219,7 +223,9 @@ func (w *Wearable) Apply(_ context.Context, a cue.Action) error {
 			select {
 			case <-acked:
 				tm.Stop()
-				ms := w.clk.Since(start).Milliseconds()
+				now := w.clk.Now()
+				w.o.Metrics.Confirmed(w.o.Name, w.Kind(), planned, start, now)
+				ms := now.Sub(start).Milliseconds()
 				w.setState(func(s *WearableState) { s.Status, s.AckMs = "acked", ms; s.Acks++ })
 				return
 			case <-ctx.Done():
@@ -227,8 +233,10 @@ func (w *Wearable) Apply(_ context.Context, a cue.Action) error {
 				w.setState(func(s *WearableState) { s.Status = "cancelled" })
 				return
 			case <-tm.C():
+				w.o.Metrics.Missed(w.o.Name)
 			}
 		}
+		w.o.Metrics.FellBack(w.o.Name)
 		w.fallback(ctx, cmd, a)
 	})
 	return nil

@@ -35,6 +35,9 @@ type Deps struct {
 	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Metrics records device confirmations, misses and publish failures
+	// (nil: none).
+	Metrics *cue.Metrics
 	// CheckOnly builds targets only to check scene files against them
 	// (config check): no hardware is opened, no chip is probed, nothing is
 	// sent over MQTT, and no buttons are made. Board and MQTT are ignored.
@@ -124,7 +127,7 @@ func (b *builder) make(name string, o Output) (cue.Target, error) {
 		return nil, fmt.Errorf("unknown kind %q", o.Kind)
 	}
 	return o.Config.Build(name, kind.Env{Kind: o.Kind, Board: b.board(), MQTT: b.d.MQTT, Bus: b.d.Bus,
-		Clock: b.d.Clock, Log: b.d.Log, CheckOnly: b.d.CheckOnly, Output: b.output})
+		Clock: b.d.Clock, Log: b.d.Log, Metrics: b.d.Metrics, CheckOnly: b.d.CheckOnly, Output: b.output})
 }
 
 func (b *builder) board() Board {

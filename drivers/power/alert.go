@@ -63,13 +63,22 @@ var DefaultThresholds = Thresholds{
 // Alarm turns estimates into a level with hysteresis. A level never
 // relaxes while the pack discharges: only a charge that rose again (a
 // swap, a charger) clears it, so a flat pack whose voltage reading drops
-// out does not go from swap back to critical.
+// out does not go from swap back to critical. On mains (a UPS on line)
+// the pack is not discharging, so its charge alone decides.
+//
+// On top of the level the readings call for, a device's own flag (a
+// UPS's LB, RB, OVER: Estimate.Floor) holds a least level: raised at
+// once, and released after Confirm samples without it.
 type Alarm struct {
 	th      Thresholds
-	level   Level
+	core    Level // from the readings
 	pending Level
 	count   int
 	low     float64 // lowest charge seen at this level; NaN: none known
+
+	floor      Level // the device's flag, while it holds
+	floorCount int   // samples since the flag last called for floor
+	level      Level // max(core, floor): what is reported
 }
 
 // NewAlarm returns an alarm at Unknown.
@@ -85,13 +94,16 @@ func (a *Alarm) Level() Level { return a.level }
 
 // Reset forgets the level, so that the next estimate sets it at once
 // (used after a swap and when a source comes back from stale).
-func (a *Alarm) Reset() { a.level, a.pending, a.count, a.low = Unknown, Unknown, 0, math.NaN() }
+func (a *Alarm) Reset() {
+	a.core, a.pending, a.count, a.low = Unknown, Unknown, 0, math.NaN()
+	a.floor, a.floorCount, a.level = Unknown, 0, Unknown
+}
 
 // discharging reports whether the charge has not risen since the level
 // was set: by at least the hysteresis margin (1 point when none is set).
 func (a *Alarm) discharging(e Estimate) bool {
-	if !known(e.Percent) || !known(a.low) {
-		return false // no charge to judge by: the thresholds decide
+	if e.OnMains || !known(e.Percent) || !known(a.low) {
+		return false // charging, or no charge to judge by: the thresholds decide
 	}
 	return e.Percent < a.low+math.Max(a.th.HystPercent, 1)
 }
@@ -101,48 +113,64 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 	if e.Swapped {
 		a.Reset()
 	}
+	prev := a.level
+	a.updateCore(e)
+	switch {
+	case e.Floor >= a.floor && e.Floor > Unknown:
+		a.floor, a.floorCount = e.Floor, 0
+	case a.floor > Unknown:
+		// The flag went (or eased): release it once samples agree.
+		if a.floorCount++; a.floorCount >= a.th.Confirm {
+			a.floor, a.floorCount = e.Floor, 0
+		}
+	}
+	a.level = max(a.core, a.floor)
+	return a.level, a.level != prev
+}
+
+// updateCore moves the readings' level, with confirmation and hysteresis.
+func (a *Alarm) updateCore(e Estimate) {
 	enter := a.eval(e, 0)
 	var want Level
 	switch {
 	case enter == Unknown:
-		want = a.level // nothing to judge by: keep what we had
-	case a.level == Unknown:
-		a.level, a.count, a.low = enter, 0, e.Percent
-		return a.level, true
-	case enter > a.level:
+		want = a.core // nothing to judge by: keep what we had
+	case a.core == Unknown:
+		a.core, a.count, a.low = enter, 0, e.Percent
+		return
+	case enter > a.core:
 		want = enter
 	case a.discharging(e):
-		want = a.level // a falling charge never clears an alert
+		want = a.core // a falling charge never clears an alert
 	default:
 		// Stay in the current tier while the relaxed thresholds still
 		// hold it there.
-		want = max(enter, min(a.eval(e, 1), a.level))
+		want = max(enter, min(a.eval(e, 1), a.core))
 	}
 	if known(e.Percent) && (!known(a.low) || e.Percent < a.low) {
 		a.low = e.Percent
 	}
-	if want == a.level {
+	if want == a.core {
 		a.count = 0
-		return a.level, false
+		return
 	}
-	if a.count == 0 || (want > a.level) != (a.pending > a.level) {
+	if a.count == 0 || (want > a.core) != (a.pending > a.core) {
 		a.pending, a.count = want, 0
 	}
 	// While confirming, settle for the mildest level seen in the run.
-	if want > a.level {
+	if want > a.core {
 		a.pending = min(a.pending, want)
 	} else {
 		a.pending = max(a.pending, want)
 	}
 	a.count++
 	if a.count < a.th.Confirm {
-		return a.level, false
+		return
 	}
-	if a.pending < a.level {
+	if a.pending < a.core {
 		a.low = e.Percent // a new, milder level starts from here
 	}
-	a.level, a.count = a.pending, 0
-	return a.level, true
+	a.core, a.count = a.pending, 0
 }
 
 // eval is the tier the estimate is in; relax 1 applies the hysteresis
@@ -150,8 +178,10 @@ func (a *Alarm) Update(e Estimate) (Level, bool) {
 func (a *Alarm) eval(e Estimate, relax float64) Level {
 	th := a.th
 	pct := known(e.Percent)
-	tte := e.TTEKnown && !e.Calculating
-	cell := known(e.CellVolts) && e.CellVolts > 0
+	// On mains the pack is charging: neither a runtime nor a charging
+	// voltage says it is about to die.
+	tte := e.TTEKnown && !e.Calculating && !e.OnMains
+	cell := known(e.CellVolts) && e.CellVolts > 0 && !e.OnMains
 	if !pct && !tte && !cell {
 		return Unknown
 	}

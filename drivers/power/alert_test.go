@@ -88,6 +88,60 @@ func TestNoFlappingOnNoise(t *testing.T) {
 	}
 }
 
+// A device's own flag raises the level at once; when it goes, the level
+// falls back through the usual confirmation and hysteresis.
+func TestFloor(t *testing.T) {
+	a := NewAlarm(DefaultThresholds)
+	e := est(60, time.Hour, 0)
+	if l, ch := a.Update(e); l != OK || !ch {
+		t.Fatalf("first verdict %v changed=%v", l, ch)
+	}
+	e.Floor = Critical
+	if l, ch := a.Update(e); l != Critical || !ch {
+		t.Fatalf("floor critical at 60 %%: %v changed=%v, want critical at once", l, ch)
+	}
+	e.Floor = Unknown
+	for i := 0; i < DefaultThresholds.Confirm-1; i++ {
+		if l, _ := a.Update(e); l != Critical {
+			t.Fatalf("sample %d after the flag cleared: %v, want critical until confirmed", i, l)
+		}
+	}
+	if l, ch := a.Update(e); l != OK || !ch {
+		t.Fatalf("after %d clean samples: %v changed=%v, want ok", DefaultThresholds.Confirm, l, ch)
+	}
+	// A first reading with a floor is taken as it is.
+	b := NewAlarm(DefaultThresholds)
+	if l, _ := b.Update(Estimate{Percent: math.NaN(), CellVolts: math.NaN(), Floor: Warn}); l != Warn {
+		t.Fatalf("floor only: %v", l)
+	}
+}
+
+// On mains a short runtime or a low cell voltage is no reason to swap:
+// only the charge counts, and it clears the level as it rises.
+func TestOnMainsClearsAsChargeRises(t *testing.T) {
+	a := NewAlarm(DefaultThresholds)
+	if l, _ := a.Update(est(8, 3*time.Minute, 3.2)); l != SwapNow {
+		t.Fatalf("on battery, 3 min left: %v", l)
+	}
+	seq := []struct {
+		pct  float64
+		want Level
+	}{
+		{8, SwapNow}, {8, SwapNow}, {8, Critical}, // mains back: confirmed down to what the charge says
+		{11, Critical}, {12.9, Critical}, {12.9, Critical}, {12.9, Critical}, // within the hysteresis
+		{14, Critical}, {14, Critical}, {14, Warn},
+		{27, Warn}, {27, Warn}, {27, Warn},
+		{29, Warn}, {29, Warn}, {29, OK},
+	}
+	for i, s := range seq {
+		e := est(s.pct, 3*time.Minute, 3.2)
+		e.OnMains = true
+		if l, _ := a.Update(e); l != s.want {
+			t.Fatalf("step %d (%v %% on mains): %v, want %v", i, s.pct, l, s.want)
+		}
+	}
+}
+
 // A level does not relax while the charge falls, even when a reading
 // that held it (a low cell voltage, a short runtime) goes away; once the
 // charge rises again (a charger, a fresh pack) it does.

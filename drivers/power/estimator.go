@@ -20,6 +20,13 @@ type Sample struct {
 	Runtime time.Duration
 	// Status is the device's own status word (NUT ups.status), if any.
 	Status string
+	// OnMains is true when the device says it runs from external power
+	// (a UPS on line): the pack is not draining, so there is no time to
+	// empty to count down.
+	OnMains bool
+	// Floor is the least level the device's own flags call for (a UPS's
+	// low-battery flag is at least Critical); Unknown when it says nothing.
+	Floor Level
 }
 
 // NewSample returns a sample at t with every quantity unknown.
@@ -48,6 +55,9 @@ type Estimate struct {
 	// Swapped is true on the sample that revealed a new pack.
 	Swapped bool
 	Status  string
+	// OnMains and Floor are the sample's.
+	OnMains bool
+	Floor   Level
 }
 
 // Options tune the estimator.
@@ -173,7 +183,7 @@ func (e *Estimator) Update(s Sample) Estimate {
 		fromVolts = true
 	}
 
-	est := Estimate{At: s.At, Volts: s.Volts, CellVolts: math.NaN(), Status: s.Status}
+	est := Estimate{At: s.At, Volts: s.Volts, CellVolts: math.NaN(), Status: s.Status, OnMains: s.OnMains, Floor: s.Floor}
 	if known(s.Volts) {
 		est.CellVolts = s.Volts / cells
 	}
@@ -181,7 +191,8 @@ func (e *Estimator) Update(s Sample) Estimate {
 	if !e.started {
 		e.started = true
 		e.packStart = s.At
-	} else if known(raw) && known(e.charge) && raw-e.charge > e.o.SwapJump {
+	} else if known(raw) && known(e.charge) && raw-e.charge > e.o.SwapJump && !s.OnMains {
+		// (On mains a rising charge is charging, however fast.)
 		e.newPack(s.At)
 		est.Swapped = true
 	}
@@ -265,9 +276,18 @@ func (e *Estimator) Update(s Sample) Estimate {
 			settling = true
 		}
 	}
+	if s.Runtime >= 0 && known(s.Percent) {
+		// The device's own charge and runtime need no settling.
+		settling = false
+	}
 	est.Calculating = settling || !known(e.charge)
 	if est.Calculating && s.Runtime < 0 {
 		est.TTEKnown = false
+	}
+	if s.OnMains {
+		// Charging or full on mains: nothing is counting down. A UPS's
+		// battery.runtime here is what it would last if mains failed.
+		est.TTE, est.TTEKnown = 0, false
 	}
 	return est
 }

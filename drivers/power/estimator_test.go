@@ -258,3 +258,19 @@ func TestOptionsRefused(t *testing.T) {
 		}
 	}
 }
+
+// On mains a UPS's runtime is not a countdown, and a device's own charge
+// and runtime need no settling time.
+func TestOnMainsHasNoTTE(t *testing.T) {
+	e, _ := NewEstimator(Options{Pack: Presets["vmount-14v"]})
+	s := NewSample(t0)
+	s.Percent, s.Runtime, s.Status = 20, 4*time.Minute, "OB DISCHRG"
+	if est := e.Update(s); !est.TTEKnown || est.Calculating {
+		t.Fatalf("first UPS reading on battery: %+v, want a known TTE at once", est)
+	}
+	s.At, s.Status, s.OnMains, s.Floor = t0.Add(10*time.Second), "OL CHRG", true, Warn
+	est := e.Update(s)
+	if est.TTEKnown || !est.OnMains || est.Floor != Warn || est.Percent != 20 {
+		t.Fatalf("on mains: %+v", est)
+	}
+}

@@ -37,7 +37,7 @@ func floorOf(path string) (int, bool) {
 		return floorDrivers, true
 	case "scenes", "printer", "sync", "web", "battery":
 		return floorParts, true
-	case "firmware-agent", "bench":
+	case "firmware-agent", "bench", "systemd":
 		return floorTop, true
 	}
 	return 0, false

@@ -1,7 +1,7 @@
 package label
 
 import (
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"errors"
 	"reflect"

@@ -155,6 +155,7 @@ func Sample(at time.Time, vars map[string]string) (power.Sample, error) {
 		smp.Watts = w
 	}
 	smp.Status = vars["ups.status"]
+	smp.OnMains, smp.Floor, _ = Verdict(smp.Status)
 	return smp, nil
 }
 

@@ -51,6 +51,8 @@ type Env struct {
 	Bus   Events
 	Clock clock.Clock
 	Log   *slog.Logger
+	// Metrics is for outputs that hear back from their device (nil: none).
+	Metrics *cue.Metrics
 	// CheckOnly builds the output only to check scene files against it:
 	// no hardware is opened and nothing is sent. Such outputs are never
 	// applied; a kind that would have to ask its device returns a target

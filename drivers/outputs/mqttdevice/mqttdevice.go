@@ -88,6 +88,6 @@ func build(env kind.Env, o *mqttdev.Opts) (cue.Target, error) {
 	if env.MQTT == nil {
 		return nil, errors.New("an MQTT device needs the MQTT connection (mqtt: in the config)")
 	}
-	o.Kind, o.Clock, o.Log = mqttdev.Kind(env.Kind), env.Clock, env.Log
+	o.Kind, o.Clock, o.Log, o.Metrics = mqttdev.Kind(env.Kind), env.Clock, env.Log, env.Metrics
 	return mqttdev.NewDevice(env.MQTT, o)
 }

@@ -47,5 +47,5 @@ func (c *Config) Build(name string, env kind.Env) (cue.Target, error) {
 		}
 	}
 	return mqttdev.NewWearable(env.MQTT, &mqttdev.WearableOpts{Name: name, ID: c.ID, Fallback: fb,
-		AckTimeout: c.AckTimeout, Bus: env.Bus, Clock: env.Clock, Log: env.Log})
+		AckTimeout: c.AckTimeout, Bus: env.Bus, Clock: env.Clock, Log: env.Log, Metrics: env.Metrics})
 }
