@@ -24,6 +24,10 @@ import (
 
 func init() { register("scene-jitter", benchSceneJitter) }
 
+// processStart is close enough to the runtime's own start for matching
+// late steps with gctrace lines (within a millisecond or two).
+var processStart = time.Now()
+
 // benchSceneJitter runs a 60-step scene with 12 GPIO outputs per step on
 // the real clock while the process does other agent work (MQTT telemetry
 // through Mosquitto, receipt signing, JSON), and reports how late steps
@@ -111,7 +115,9 @@ func benchSceneJitter(ctx context.Context, args []string) error {
 					}
 					late = append(late, time.Duration(*s.LatenessUS*float64(time.Microsecond)))
 					if *s.LatenessUS > 2000 && *verbose {
-						fmt.Fprintf(os.Stderr, "run %d step %d late %.0f µs\n", want, s.Step, *s.LatenessUS)
+						// @ is seconds since the process began, the clock
+						// of GODEBUG=gctrace=1's lines, to match them up.
+						fmt.Fprintf(os.Stderr, "run %d step %d planned @%.3fs late %.0f µs\n", want, s.Step, s.Planned.Sub(processStart).Seconds(), *s.LatenessUS)
 					}
 					spread = append(spread, time.Duration(*s.SpreadUS*float64(time.Microsecond)))
 				}
