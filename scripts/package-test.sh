@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${DIST_OUT:-dist}
 export DIST_OUT=$out
+# Check only what this run builds, not packages an older commit left.
+rm -f "$out"/fieldkit_*.deb
 ./scripts/dist.sh >/dev/null
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
