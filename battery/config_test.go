@@ -171,11 +171,11 @@ func TestSourceRegistry(t *testing.T) {
 			t.Errorf("source %s registered twice", s.name)
 		}
 		seen[s.name] = true
-		if a, b := s.new(), s.new(); a == b || len(keysOf(a)) == 0 {
-			t.Errorf("source %s: new gives %p and %p with keys %v", s.name, a, b, keysOf(a))
+		if a, b := s.new(), s.new(); a == b || len(confutil.KeysOf(a)) == 0 {
+			t.Errorf("source %s: new gives %p and %p with keys %v", s.name, a, b, confutil.KeysOf(a))
 		}
-		for _, k := range keysOf(s.new()) {
-			if contains(keysOf(&Rig{}), k) {
+		for _, k := range confutil.KeysOf(s.new()) {
+			if contains(confutil.KeysOf(&Rig{}), k) {
 				t.Errorf("source %s reads %s, which every rig has", s.name, k)
 			}
 		}

@@ -1,9 +1,7 @@
 package battery
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -50,7 +48,7 @@ func decodeRig(at string, n *yaml.Node) (Rig, []string) {
 	if n.Kind != yaml.MappingNode {
 		return r, []string{fmt.Sprintf("line %d: %s: expected a mapping such as {name: enc1, source: sim}", n.Line, at)}
 	}
-	common := keysOf(&r)
+	common := confutil.KeysOf(&r)
 	own, src := *n, *n
 	own.Content, src.Content = nil, nil
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -63,7 +61,7 @@ func decodeRig(at string, n *yaml.Node) (Rig, []string) {
 	}
 	errs := confutil.UnknownKeys(&own, &r, at)
 	if err := own.Decode(&r); err != nil {
-		errs = append(errs, typeErrors(err)...)
+		errs = append(errs, confutil.TypeErrors(err)...)
 	}
 	r.Settings = newSourceConfig(r.Source)
 	if r.Settings == nil {
@@ -71,7 +69,7 @@ func decodeRig(at string, n *yaml.Node) (Rig, []string) {
 		// be judged without one.
 		return r, errs
 	}
-	srcKeys := keysOf(r.Settings)
+	srcKeys := confutil.KeysOf(r.Settings)
 	known := src
 	known.Content = nil
 	for i := 0; i+1 < len(src.Content); i += 2 {
@@ -91,46 +89,16 @@ func decodeRig(at string, n *yaml.Node) (Rig, []string) {
 	}
 	errs = append(errs, confutil.UnknownKeys(&known, r.Settings, at)...)
 	if err := known.Decode(r.Settings); err != nil {
-		errs = append(errs, typeErrors(err)...)
+		errs = append(errs, confutil.TypeErrors(err)...)
 	}
 	return r, errs
-}
-
-// typeErrors are err's lines in yaml.TypeError's form.
-func typeErrors(err error) []string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return te.Errors
-	}
-	return []string{err.Error()}
-}
-
-// keysOf lists the yaml keys of a config struct, in field order.
-func keysOf(c any) []string {
-	t := reflect.TypeOf(c)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		keys = append(keys, name)
-	}
-	return keys
 }
 
 // sourcesReading are the sources that read key.
 func sourcesReading(key string) []string {
 	var out []string
 	for _, s := range registry {
-		if contains(keysOf(s.new()), key) && !contains(out, s.name) {
+		if contains(confutil.KeysOf(s.new()), key) && !contains(out, s.name) {
 			out = append(out, s.name)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"fieldkit/drivers/button"
 	"fieldkit/drivers/cue"
+	"fieldkit/drivers/mqttdev"
 	"fieldkit/drivers/outputs"
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/doctor"
@@ -105,8 +106,11 @@ func (s *outputSet) Checks() []doctor.Check {
 	sort.Strings(names)
 	var out []doctor.Check
 	for _, n := range names {
-		if p, ok := s.targets[n].(interface{ PreShow() doctor.Check }); ok {
-			out = append(out, p.PreShow())
+		if p, ok := s.targets[n].(interface{ PreShow() mqttdev.Readiness }); ok {
+			out = append(out, doctor.Check{Name: "output " + n, Run: func(context.Context) doctor.Result {
+				r := p.PreShow()
+				return doctor.Result{Status: doctor.Status(r.Level), Detail: r.Detail, Fix: r.Fix}
+			}})
 		}
 	}
 	return out

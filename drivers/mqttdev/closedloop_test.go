@@ -1,7 +1,6 @@
 package mqttdev
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/bus"
-	"fieldkit/internal/doctor"
 	"fieldkit/internal/mqtttest"
 	"fieldkit/internal/testutil"
 )
@@ -86,7 +84,7 @@ func TestConfirmedByEachKind(t *testing.T) {
 		f := feedback(d)
 		// Measured from the command, so at least about the device's own
 		// latency (timer granularity aside).
-		if r := d.PreShow().Run(context.Background()); r.Status != doctor.OK {
+		if r := d.PreShow(); r.Level != "ok" {
 			t.Errorf("%s pre-show: %+v", d.Name(), r)
 		}
 		if f.Last.Latency < kinds[i].lat*9/10 || f.Last.Sends != 1 || f.Confirmed == nil || !f.Confirmed.On || f.P50Ms <= 0 {
@@ -159,7 +157,7 @@ func TestUnpluggedDeviceFails(t *testing.T) {
 	if f := feedback(d); f.Link != "unknown" || f.Confirmed != nil || f.Commanded == nil || !f.Commanded.On || f.Pending {
 		t.Fatalf("feedback %+v", f)
 	}
-	if r := d.PreShow().Run(context.Background()); r.Status != doctor.Fail || !strings.Contains(r.Detail, "last command failed") || r.Fix == "" {
+	if r := d.PreShow(); r.Level != "fail" || !strings.Contains(r.Detail, "last command failed") || r.Fix == "" {
 		t.Fatalf("pre-show %+v", r)
 	}
 }
@@ -223,7 +221,7 @@ func TestBackOnlineReasserts(t *testing.T) {
 
 	s.setOnline(t, false)
 	testutil.WaitFor(t, 10*time.Second, "offline", func() bool { return feedback(d).Link == "offline" })
-	if r := d.PreShow().Run(context.Background()); r.Status != doctor.Fail || !strings.Contains(r.Detail, "offline since") {
+	if r := d.PreShow(); r.Level != "fail" || !strings.Contains(r.Detail, "offline since") {
 		t.Fatalf("pre-show while offline %+v", r)
 	}
 	before := len(s.commands())
@@ -238,7 +236,7 @@ func TestBackOnlineReasserts(t *testing.T) {
 		defer rs.mu.Unlock()
 		return len(rs.got) == 2 && rs.got[1].Status == "confirmed"
 	})
-	if r := d.PreShow().Run(context.Background()); r.Status != doctor.OK {
+	if r := d.PreShow(); r.Level != "ok" {
 		t.Fatalf("pre-show once back %+v", r)
 	}
 	if f := feedback(d); f.Link != "online" || f.LinkSince == nil || f.Confirmed == nil || f.Confirmed.Brightness != 30 {

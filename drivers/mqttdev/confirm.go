@@ -6,7 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"fieldkit/internal/doctor"
 	"fieldkit/internal/event"
 )
 
@@ -191,28 +190,34 @@ func (d *Device) feedbackLocked() Feedback {
 	return f
 }
 
-// PreShow is the device's pre-show check: it must be online and have
+// Readiness is a device's pre-show verdict. Level is "ok", "warn" or
+// "fail"; a warn or fail says in Fix what the crew should do. (The agent
+// turns it into a pre-show check; a driver does not import the checks.)
+type Readiness struct {
+	Level  string
+	Detail string
+	Fix    string
+}
+
+// PreShow is the device's pre-show verdict: it must be online and have
 // confirmed a command (the safe state the agent sends on start counts).
-func (d *Device) PreShow() doctor.Check {
-	name := "output " + d.o.Name
-	return doctor.Check{Name: name, Run: func(context.Context) doctor.Result {
-		d.mu.Lock()
-		f := d.feedbackLocked()
-		d.mu.Unlock()
-		what := fmt.Sprintf("%s %s", d.o.Kind, d.o.Topic)
-		switch {
-		case d.o.Deadline < 0:
-			return doctor.Pass(what + ": read-back is off")
-		case f.Link == "offline":
-			return doctor.Failf("power the device and check its network (Wi-Fi, or the Zigbee mesh)",
-				"%s offline since %s", what, f.LinkSince.UTC().Format(time.RFC3339))
-		case f.Last != nil && f.Last.Status == "failed":
-			return doctor.Failf("check the device's topic in the config and that it is powered; then send a test cue",
-				"%s: last command failed: %s", what, f.Last.Error)
-		case f.Confirmed == nil:
-			return doctor.Warnf("send a test cue to it from the crew page",
-				"%s (%s): no command confirmed yet", what, f.Link)
-		}
-		return doctor.Pass(fmt.Sprintf("%s online, confirms in %.0f ms (p50)", what, f.P50Ms))
-	}}
+func (d *Device) PreShow() Readiness {
+	d.mu.Lock()
+	f := d.feedbackLocked()
+	d.mu.Unlock()
+	what := fmt.Sprintf("%s %s", d.o.Kind, d.o.Topic)
+	switch {
+	case d.o.Deadline < 0:
+		return Readiness{Level: "ok", Detail: what + ": read-back is off"}
+	case f.Link == "offline":
+		return Readiness{Level: "fail", Fix: "power the device and check its network (Wi-Fi, or the Zigbee mesh)",
+			Detail: fmt.Sprintf("%s offline since %s", what, f.LinkSince.UTC().Format(time.RFC3339))}
+	case f.Last != nil && f.Last.Status == "failed":
+		return Readiness{Level: "fail", Fix: "check the device's topic in the config and that it is powered; then send a test cue",
+			Detail: fmt.Sprintf("%s: last command failed: %s", what, f.Last.Error)}
+	case f.Confirmed == nil:
+		return Readiness{Level: "warn", Fix: "send a test cue to it from the crew page",
+			Detail: fmt.Sprintf("%s (%s): no command confirmed yet", what, f.Link)}
+	}
+	return Readiness{Level: "ok", Detail: fmt.Sprintf("%s online, confirms in %.0f ms (p50)", what, f.P50Ms)}
 }

@@ -1,13 +1,13 @@
 package outputs
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"fieldkit/internal/confutil"
 )
 
 // UnmarshalYAML decodes each output into its kind's own config type. A
@@ -56,7 +56,7 @@ func decodeOutput(name string, n *yaml.Node) (Output, []string) {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Value == "kind" {
 			if err := v.Decode(&o.Kind); err != nil {
-				return o, typeErrors(err)
+				return o, confutil.TypeErrors(err)
 			}
 			continue
 		}
@@ -66,7 +66,7 @@ func decodeOutput(name string, n *yaml.Node) (Output, []string) {
 	if o.Config == nil {
 		return o, nil // Validate names the kinds
 	}
-	fields := keysOf(o.Config)
+	fields := confutil.KeysOf(o.Config)
 	var errs []string
 	for i := 0; i+1 < len(rest.Content); i += 2 {
 		k := rest.Content[i]
@@ -83,44 +83,14 @@ func decodeOutput(name string, n *yaml.Node) (Output, []string) {
 		errs = append(errs, fmt.Sprintf("line %d: unknown key %q in %s; expected one of: %s", k.Line, k.Value, at, strings.Join(all, ", ")))
 	}
 	if err := rest.Decode(o.Config); err != nil {
-		errs = append(errs, typeErrors(err)...)
+		errs = append(errs, confutil.TypeErrors(err)...)
 	}
 	return o, errs
 }
 
-// typeErrors are err's lines in yaml.TypeError's form.
-func typeErrors(err error) []string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return te.Errors
-	}
-	return []string{err.Error()}
-}
-
-// keysOf lists the yaml keys of a config struct, in field order.
-func keysOf(c any) []string {
-	t := reflect.TypeOf(c)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		keys = append(keys, name)
-	}
-	return keys
-}
-
 func usedByAnotherKind(key string) bool {
 	for _, k := range registry {
-		if contains(keysOf(k.new()), key) {
+		if contains(confutil.KeysOf(k.new()), key) {
 			return true
 		}
 	}

@@ -119,7 +119,7 @@ func TestRegistry(t *testing.T) {
 		if a == b {
 			t.Errorf("kind %s: new returns the same config twice", k.name)
 		}
-		if len(keysOf(a)) == 0 {
+		if len(confutil.KeysOf(a)) == 0 {
 			t.Errorf("kind %s: its config has no keys", k.name)
 		}
 	}

@@ -388,3 +388,35 @@ func sortByLine(lines []string) {
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return num(lines[i]) < num(lines[j]) })
 }
+
+// TypeErrors are err's lines in yaml.TypeError's form (one per bad
+// field), or err itself.
+func TypeErrors(err error) []string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return te.Errors
+	}
+	return []string{err.Error()}
+}
+
+// KeysOf lists the yaml keys of a config struct, in field order: what a
+// kind's section may hold, for "expected one of" messages.
+func KeysOf(c any) []string {
+	t := reflect.TypeOf(c)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		keys = append(keys, name)
+	}
+	return keys
+}
