@@ -139,6 +139,12 @@ func (d *Device) sent(b batch, start time.Time) {
 	d.mu.Lock()
 	c := st
 	d.fb.Commanded = &c
+	// The same state sent again while its first send is unconfirmed (a
+	// re-assert on reconnect racing a cue) is one command: its latency
+	// counts from the first send, since the device may be answering that.
+	if w := d.wait; w != nil && w.st == st && w.sent.Before(start) {
+		start = w.sent
+	}
 	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1, planned: b.planned}
 	d.mu.Unlock()
 	d.armDeadline()
