@@ -43,7 +43,11 @@ for arch in arm64 armhf; do
 	armhf) qemu=qemu-arm-static; magic="ARM, EABI5"; goarch=arm ;;
 	esac
 	echo "-- $deb"
-	file "$out/firmware-agent-linux-$arch" | tee /dev/stderr | grep -q "$magic" || fail "$arch binary is not $magic"
+	# Print, then match: `tee /dev/stderr` reopens a log file that stderr
+	# points to with O_TRUNC and wipes what the suite printed before.
+	desc=$(file "$out/firmware-agent-linux-$arch")
+	echo "$desc"
+	grep -q "$magic" <<<"$desc" || fail "$arch binary is not $magic"
 
 	root=$(mktemp -d)
 	trap 'rm -rf "$root"' EXIT
@@ -65,7 +69,9 @@ for arch in arm64 armhf; do
 	grep -q '^Type=notify' "$root/lib/systemd/system/firmware-agent.service" || fail "unit is not Type=notify"
 
 	bin="$root/usr/bin/firmware-agent"
-	"$qemu" "$bin" version | tee /dev/stderr | grep -q "linux/$goarch" || fail "version under $qemu"
+	ver=$("$qemu" "$bin" version)
+	echo "$ver"
+	grep -q "linux/$goarch" <<<"$ver" || fail "version under $qemu"
 	"$qemu" "$bin" config check "$root/agent.yaml" || fail "shipped config does not pass config check"
 
 	data=$(mktemp -d)
