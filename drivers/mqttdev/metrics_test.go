@@ -2,6 +2,7 @@ package mqttdev
 
 import (
 	"context"
+	"fieldkit/internal/testutil"
 	"fmt"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestWearableMetrics(t *testing.T) {
 	if err := fc.deliver("fieldkit/box1/cue/anna/ack", `{"id":"c1"}`); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the confirmation observed", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the confirmation observed", func() bool {
 		return family(t, reg, "fieldkit_cue_confirmation_seconds", "presenter") != nil
 	})
 	h := family(t, reg, "fieldkit_cue_confirmation_seconds", "presenter").GetHistogram()
@@ -91,7 +92,7 @@ func TestWearableMetrics(t *testing.T) {
 		clk.WaitForTimers(1, 5*time.Second)
 		clk.Advance(DefaultAckTimeout)
 	}
-	waitFor(t, "the fallback counted", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the fallback counted", func() bool {
 		m := family(t, reg, "fieldkit_wearable_fallbacks_total", "presenter")
 		return m != nil && m.GetCounter().GetValue() == 1
 	})
@@ -117,19 +118,8 @@ func TestDevicePublishFailureCounted(t *testing.T) {
 	if err := d.Apply(context.Background(), cue.Action{Do: cue.On}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the failure counted", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the failure counted", func() bool {
 		m := family(t, reg, "fieldkit_device_publish_failures_total", "spot")
 		return m != nil && m.GetCounter().GetValue() >= 1
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
