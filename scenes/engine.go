@@ -51,6 +51,15 @@ type Deps struct {
 	// embedded example scenes here. FilesName names it in messages.
 	Files     fs.FS
 	FilesName string
+	// Venue, when set, takes the fires of scenes with scope: venue: it
+	// tells every box of the venue (this one too) to start the scene at
+	// one wall-clock instant, which each then does through FireAt.
+	Venue Venue
+}
+
+// Venue relays a fire of a venue-wide scene to the venue's boxes.
+type Venue interface {
+	Relay(scene, source string, payload []byte) error
 }
 
 // Sentinel errors of Fire and Cancel.
@@ -135,8 +144,10 @@ type slot struct {
 }
 
 type fireReq struct {
+	name    string
 	source  string
 	payload []byte
+	at      time.Time // when to start (FireAt); zero: now
 }
 
 type run struct {
@@ -354,6 +365,9 @@ const (
 	Started   Outcome = "started"
 	Restarted Outcome = "restarted"
 	Queued    Outcome = "queued"
+	// Relayed: the fire went to the venue, which starts the scene on
+	// every box, this one included.
+	Relayed Outcome = "relayed to the venue"
 )
 
 // Refusal is a fire the engine turned away: its queue was full or its
@@ -377,8 +391,30 @@ func (r *Refusal) Unwrap() error { return r.Reason }
 // Steps due at once run before Fire returns, on the caller's goroutine;
 // later ones on a timeline worker.
 func (e *Engine) Fire(name, source string, payload []byte) (Outcome, error) {
+	if sc, ok := e.set.Load().Get(name); ok && sc.Scope == ScopeVenue && e.d.Venue != nil {
+		if err := e.d.Venue.Relay(name, source, payload); err != nil {
+			e.met.fires.WithLabelValues(name, "refused").Inc()
+			return "", fmt.Errorf("scene %q is venue-wide: %w", name, err)
+		}
+		e.met.fires.WithLabelValues(name, "relayed").Inc()
+		return Relayed, nil
+	}
+	return e.fire(fireReq{name: name, source: source, payload: payload})
+}
+
+// FireAt is Fire for a run that starts at the wall-clock instant at, on
+// the engine's clock, rather than now: the steps are due at at plus their
+// offsets. A fire that arrives after at starts at once, and its record
+// says how late (StartLateUS). It never relays: the venue calls it on
+// every box for a venue-wide scene.
+func (e *Engine) FireAt(name, source string, payload []byte, at time.Time) (Outcome, error) {
+	return e.fire(fireReq{source: source, payload: payload, at: at, name: name})
+}
+
+func (e *Engine) fire(f fireReq) (Outcome, error) {
+	name, source, payload := f.name, f.source, f.payload
 	e.mu.Lock()
-	out, r, s, err := e.fireLocked(name, source, payload)
+	out, r, s, err := e.fireLocked(name, source, payload, f.at)
 	e.mu.Unlock()
 	if err != nil {
 		label := name
@@ -409,7 +445,7 @@ func refusalLabel(err error) string {
 	return "refused"
 }
 
-func (e *Engine) fireLocked(name, source string, payload []byte) (Outcome, *run, *slot, error) {
+func (e *Engine) fireLocked(name, source string, payload []byte, at time.Time) (Outcome, *run, *slot, error) {
 	if e.ctx == nil || e.stopped {
 		return "", nil, nil, ErrNotRunning
 	}
@@ -422,7 +458,7 @@ func (e *Engine) fireLocked(name, source string, payload []byte) (Outcome, *run,
 		return "", nil, nil, &Refusal{Scene: name, Reason: ErrRateLimited, RetryAfter: wait,
 			Detail: fmt.Sprintf("%s sent more than %d a second", source, e.cfg.rateLimit())}
 	}
-	f := fireReq{source: source, payload: payload}
+	f := fireReq{source: source, payload: payload, at: at}
 	if s.cur == nil {
 		return Started, e.startLocked(s, sc, f), s, nil
 	}
@@ -492,6 +528,17 @@ func (e *Engine) startLocked(s *slot, sc *Scene, f fireReq) *run {
 	r := &run{id: e.runID, sc: sc, fire: f, ctx: ctx, cancel: cancel, fired: e.clk.Now(), applyCtx: e.ctx}
 	r.steps, r.stepsCtx, r.start, r.holds = sc.Steps, ctx, r.fired, 1
 	r.rec = newRecord(r)
+	if !f.at.IsZero() {
+		// A start at a set instant: later is waited for by the timeline
+		// like any later step; too late starts now and says by how much.
+		at := f.at
+		r.rec.StartAt = &at
+		if late := r.fired.Sub(at); late > 0 {
+			r.rec.StartLateUS = us(late)
+		} else {
+			r.start = at
+		}
+	}
 	r.rec.Started = r.start
 	s.cur, s.last = r, r.rec
 	e.active.Add(1)

@@ -165,6 +165,13 @@ func (sc *Scene) validate(p *confutil.Problems, targets map[string]cue.Target) {
 	default:
 		p.Addf("policy", "unknown policy %q; expected restart, ignore or queue", sc.Policy)
 	}
+	switch sc.Scope {
+	case "":
+		sc.Scope = ScopeBox
+	case ScopeBox, ScopeVenue:
+	default:
+		p.Addf("scope", "unknown scope %q; expected box or venue", sc.Scope)
+	}
 	for i := range sc.Triggers {
 		sc.Triggers[i].validate(p.At(fmt.Sprintf("triggers[%d]", i)))
 	}

@@ -20,6 +20,17 @@ const (
 	Queue Policy = "queue"
 )
 
+// Scope says where a scene runs when fired.
+type Scope string
+
+const (
+	// ScopeBox runs the scene on this box only.
+	ScopeBox Scope = "box"
+	// ScopeVenue hands a fire to the venue (Deps.Venue), which starts
+	// the scene on every box of the venue at one wall-clock instant.
+	ScopeVenue Scope = "venue"
+)
+
 // DefaultPolicy is ignore: a double press on a button must not restart a
 // countdown the audience is watching.
 const DefaultPolicy = Ignore
@@ -29,6 +40,7 @@ type Scene struct {
 	Name        string    `yaml:"name" json:"name"`
 	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
 	Policy      Policy    `yaml:"policy,omitempty" json:"policy"`
+	Scope       Scope     `yaml:"scope,omitempty" json:"scope"`
 	Triggers    []Trigger `yaml:"triggers,omitempty" json:"triggers"`
 	Steps       []Step    `yaml:"steps" json:"steps"`
 	// OnCancel are the steps run when the scene is cancelled (not when it

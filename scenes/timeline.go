@@ -45,13 +45,17 @@ func (s Status) json() []byte {
 
 // RunRecord is one run of a scene, step by step.
 type RunRecord struct {
-	Run     uint64       `json:"run"`
-	Trigger string       `json:"trigger"`
-	State   string       `json:"state"`
-	Reason  string       `json:"reason,omitempty"`
-	Started time.Time    `json:"started"`
-	Ended   *time.Time   `json:"ended,omitempty"`
-	Steps   []StepRecord `json:"steps"`
+	Run     uint64    `json:"run"`
+	Trigger string    `json:"trigger"`
+	State   string    `json:"state"`
+	Reason  string    `json:"reason,omitempty"`
+	Started time.Time `json:"started"`
+	// StartAt is the instant a FireAt asked for; StartLateUS, how late
+	// the fire came for it (the run then started at once).
+	StartAt     *time.Time   `json:"start_at,omitempty"`
+	StartLateUS *float64     `json:"start_late_us,omitempty"`
+	Ended       *time.Time   `json:"ended,omitempty"`
+	Steps       []StepRecord `json:"steps"`
 	// OnCancel records the on_cancel steps, run after a cancel.
 	OnCancel []StepRecord `json:"on_cancel,omitempty"`
 }
