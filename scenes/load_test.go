@@ -24,7 +24,7 @@ func TestLoadErrors(t *testing.T) {
 		want  string
 	}{
 		{"unknown key", map[string]string{"x.yaml": "name: x\npolcy: queue\n" + ok},
-			`scenes/x.yaml:2: unknown key "polcy"; expected one of: description, name, on_cancel, policy, steps, triggers`},
+			`scenes/x.yaml:2: unknown key "polcy"; expected one of: description, name, on_cancel, policy, scope, steps, triggers`},
 		{"unknown key in step", map[string]string{"x.yaml": "name: x\nsteps:\n  - at: 0s\n    target: a\n    do: \"on\"\n    colour: red\n"},
 			`scenes/x.yaml:6: unknown key "colour" in steps[0]`},
 		{"unknown target", map[string]string{"x.yaml": "name: x\nsteps:\n  - {at: 0s, target: a, do: \"on\"}\n  - {at: 1s, target: strobe, do: \"on\"}\n"},
