@@ -31,23 +31,27 @@ import (
 	"fieldkit/internal/secret"
 	"fieldkit/printer/service"
 	"fieldkit/scenes"
+	"fieldkit/venue"
 )
 
 // app is one running agent: the shared plumbing and the parts built on it.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	clock   clock.Clock
-	bus     *bus.Bus
-	mqtt    *mqttc.Conn
-	broker  *broker.Broker
-	router  *httpapi.Router
-	health  *health.Registry
-	metrics *prometheus.Registry
-	board   boards.Board
-	group   lifecycle.Group
-	notify  *sdnotify.Notifier
-	started time.Time
+	cfg   *config.Config
+	log   *slog.Logger
+	clock clock.Clock
+	bus   *bus.Bus
+	mqtt  *mqttc.Conn
+	// mqttOpts are the box connection's options, which the venue's own
+	// connection shares (broker, account, TLS).
+	mqttOpts mqttc.Options
+	broker   *broker.Broker
+	router   *httpapi.Router
+	health   *health.Registry
+	metrics  *prometheus.Registry
+	board    boards.Board
+	group    lifecycle.Group
+	notify   *sdnotify.Notifier
+	started  time.Time
 
 	httpLn net.Listener
 	// mqttHealth serialises reportMQTT.
@@ -60,6 +64,7 @@ type app struct {
 	printers *service.Service
 	pickup   *pickupLabels
 	scenes   *scenes.Engine
+	venue    *venue.Venue
 
 	checks []doctor.Check
 	status map[string]func() any
@@ -87,8 +92,15 @@ func newApp(_ context.Context, cfg *config.Config, log *slog.Logger) (*app, erro
 // here on. On error build releases whatever was built, so a failed start
 // leaves no port bound and no device held.
 func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, error) {
+	return buildOn(cfg, log, board, clock.Real())
+}
+
+// buildOn is build on a clock of the caller's: tests give a box a clock
+// that is off, to see the venue's clock check catch it. Nothing a crew
+// can configure reaches it.
+func buildOn(cfg *config.Config, log *slog.Logger, board boards.Board, clk clock.Clock) (*app, error) {
 	a := &app{
-		cfg: cfg, log: log, clock: clock.Real(), bus: bus.New(log),
+		cfg: cfg, log: log, clock: clk, bus: bus.New(log),
 		health: health.NewRegistry(), metrics: prometheus.NewRegistry(),
 		notify: sdnotify.FromEnv(), started: time.Now(), status: map[string]func() any{},
 		board: board,
@@ -159,12 +171,26 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	a.add(up)
 	routeZSlip(a.router, rs.Service, a.printers)
 
-	sc, err := newScenes(cfg, core, a.targets)
+	// The venue relays venue-wide scenes and starts them on this box
+	// through the engine, which is built after it.
+	var relay scenes.Venue
+	vp, err := newVenue(cfg, core, a.mqttOpts, rs.Service)
+	if err != nil {
+		return nil, err
+	}
+	if vp != nil {
+		a.add(vp)
+		a.venue, relay = vp.Venue, vp.Venue
+	}
+	sc, err := newScenes(cfg, core, a.targets, relay)
 	if err != nil {
 		return nil, err
 	}
 	a.add(sc)
 	a.scenes = sc.Engine
+	if vp != nil {
+		vp.scenes.e = sc.Engine
+	}
 
 	// The crew page last: its gate judges the checks of every part above.
 	w, err := newWeb(cfg, core, a.router, a.preflightChecks)
@@ -253,6 +279,9 @@ func (a *app) buildMQTT() error {
 			o.Username, o.Password = "fieldkit-agent", rand.Text()
 		}
 		bo.Reserve = &broker.Reserved{ClientID: o.ClientID, Username: o.Username, Password: o.Password}
+		if v := a.cfg.Venue; v != nil {
+			bo.Reserve.Others = []string{venue.ClientID(v.ID, a.cfg.Box)}
+		}
 		b, err := broker.New(bo)
 		if err != nil {
 			return err
@@ -275,6 +304,7 @@ func (a *app) buildMQTT() error {
 		o.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	o.OnStatus = a.reportMQTT
+	a.mqttOpts = o
 	a.mqtt = mqttc.New(o)
 	a.add(partFunc{name: "mqtt", run: a.mqtt.Run})
 	a.add(partFunc{name: "mqtt-mirror", run: a.mirrorBus})

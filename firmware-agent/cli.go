@@ -33,6 +33,8 @@ usage:
         print or replace the crew and admin tokens of the crew page and API
   firmware-agent scene [--config FILE] run NAME [JSON] | cancel NAME | list | show NAME
         drive the running agent's scenes
+  firmware-agent venue [--config FILE] status | report [--since 8h]
+        the venue's boxes and clocks; the venue's end-of-show report
   firmware-agent print [--config FILE] --printer NAME --label FILE [--id ID] | --list
   firmware-agent print --preview FILE OUT.png [--printer NAME | --lang L --width DOTS]
         queue a label on the running agent, or render one as the printer would
@@ -100,6 +102,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdScene(ctx, args[1:], stdout, stderr)
 	case "token":
 		return cmdToken(ctx, args[1:], stdout, stderr)
+	case "venue":
+		return cmdVenue(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

@@ -43,10 +43,11 @@ type scenesPart struct{ *scenes.Engine }
 func (scenesPart) Name() string { return "scenes" }
 
 // newScenes builds the engine over the outputs it may drive; with no
-// config file and no scenes dir, it runs the demo's scenes.
-func newScenes(cfg *config.Config, p plumbing, targets map[string]cue.Target) (scenesPart, error) {
+// config file and no scenes dir, it runs the demo's scenes. venue (nil
+// when the box is in none) takes the fires of venue-wide scenes.
+func newScenes(cfg *config.Config, p plumbing, targets map[string]cue.Target, venue scenes.Venue) (scenesPart, error) {
 	d := scenes.Deps{
-		Targets: targets, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log,
+		Targets: targets, MQTT: p.mqtt, Bus: p.bus, Clock: p.clock, Log: p.log, Venue: venue,
 		Metrics: p.metrics, Health: p.health, HTTP: &http.Client{Timeout: 30 * time.Second},
 	}
 	if cfg.File == "" && cfg.Scenes.Dir == "" {

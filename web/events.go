@@ -34,6 +34,7 @@ var DefaultSources = []Source{
 	{Name: "scenes", Path: "/api/scenes"},
 	{Name: "batteries", Path: "/api/batteries"},
 	{Name: "printers", Path: "/api/printers"},
+	{Name: "venue", Path: "/api/venue", Every: time.Second},
 	{Name: "receipts", Path: "/api/receipts/report?since=24h", Every: 10 * time.Second},
 	{Name: "uplink", Path: "/api/receipts/uplink", Every: 2 * time.Second},
 }

@@ -20,6 +20,7 @@ import (
 	printers "fieldkit/printer/service"
 	"fieldkit/scenes"
 	"fieldkit/sync/receipts"
+	"fieldkit/venue"
 	"fieldkit/web/preflight"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	Receipts receipts.Config `yaml:"receipts"`
 	// Scenes is where the scene files are.
 	Scenes scenes.Config `yaml:"scenes"`
+	// Venue joins this box to a venue of several boxes on one broker;
+	// nil (left out): the box is on its own.
+	Venue *venue.Config `yaml:"venue"`
 
 	// File is where the config came from ("" for the built-in demo).
 	File string `yaml:"-"`
@@ -199,6 +203,9 @@ func (c *Config) Validate(p *confutil.Problems) {
 		}
 	}
 	c.Scenes.Validate(p.At("scenes"))
+	if c.Venue != nil {
+		c.Venue.Validate(p.At("venue"))
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"slices"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -16,9 +17,14 @@ import (
 // script) could knock the agent off its own broker.
 type Reserved struct {
 	ClientID string
+	// Others are further client ids of the agent's own (its venue
+	// connection), kept to the same account.
+	Others   []string
 	Username string
 	Password string
 }
+
+func (r Reserved) has(id string) bool { return id == r.ClientID || slices.Contains(r.Others, id) }
 
 // reserveHook guards the reserved client id and otherwise defers to the
 // hook it wraps. It wraps rather than sits beside that hook because mochi
@@ -55,7 +61,7 @@ func (h *reserveHook) Stop() error { return h.inner.Stop() }
 // OnConnectAuthenticate admits the reserved client id only with the
 // agent's account; every other client id is the wrapped hook's call.
 func (h *reserveHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	if cl.ID == h.r.ClientID {
+	if h.r.has(cl.ID) {
 		got := sha256.Sum256(pk.Connect.Password)
 		if string(pk.Connect.Username) == h.r.Username && subtle.ConstantTimeCompare(h.want[:], got[:]) == 1 {
 			return true
@@ -73,7 +79,7 @@ func (h *reserveHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) 
 // OnACLCheck: the agent's own account may do anything; others are the
 // wrapped hook's call.
 func (h *reserveHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if cl.ID == h.r.ClientID && string(cl.Properties.Username) == h.r.Username {
+	if h.r.has(cl.ID) && string(cl.Properties.Username) == h.r.Username {
 		return true
 	}
 	if h.inner.Provides(mqtt.OnACLCheck) {

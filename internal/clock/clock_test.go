@@ -50,3 +50,21 @@ func TestWaitForTimers(t *testing.T) {
 		t.Fatal("reported a second timer that does not exist")
 	}
 }
+
+func TestOffset(t *testing.T) {
+	f := NewFake(time.Unix(1000, 0))
+	o := Offset(f, 80*time.Millisecond)
+	if got := o.Now().Sub(f.Now()); got != 80*time.Millisecond {
+		t.Fatalf("offset clock is %v ahead, want 80ms", got)
+	}
+	tm := o.NewTimer(time.Second)
+	f.Advance(time.Second)
+	select {
+	case <-tm.C():
+	default:
+		t.Fatal("timer of the offset clock did not fire with its base")
+	}
+	if d := o.Since(f.Now()); d != 80*time.Millisecond {
+		t.Fatalf("Since = %v", d)
+	}
+}

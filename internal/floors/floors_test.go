@@ -35,7 +35,7 @@ func floorOf(path string) (int, bool) {
 		return floorBoards, true
 	case "drivers":
 		return floorDrivers, true
-	case "scenes", "printer", "sync", "web", "battery":
+	case "scenes", "printer", "sync", "web", "battery", "venue":
 		return floorParts, true
 	case "firmware-agent", "bench", "systemd":
 		return floorTop, true

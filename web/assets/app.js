@@ -66,7 +66,7 @@
   }
 
   // Latest state of every section, as the stream pushed it.
-  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null };
+  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null, venue: null };
   const listOf = (v, key) => Array.isArray(v) ? v : (v && v[key]) || [];
 
   // --- status: box, board, links, pins, parts
@@ -200,6 +200,39 @@
     if (!list.length) $("battery-list").append(el("li", { class: "muted" }, "no battery rigs configured"));
   }
 
+  // --- venue: every box of the venue, its state and its clock against
+  // the reference (this box's own figures are its latest, the others'
+  // as their presence last said)
+  function venue(v) {
+    S.venue = v;
+    $("venue").hidden = !v;
+    renderAlerts();
+    if (!v) return;
+    $("venue-name").textContent = v.venue + (v.reference ? " · time reference " + v.reference : "");
+    const err = v.duplicate ? "box id " + v.box + " is used twice in the venue (" + (v.duplicate.other.host ? "host " + v.duplicate.other.host + ", " : "") + "instance " + v.duplicate.other.id + ")"
+      : !v.connected ? "not connected to the venue: " + (v.reason || "") : "";
+    $("venue-error").hidden = !err;
+    $("venue-error").textContent = err;
+    const clockOf = (m) => {
+      if (m.is_reference) return "time reference";
+      const off = m.self ? v.offset_ms : m.offset_ms, rtt = m.self ? v.rtt_ms : m.rtt_ms;
+      if (off === undefined || off === null) return "clock not measured yet";
+      return "clock " + (off > 0 ? "+" : "") + off.toFixed(1) + " ms · rtt " + (rtt || 0).toFixed(1) + " ms";
+    };
+    const list = v.members || [];
+    $("venue-list").replaceChildren(...list.map((m) => {
+      const off = m.self ? v.offset_ms : m.offset_ms;
+      const skew = !m.is_reference && off !== undefined && off !== null && Math.abs(off) > v.max_offset_ms;
+      return el("li", { "data-box": m.box, "data-online": String(m.online) },
+        el("span", { class: "grow" }, el("b", null, m.box), m.self ? " (this box)" : "", " ",
+          el("span", { class: "muted small" }, [m.role, m.version].filter(Boolean).join(" · "))),
+        el("span", { class: "small clock" + (skew ? " error" : "") }, clockOf(m)),
+        badge(!m.online ? "offline" : skew ? "degraded" : m.health || "ok"),
+        m.online && m.health && m.health !== "ok" && m.reason ? el("span", { class: "fix" }, m.reason) : null);
+    }));
+    if (!list.length) $("venue-list").append(el("li", { class: "muted" }, "no box of the venue seen yet"));
+  }
+
   // --- printers and their queues: order, buyer, state, age
   const jobsOf = {};
   async function loadJobs(name) {
@@ -286,6 +319,11 @@
       const st = sc.status && sc.status.state;
       if (st === "failed") add("fail", "Scene " + sc.name + " failed" + (sc.status.error ? ": " + sc.status.error : ""));
     }
+    const v = S.venue;
+    if (v && v.duplicate) add("fail", "Venue " + v.venue + ": box id " + v.box + " is used by another box (" + (v.duplicate.other.host ? "host " + v.duplicate.other.host + ", " : "") + "instance " + v.duplicate.other.id + "); give each box its own box: id");
+    else if (v && !v.connected) add("fail", "Venue " + v.venue + ": not connected; venue scenes do not reach this box");
+    else if (v && v.offset_ms !== undefined && v.offset_ms !== null && Math.abs(v.offset_ms) > v.max_offset_ms)
+      add("fail", "Venue " + v.venue + ": this box's clock is " + v.offset_ms.toFixed(1) + " ms off the reference " + v.reference + ": check chronyc tracking");
     if (S.uplink && S.uplink.state === "parked") add("warn", "Cloud upload parked: " + (S.uplink.reason || "an admin must resume it"));
     for (const p of (s && s.parts) || []) if (p.state === "failed") add("fail", "Part " + p.name + " failed" + (p.reason ? ": " + p.reason : ""));
     $("alerts").replaceChildren(...out);
@@ -334,7 +372,7 @@
     clearTimeout(retry);
     retry = setTimeout(connect, delay);
   }
-  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink };
+  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink, venue };
   function connect() {
     es = new EventSource("/api/events");
     const me = es;
