@@ -216,7 +216,8 @@ func (v *Venue) tick() {
 
 // reference is the box the venue's clocks are compared with: the lowest
 // box id among the online boxes configured as reference, or, when none
-// is, among every online box. "" when this box sees no one (itself
+// is, among every online box (online: its status says so and its
+// presence has been read). "" when this box sees no one (itself
 // included: it is not connected).
 func (v *Venue) reference() string {
 	v.mu.Lock()
@@ -227,8 +228,8 @@ func (v *Venue) reference() string {
 func (v *Venue) referenceLocked() string {
 	var refs, all []string
 	for b, m := range v.members {
-		if !m.online {
-			continue
+		if !m.online || m.p.Instance == "" {
+			continue // offline, or its presence not read yet
 		}
 		all = append(all, b)
 		if m.p.Reference {

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"fieldkit/boards"
+	"fieldkit/firmware-agent/config"
+	"fieldkit/internal/clock"
+	"fieldkit/internal/doctor"
+	"fieldkit/internal/health"
+	"fieldkit/internal/mqtttest"
+	"fieldkit/internal/testutil"
+	"fieldkit/sync/receipts"
+	"fieldkit/venue"
+)
+
+// venueScene is a venue-wide scene with one cue at its start.
+const venueScene = `name: open
+scope: venue
+policy: restart
+steps:
+  - {at: 0s, target: cue_lamp, do: "on"}
+`
+
+// venueBox is one agent built and run in this process, on its own data
+// dir, joined to a venue on a shared broker.
+type venueBox struct {
+	box    string
+	a      *app
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (b *venueBox) stop(t *testing.T) {
+	t.Helper()
+	if b.cancel == nil {
+		return
+	}
+	b.cancel()
+	b.cancel = nil
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Errorf("box %s: run: %v", b.box, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Errorf("box %s did not stop", b.box)
+	}
+}
+
+// startVenueBox builds the agent from a config like a crew's (venue:
+// section included) and runs it; clk is the box's clock (an offset one
+// for a box whose clock is off).
+func startVenueBox(t *testing.T, brokerURL, box, venueExtra string, clk clock.Clock) *venueBox {
+	t.Helper()
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "scenes")
+	if err := os.MkdirAll(sc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sc, "open.yaml"), []byte(venueScene), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(`box: %s
+board: sim
+data_dir: %s
+http: {listen: "%s"}
+mqtt: {url: "%s"}
+log: {level: error}
+scenes: {dir: %s}
+outputs:
+  cue_lamp: {kind: gpio, pin: cue_lamp}
+venue: {id: hall-a, role: zone-%s, clock_every: 250ms%s}
+`, box, filepath.Join(dir, "data"), mqtttest.FreePort(t), brokerURL, sc, box, venueExtra)
+	cfg, err := config.Parse(filepath.Join(dir, "agent.yaml"), []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	a, err := buildOn(cfg, discardLogger(), boards.NewSim(cfg.Pins), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &venueBox{box: box, a: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { b.done <- a.run(ctx) }()
+	t.Cleanup(func() { b.stop(t) })
+	return b
+}
+
+func online(st venue.State) []string {
+	var out []string
+	for _, m := range st.Members {
+		if m.Online && m.Instance != "" {
+			out = append(out, m.Box)
+		}
+	}
+	return out
+}
+
+func checkResult(t *testing.T, a *app, name string) doctor.Result {
+	t.Helper()
+	for _, c := range a.checks {
+		if c.Name == name {
+			return c.Run(t.Context())
+		}
+	}
+	t.Fatalf("no check %q", name)
+	return doctor.Result{}
+}
+
+// Three agents on one Mosquitto, each with its own data dir: each sees
+// the three; a venue scene fired on any of them starts on all three at
+// one instant (the spread of the actual starts is measured over 100
+// fires); the venue's report merges the members' ledgers and names the
+// one that is gone.
+func TestVenueThreeBoxesFireTogether(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	boxes := []*venueBox{
+		startVenueBox(t, m.URL(), "stage", ", reference: true", clock.Real()),
+		startVenueBox(t, m.URL(), "pickup", "", clock.Real()),
+		startVenueBox(t, m.URL(), "entrance", "", clock.Real()),
+	}
+	for _, b := range boxes {
+		testutil.WaitFor(t, 20*time.Second, b.box+" sees the three boxes online", func() bool {
+			return len(online(b.a.venue.State())) == 3
+		})
+	}
+	for _, b := range boxes {
+		st := b.a.venue.State()
+		if st.Reference != "stage" {
+			t.Fatalf("%s: reference %q, want the configured stage", b.box, st.Reference)
+		}
+		if b.box != "stage" {
+			testutil.WaitFor(t, 10*time.Second, b.box+" measured its clock", func() bool { return b.a.venue.State().Samples >= 2 })
+			if r := checkResult(t, b.a, "venue clock"); r.Status != doctor.OK {
+				t.Fatalf("%s: venue clock check %s: %s", b.box, r.Status, r.Detail)
+			}
+		}
+		if r := checkResult(t, b.a, "venue members"); r.Status != doctor.OK {
+			t.Fatalf("%s: venue members check %s: %s", b.box, r.Status, r.Detail)
+		}
+	}
+	// The crew page's source: the members with their state.
+	var page venue.State
+	getVenueJSON(t, "http://"+boxes[2].a.httpLn.Addr().String()+"/api/venue", &page)
+	if len(page.Members) != 3 || !slices.ContainsFunc(page.Members, func(m venue.MemberState) bool { return m.Box == "entrance" && m.Self && m.Role == "zone-entrance" }) {
+		t.Fatalf("GET /api/venue members: %+v", page.Members)
+	}
+
+	// 100 fires, from each box in turn, the first over HTTP.
+	const fires = 100
+	spreads := make([]time.Duration, 0, fires)
+	var prev time.Time
+	for i := range fires {
+		from := boxes[i%3]
+		if i == 0 {
+			resp, err := http.Post("http://"+from.a.httpLn.Addr().String()+"/api/scenes/open/run", "application/json", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), "relayed") {
+				t.Fatalf("POST run: %s %s", resp.Status, body)
+			}
+		} else if _, err := from.a.scenes.Fire("open", "test", nil); err != nil {
+			t.Fatalf("fire %d on %s: %v", i, from.box, err)
+		}
+		var actual []time.Time
+		var at time.Time
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("fire %d on all three", i), func() bool {
+			actual, at = actual[:0], time.Time{}
+			for _, b := range boxes {
+				d, _ := b.a.scenes.Get("open")
+				r := d.LastRun
+				if r == nil || r.StartAt == nil || !r.StartAt.After(prev) || r.Steps[0].Actual == nil {
+					return false
+				}
+				if !at.IsZero() && !r.StartAt.Equal(at) {
+					return false
+				}
+				at = *r.StartAt
+				actual = append(actual, *r.Steps[0].Actual)
+			}
+			return true
+		})
+		for _, b := range boxes {
+			if d, _ := b.a.scenes.Get("open"); d.LastRun.StartLateUS != nil {
+				t.Fatalf("fire %d came %v µs late on %s with a 200 ms lead", i, *d.LastRun.StartLateUS, b.box)
+			}
+		}
+		prev = at
+		first := slices.MinFunc(actual, time.Time.Compare)
+		last := slices.MaxFunc(actual, time.Time.Compare)
+		spreads = append(spreads, last.Sub(first))
+	}
+	slices.Sort(spreads)
+	p50, p99 := spreads[len(spreads)/2], spreads[len(spreads)*99/100-1]
+	t.Logf("venue fire landing spread over %d fires on 3 boxes: p50 %v, p99 %v, max %v", fires, p50, p99, spreads[len(spreads)-1])
+	if p99 > 5*time.Millisecond {
+		t.Fatalf("spread of the actual starts p99 %v > 5ms", p99)
+	}
+
+	// The venue's report: stage and pickup sold; entrance is gone.
+	sell := func(b *venueBox, id string, sku string, total int64) {
+		for _, p := range b.a.parts {
+			if r, ok := p.(receiptsPart); ok {
+				if _, _, err := r.Append(t.Context(), receipts.Order{ClientID: id, Order: id, Currency: "EUR", Pay: "card", Total: total,
+					Items: []receipts.Item{{SKU: sku, Qty: 1, Price: total}}}); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		}
+		t.Fatalf("%s has no ledger", b.box)
+	}
+	sell(boxes[0], "s-1", "TEE", 2500)
+	sell(boxes[1], "p-1", "TEE", 2500)
+	sell(boxes[1], "p-2", "CAP", 1200)
+	rep, err := boxes[1].a.venue.Report(t.Context(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Members) != 3 || len(rep.Missing) != 0 || !rep.Complete || len(rep.Totals) != 1 || rep.Totals[0].Total != 6200 || rep.Totals[0].Count != 3 {
+		t.Fatalf("venue report with every box: %+v", rep)
+	}
+	boxes[2].stop(t)
+	testutil.WaitFor(t, 10*time.Second, "entrance offline", func() bool { return len(online(boxes[0].a.venue.State())) == 2 })
+	var rep2 venue.Report
+	getVenueJSON(t, "http://"+boxes[0].a.httpLn.Addr().String()+"/api/venue/report", &rep2)
+	if rep2.Complete || !slices.Equal(rep2.Missing, []string{"entrance"}) || len(rep2.Members) != 2 || rep2.Totals[0].Total != 6200 {
+		t.Fatalf("venue report without entrance: %+v", rep2)
+	}
+	if !slices.ContainsFunc(rep2.BySKU, func(s venue.SKUTotal) bool { return s.SKU == "TEE" && s.Qty == 2 && s.Total == 5000 }) {
+		t.Fatalf("merged by SKU: %+v", rep2.BySKU)
+	}
+}
+
+// A box whose clock is 80 ms ahead (injected through its clock, as a
+// box without NTP would be) is found out: its measured offset is within
+// 5 ms of 80, its pre-show check fails and says what to do, its part is
+// degraded, and /metrics shows the offset.
+func TestVenueClockOffsetDetected(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	ref := startVenueBox(t, m.URL(), "stage", ", reference: true", clock.Real())
+	good := startVenueBox(t, m.URL(), "pickup", "", clock.Real())
+	off := startVenueBox(t, m.URL(), "entrance", "", clock.Offset(clock.Real(), 80*time.Millisecond))
+	for _, b := range []*venueBox{ref, good, off} {
+		testutil.WaitFor(t, 20*time.Second, b.box+" sees the three boxes online", func() bool {
+			return len(online(b.a.venue.State())) == 3
+		})
+	}
+	testutil.WaitFor(t, 20*time.Second, "a full window of clock samples", func() bool {
+		return off.a.venue.State().Samples >= venue.Window && good.a.venue.State().Samples >= venue.Window
+	})
+	st := off.a.venue.State()
+	if st.OffsetMS == nil || math.Abs(*st.OffsetMS-80) > 5 {
+		t.Fatalf("measured offset %v ms (rtt %v), want 80 ± 5", deref(st.OffsetMS), deref(st.RTTMS))
+	}
+	t.Logf("injected +80 ms: measured %.2f ms (rtt %.2f ms)", *st.OffsetMS, *st.RTTMS)
+	r := checkResult(t, off.a, "venue clock")
+	if r.Status != doctor.Fail || !strings.Contains(r.Detail, "ahead of the reference stage") || !strings.Contains(r.Fix, "chronyc tracking") {
+		t.Fatalf("venue clock check on the box 80 ms ahead: %+v", r)
+	}
+	if r := checkResult(t, good.a, "venue clock"); r.Status != doctor.OK {
+		t.Fatalf("venue clock check on the good box: %+v", r)
+	}
+	testutil.WaitFor(t, 5*time.Second, "venue part degraded", func() bool {
+		p, _ := off.a.health.Get("venue")
+		return p.State == health.Degraded && strings.Contains(p.Reason, "ahead of the reference")
+	})
+	// The others see it in its presence.
+	testutil.WaitFor(t, 5*time.Second, "stage sees entrance's offset", func() bool {
+		for _, mb := range ref.a.venue.State().Members {
+			if mb.Box == "entrance" && mb.OffsetMS != nil && math.Abs(*mb.OffsetMS-80) <= 5 {
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get("http://" + off.a.httpLn.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "fieldkit_venue_clock_offset_seconds "); ok {
+			fmt.Sscan(v, &got)
+		}
+	}
+	if math.Abs(got-0.080) > 0.005 {
+		t.Fatalf("fieldkit_venue_clock_offset_seconds = %v, want about 0.080", got)
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}
+
+// getVenueJSON is GET url decoded into v, failing on any status but 200.
+func getVenueJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
