@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"fieldkit/internal/health"
 	"fieldkit/internal/mqtttest"
 	"fieldkit/internal/testutil"
+	"fieldkit/scenes"
 	"fieldkit/sync/receipts"
 	"fieldkit/venue"
 )
@@ -101,6 +104,23 @@ venue: {id: hall-a, role: zone-%s, clock_every: 250ms%s}
 	return b
 }
 
+// agentRuntime gives the test process the Go runtime settings the agent
+// runs with (scenes.ReserveProcs: spare processors for the timelines'
+// threads, a calmer collector), as each box does, and puts the test's
+// back afterwards.
+func agentRuntime(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	gc := debug.SetGCPercent(100)
+	limit := debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(gc)
+	scenes.ReserveProcs()
+	t.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		debug.SetGCPercent(gc)
+		debug.SetMemoryLimit(limit)
+	})
+}
+
 func online(st venue.State) []string {
 	var out []string
 	for _, m := range st.Members {
@@ -128,6 +148,7 @@ func checkResult(t *testing.T, a *app, name string) doctor.Result {
 // fires); the venue's report merges the members' ledgers and names the
 // one that is gone.
 func TestVenueThreeBoxesFireTogether(t *testing.T) {
+	agentRuntime(t)
 	m := mqtttest.StartMosquitto(t)
 	boxes := []*venueBox{
 		startVenueBox(t, m.URL(), "stage", ", reference: true", clock.Real()),
@@ -207,6 +228,13 @@ func TestVenueThreeBoxesFireTogether(t *testing.T) {
 		first := slices.MinFunc(actual, time.Time.Compare)
 		last := slices.MaxFunc(actual, time.Time.Compare)
 		spreads = append(spreads, last.Sub(first))
+		if os.Getenv("VENUE_DEBUG") != "" && last.Sub(first) > time.Millisecond {
+			var ls []string
+			for _, a := range actual {
+				ls = append(ls, a.Sub(at).String())
+			}
+			t.Logf("fire %d from %s: lateness %v", i, from.box, ls)
+		}
 	}
 	slices.Sort(spreads)
 	p50, p99 := spreads[len(spreads)/2], spreads[len(spreads)*99/100-1]
