@@ -360,3 +360,81 @@ func getVenueJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// venueOf reads a running agent's GET /api/venue.
+func venueOf(t *testing.T, p *agentProc) venue.State {
+	t.Helper()
+	var st venue.State
+	getVenueJSON(t, "http://"+p.http+"/api/venue", &st)
+	return st
+}
+
+func partState(t *testing.T, p *agentProc, name string) health.Part {
+	t.Helper()
+	for _, pt := range p.status(t).Parts {
+		if pt.Name == name {
+			return pt
+		}
+	}
+	return health.Part{}
+}
+
+// Three agent binaries, each its own process and data dir, on one
+// Mosquitto: each lists the three; a fourth started with a box id that
+// is taken is refused, and both boxes with that id say so, naming the
+// other.
+func TestVenueMembershipRealAgents(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	conf := func(box, extra string) string {
+		return writeConfig(t, fmt.Sprintf("box: %s\nboard: sim\nmqtt: {url: %q}\nvenue: {id: hall-a, role: zone-%s%s}\n", box, m.URL(), box, extra))
+	}
+	boxes := map[string]*agentProc{}
+	for _, b := range []string{"stage", "pickup", "entrance"} {
+		extra := ""
+		if b == "stage" {
+			extra = ", reference: true"
+		}
+		boxes[b] = startAgent(t, nil, "--config", conf(b, extra))
+	}
+	for name, p := range boxes {
+		p.waitHealthy(t, 15*time.Second)
+		testutil.WaitFor(t, 20*time.Second, name+" lists the three boxes online", func() bool {
+			st := venueOf(t, p)
+			return len(online(st)) == 3 && st.Reference == "stage"
+		})
+	}
+	var pickupNonce string
+	for _, mb := range venueOf(t, boxes["stage"]).Members {
+		if mb.Box == "pickup" {
+			pickupNonce = mb.Instance
+		}
+	}
+	if pickupNonce == "" {
+		t.Fatal("stage does not know pickup's instance")
+	}
+
+	dup := startAgent(t, nil, "--config", conf("pickup", ""))
+	dup.waitHealthy(t, 15*time.Second)
+	var dupNonce string
+	testutil.WaitFor(t, 20*time.Second, "the second pickup refused, naming the first", func() bool {
+		st := venueOf(t, dup)
+		if st.Duplicate == nil || !st.Duplicate.Refused || st.Duplicate.Other.ID != pickupNonce || st.Connected {
+			return false
+		}
+		pt := partState(t, dup, "venue")
+		return pt.State == health.Failed && strings.Contains(pt.Reason, pickupNonce)
+	})
+	testutil.WaitFor(t, 20*time.Second, "the first pickup says another box uses its id", func() bool {
+		st := venueOf(t, boxes["pickup"])
+		if st.Duplicate == nil || st.Duplicate.Refused || st.Duplicate.Other.ID == pickupNonce {
+			return false
+		}
+		dupNonce = st.Duplicate.Other.ID
+		pt := partState(t, boxes["pickup"], "venue")
+		return pt.State == health.Failed && strings.Contains(pt.Reason, dupNonce)
+	})
+	// The venue still has three boxes: the refused one never joined.
+	if st := venueOf(t, boxes["entrance"]); len(online(st)) != 3 {
+		t.Fatalf("entrance lists %v online", online(st))
+	}
+}
