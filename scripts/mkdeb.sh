@@ -29,6 +29,9 @@ install -D -m 0644 systemd/99-fieldkit.rules "$root/lib/udev/rules.d/99-fieldkit
 # then the administrator's file, kept on upgrade and removed on purge.
 install -D -m 0644 packaging/deb/agent.yaml "$root/usr/share/fieldkit/agent.yaml"
 install -D -m 0755 packaging/deb/default-config "$root/usr/lib/fieldkit/default-config"
+# The venue's time source, inactive until linked into /etc/chrony/conf.d
+# on the reference box (README: Venue time source).
+install -D -m 0644 packaging/deb/chrony-venue.conf "$root/usr/share/fieldkit/chrony-venue.conf"
 install -D -m 0644 packaging/deb/copyright "$root/usr/share/doc/fieldkit/copyright"
 install -D -m 0644 README.md "$root/usr/share/doc/fieldkit/README.md"
 install -d "$root/usr/share/man/man1"

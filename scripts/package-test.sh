@@ -55,6 +55,7 @@ for arch in arm64 armhf; do
 	dpkg-deb -e "$deb" "$root/DEBIAN"
 	for f in usr/bin/firmware-agent lib/systemd/system/firmware-agent.service \
 		lib/udev/rules.d/99-fieldkit.rules usr/share/fieldkit/agent.yaml usr/lib/fieldkit/default-config \
+		usr/share/fieldkit/chrony-venue.conf \
 		usr/share/doc/fieldkit/copyright usr/share/man/man1/firmware-agent.1.gz \
 		DEBIAN/postinst DEBIAN/prerm DEBIAN/postrm DEBIAN/md5sums; do
 		[ -e "$root/$f" ] || fail "$deb lacks $f"
