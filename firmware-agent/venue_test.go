@@ -438,3 +438,26 @@ func TestVenueMembershipRealAgents(t *testing.T) {
 		t.Fatalf("entrance lists %v online", online(st))
 	}
 }
+
+// The README's venue section is a config the agent takes.
+func TestReadmeVenueConfig(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```yaml\nvenue:\n")
+	if !ok {
+		t.Fatal("README lost its venue: example")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	cfg, err := config.Parse("README.md", []byte("box: stage\nvenue:\n"+block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Venue == nil || cfg.Venue.ID != "hall-a" || !cfg.Venue.Reference || cfg.Venue.Lead != 200*time.Millisecond {
+		t.Fatalf("README venue config decoded as %+v", cfg.Venue)
+	}
+	if _, err := config.Parse("x.yaml", []byte("box: stage\nvenue: {id: hall-a, leed: 1s}\n")); err == nil || !strings.Contains(err.Error(), "x.yaml:2") {
+		t.Fatalf("a misspelt venue key: %v", err)
+	}
+}
