@@ -78,3 +78,37 @@ func TestReservedClientIDTakeoverRefused(t *testing.T) {
 		})
 	}
 }
+
+// The agent's further client ids (its venue connection) are its account's
+// only: the agent gets in with them, no one else does.
+func TestReservedOtherClientIDs(t *testing.T) {
+	b, err := New(Options{Listen: "127.0.0.1:0", Reserve: &Reserved{ClientID: "fieldkit-demo",
+		Others: []string{"fieldkit-venue-hall-demo"}, Username: "fieldkit-agent", Password: "s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	url := "tcp://" + b.Addr()
+	if c, err := dial(url, "someone", "x", "fieldkit-venue-hall-demo"); err == nil {
+		c.Disconnect(50)
+		t.Fatal("another account took the agent's venue client id")
+	}
+	c, err := dial(url, "fieldkit-agent", "s3cret", "fieldkit-venue-hall-demo")
+	if err != nil {
+		t.Fatalf("the agent's venue connection was refused: %v", err)
+	}
+	defer c.Disconnect(50)
+	got, _ := subscribe(t, c, "fieldkit/venue/hall/box/demo/status")
+	c.Publish("fieldkit/venue/hall/box/demo/status", 1, false, "online").WaitTimeout(5 * time.Second)
+	select {
+	case m := <-got:
+		if m != "fieldkit/venue/hall/box/demo/status=online" {
+			t.Fatalf("got %s", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's venue connection may not publish and subscribe")
+	}
+}
