@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"fieldkit/boards"
 	"fieldkit/firmware-agent/config"
 	"fieldkit/internal/clock"
@@ -437,6 +439,21 @@ func TestVenueMembershipRealAgents(t *testing.T) {
 	if st := venueOf(t, boxes["entrance"]); len(online(st)) != 3 {
 		t.Fatalf("entrance lists %v online", online(st))
 	}
+
+	// What the crews see: on entrance's page the three boxes with their
+	// state and clock; on the first pickup's, the duplicate as an alert.
+	ctx, plog := browser(t, phone)
+	step(t, ctx, "open entrance's page", chromedp.Navigate("http://"+boxes["entrance"].http+"/"))
+	waitJS(t, ctx, "the venue's three boxes", `(() => { const s = document.getElementById("venue");
+  const li = [...document.querySelectorAll("#venue-list li[data-online=true]")];
+  return !s.hidden && li.length === 3 && document.getElementById("venue-name").textContent.includes("time reference stage") &&
+    li.some((x) => x.dataset.box === "stage" && x.innerText.includes("time reference")) &&
+    li.some((x) => x.dataset.box === "entrance" && x.innerText.includes("this box") && /clock [+-]?[0-9.]+ ms/.test(x.innerText)); })()`)
+	step(t, ctx, "open the first pickup's page", chromedp.Navigate("http://"+boxes["pickup"].http+"/"))
+	waitJS(t, ctx, "the duplicate on the page", `(() => { const e = document.getElementById("venue-error");
+  const a = [...document.querySelectorAll("#alerts li")].map((li) => li.innerText);
+  return !e.hidden && e.textContent.includes("used twice") && a.some((x) => x.includes("Venue hall-a") && x.includes("`+dupNonce+`")); })()`)
+	noCSPViolations(t, ctx, plog)
 }
 
 // The README's venue section is a config the agent takes.
