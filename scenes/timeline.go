@@ -437,6 +437,9 @@ func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) boo
 		return true
 	}
 	if onWorker && e.realClock {
+		if d >= gcGap {
+			steerGC()
+		}
 		// Far from the step a timer will do, and a cancel ends it at
 		// once; the last threadLead before the window is slept on the
 		// thread, a cancel seen within threadSlice.
