@@ -169,7 +169,7 @@ func writeEngineErr(w http.ResponseWriter, err error) {
 		httpapi.Error(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrBusy):
 		httpapi.Error(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrNotRunning):
+	case errors.Is(err, ErrNotRunning), errors.Is(err, ErrVenue):
 		httpapi.Error(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		httpapi.Error(w, http.StatusInternalServerError, err.Error())

@@ -70,6 +70,7 @@ var (
 	ErrRateLimited  = errors.New("too many fires from one source")
 	ErrNotRunning   = errors.New("scene engine is not running")
 	ErrNoTargets    = errors.New("scenes: Deps.Targets is nil")
+	ErrVenue        = errors.New("the venue did not take the fire")
 )
 
 // Engine loads scenes, listens for their triggers and runs them.
@@ -394,7 +395,7 @@ func (e *Engine) Fire(name, source string, payload []byte) (Outcome, error) {
 	if sc, ok := e.set.Load().Get(name); ok && sc.Scope == ScopeVenue && e.d.Venue != nil {
 		if err := e.d.Venue.Relay(name, source, payload); err != nil {
 			e.met.fires.WithLabelValues(name, "refused").Inc()
-			return "", fmt.Errorf("scene %q is venue-wide: %w", name, err)
+			return "", fmt.Errorf("scene %q is venue-wide and %w: %w", name, ErrVenue, err)
 		}
 		e.met.fires.WithLabelValues(name, "relayed").Inc()
 		return Relayed, nil

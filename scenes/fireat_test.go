@@ -83,8 +83,8 @@ func TestVenueScopeRelays(t *testing.T) {
 		t.Fatalf("a relayed fire ran %d steps here directly", n)
 	}
 	v.err = errors.New("venue link down")
-	if _, err := r.e.Fire("open", "http", nil); err == nil {
-		t.Fatal("a relay that failed was reported as fired")
+	if _, err := r.e.Fire("open", "http", nil); !errors.Is(err, ErrVenue) {
+		t.Fatalf("a relay that failed: %v, want ErrVenue", err)
 	}
 }
 
