@@ -248,7 +248,9 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 				return true, nil, later
 			}
 		}
-		if !e.wait(ctx, planned, onWorker) {
+		// A cancel that came as the step fell due may have lost wait's
+		// select to the timer: a cancelled run dispatches no more steps.
+		if !e.wait(ctx, planned, onWorker) || ctx.Err() != nil {
 			break
 		}
 		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
