@@ -160,7 +160,10 @@ type run struct {
 	why    string // why it was cancelled
 	byUser bool   // cancelled by Cancel: the scene's on_cancel steps run
 	fired  time.Time
-	rec    *RunRecord // guarded by Engine.mu
+	// setStart: the run waits for an instant FireAt set (its first step
+	// is slept for on the worker's thread from further ahead).
+	setStart bool
+	rec      *RunRecord // guarded by Engine.mu
 	// applyCtx is what outputs get: the engine's, since what a step
 	// starts (a blink, an effect) belongs to the output and outlasts
 	// the run.
@@ -537,7 +540,7 @@ func (e *Engine) startLocked(s *slot, sc *Scene, f fireReq) *run {
 		if late := r.fired.Sub(at); late > 0 {
 			r.rec.StartLateUS = us(late)
 		} else {
-			r.start = at
+			r.start, r.setStart = at, true
 		}
 	}
 	r.rec.Started = r.start

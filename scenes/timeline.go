@@ -250,7 +250,11 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 		}
 		// A cancel that came as the step fell due may have lost wait's
 		// select to the timer: a cancelled run dispatches no more steps.
-		if !e.wait(ctx, planned, onWorker) || ctx.Err() != nil {
+		lead := threadLead
+		if r.setStart && i == 0 && r.phase == phaseSteps {
+			lead = setStartLead
+		}
+		if !e.wait(ctx, planned, onWorker, lead) || ctx.Err() != nil {
 			break
 		}
 		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
@@ -417,9 +421,15 @@ const spinWindow = 5 * time.Millisecond
 // between close steps never waits on a Go timer: its wake-up comes from
 // an ordinary thread, tens of milliseconds late on a loaded box. It holds
 // one of procsPerCore × cores processors meanwhile.
+//
+// A run started for a set instant (FireAt: a venue fire, due on every box
+// at once, typically 200 ms after it was sent) sleeps its thread up to
+// setStartLead before its first step instead: the Go timer's late wake-up
+// would make this box the one that starts late.
 const (
-	threadLead  = 100 * time.Millisecond
-	threadSlice = 2 * time.Millisecond
+	threadLead   = 100 * time.Millisecond
+	setStartLead = time.Second
+	threadSlice  = 2 * time.Millisecond
 )
 
 // wait blocks until planned on the engine clock, or until ctx ends. The
@@ -427,10 +437,10 @@ const (
 // time, and a clock that has not got there by then (a fake one in tests)
 // is waited on with a timer again, so a step never runs early.
 //
-// On a worker, with the real clock, the last stretch before the window
+// On a worker, with the real clock, the last threadLead before the window
 // is a sleep of the worker's own thread (threadSleep), in slices of at
 // most threadSlice so that a cancel is seen soon.
-func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) bool {
+func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool, threadLead time.Duration) bool {
 	if ctx.Err() != nil {
 		return false
 	}
