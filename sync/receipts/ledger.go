@@ -118,7 +118,9 @@ type appendReq struct {
 	tail   []byte // the order's part of the record bytes (encodeTail)
 	fp     []byte // orderFingerprint: tells a retry from a reused client_id
 	rotate *Key   // a rotation record announcing this key
-	resp   chan appendResp
+	// handover, when set, is a hand-over record of a stored sale.
+	handover *handoverReq
+	resp     chan appendResp
 }
 
 type appendResp struct {
@@ -147,6 +149,9 @@ CREATE TABLE IF NOT EXISTS key_history (
 	seq INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS uplink (
 	id INTEGER PRIMARY KEY CHECK (id = 1), acked_through INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pickup_refusals (
+	id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, sale INTEGER NOT NULL,
+	handover INTEGER NOT NULL, by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
 	acked_through INTEGER PRIMARY KEY, head TEXT NOT NULL,
 	checkpoint TEXT NOT NULL, sig TEXT NOT NULL, key TEXT NOT NULL,
