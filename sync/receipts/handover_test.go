@@ -84,8 +84,8 @@ func TestHandOverOnceByEveryCode(t *testing.T) {
 	// The three codes a pickup label carries.
 	codes := map[string]uint64{
 		fmt.Sprintf("box1:%d:%s", sales[0].Seq, sales[0].Short()): sales[0].Seq, // QR
-		"A-0002":        sales[1].Seq, // CODE128
-		dr.Buyer.Token:  disc.Seq,     // discreet QR
+		"A-0002":       sales[1].Seq, // CODE128
+		dr.Buyer.Token: disc.Seq,     // discreet QR
 	}
 	for code, want := range codes {
 		s, err := l.Lookup(ctx, code)
