@@ -83,16 +83,18 @@ func (l *Ledger) buildHandover(b *batch, r *appendReq, synced bool) error {
 	return nil
 }
 
-var byRE = regexp.MustCompile(`^[\p{L}\p{N} ._:@-]{1,64}$`)
 
 // HandOver writes the hand-over of sale seq, signed, in the chain. by
 // says who handed it over (a scanner's or a crew member's name, 1-64
-// letters, digits, spaces or ._:@-). A sale handed over before is
+// characters, no control characters). A sale handed over before is
 // refused with *HandedOver, and the refusal is kept for the end-of-show
 // report; a seq that is not a stored sale is ErrUnknownCode.
 func (l *Ledger) HandOver(ctx context.Context, sale uint64, by string) (Signed, error) {
-	if !byRE.MatchString(by) {
-		return Signed{}, badInput("by", "%q: expected who hands over, 1-64 letters, digits, spaces or ._:@-", by)
+	if by == "" || utf8.RuneCountInString(by) > 64 {
+		return Signed{}, badInput("by", "%q: expected who hands over, 1 to 64 characters", by)
+	}
+	if err := checkText("by", by, true); err != nil {
+		return Signed{}, err
 	}
 	s, err := l.Get(ctx, sale)
 	if errors.Is(err, ErrNotFound) {
