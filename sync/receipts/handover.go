@@ -83,7 +83,6 @@ func (l *Ledger) buildHandover(b *batch, r *appendReq, synced bool) error {
 	return nil
 }
 
-
 // HandOver writes the hand-over of sale seq, signed, in the chain. by
 // says who handed it over (a scanner's or a crew member's name, 1-64
 // characters, no control characters). A sale handed over before is
