@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/creack/pty"
 
 	"fieldkit/internal/mqtttest"
@@ -145,4 +146,44 @@ func TestScannerHandsOverAndSecondScanIsRefused(t *testing.T) {
 	if bytes.Contains(raw, []byte("Dana")) || !bytes.Contains(raw, []byte("Sam Rivers")) {
 		t.Fatalf("queue: the discreet buyer is named, or the other is not: %s", raw)
 	}
+}
+
+// The crew page's scan box, in Chromium: a label code typed the way a
+// keyboard-wedge scanner types it (ending with Enter) hands the order
+// over, and the queue shows it; the same code again is refused loudly:
+// the page flashes, sounds and says when and by whom it was handed over.
+// The page breaks none of its Content-Security-Policy doing so.
+func TestBrowserScanToHandOver(t *testing.T) {
+	ctx, plog := browser(t, phone)
+	cfg := writeConfig(t, "box: desk\nboard: sim\n")
+	p := startAgent(t, nil, "--config", cfg, "--mqtt-listen", mqtttest.FreePort(t))
+	p.waitHealthy(t, 10*time.Second)
+	base := "http://" + p.http
+	sale := sell(t, base, `{"client_id":"pos1-1","order":"A-1042","items":[{"sku":"TEE","qty":2,"price":2500}],"total":5000,"currency":"EUR","pay":"card","buyer":{"name":"Sam Rivers"}}`)
+	code := fmt.Sprintf("desk:%d:%s", sale.Seq, sale.Short)
+
+	step(t, ctx, "open the page", chromedp.Navigate(base+"/"))
+	waitJS(t, ctx, "the live stream", `document.getElementById("stream").textContent === "live"`)
+	waitJS(t, ctx, "A-1042 waiting in the pickup queue", `document.querySelector('#pickup-list li[data-order="A-1042"].waiting') !== null`)
+	step(t, ctx, "scan the label into the scan box", chromedp.SendKeys(chromedp.CSS("#scan-code"), code+"\r"))
+	waitJS(t, ctx, "the hand-over shown", `document.getElementById("scan-result").textContent.startsWith("Handed over: order A-1042 · Sam Rivers · 2 × TEE")`)
+	waitJS(t, ctx, "A-1042 handed over in the queue", `(() => { const li = document.querySelector('#pickup-list li[data-order="A-1042"]'); return li && li.classList.contains("handed-over") && li.textContent.includes("by crew page"); })()`)
+	if flash, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("pickup-flash").hidden`)); !flash {
+		t.Fatal("the refusal flash shows after a good hand-over")
+	}
+	q := pickupQueue(t, base)
+	if len(q.Orders) != 1 || q.Orders[0].HandedOver == nil || q.Orders[0].HandedOver.By != "crew page" {
+		t.Fatalf("the agent's queue after the page's scan: %+v", q)
+	}
+
+	step(t, ctx, "scan the same label again", chromedp.SendKeys(chromedp.CSS("#scan-code"), code+"\r"))
+	waitJS(t, ctx, "the loud refusal", `(() => { const f = document.getElementById("pickup-flash");
+  return !f.hidden && f.textContent.startsWith("ALREADY HANDED OVER: order A-1042 at ") && f.textContent.includes(" by crew page")
+    && document.body.classList.contains("refused") && Number(document.body.dataset.beeps) >= 2; })()`)
+	// The time shown is the hand-over's, in the page's time zone.
+	waitJS(t, ctx, "the hand-over's time in the flash", `(() => { const d = new Date(Date.parse(`+jsString(q.Orders[0].HandedOver.At)+`)), p = (n) => String(n).padStart(2, "0");
+  return document.getElementById("pickup-flash").textContent.includes(" at " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds()) + " by crew page"); })()`)
+	step(t, ctx, "scan an unknown code", chromedp.SendKeys(chromedp.CSS("#scan-code"), "desk:77:00000000\r"))
+	waitJS(t, ctx, "unknown code said", `document.getElementById("scan-result").textContent.startsWith("Unknown code: desk:77:00000000")`)
+	noCSPViolations(t, ctx, plog)
 }
