@@ -337,7 +337,17 @@ func (l *Ledger) Stats() Stats {
 // orderFingerprint is SHA-256 of the order as decoded (re-encoded, so
 // that spacing and key order do not count): the same client_id with
 // another fingerprint is another sale, not a retry.
-func orderFingerprint(o *Order) []byte {
+//
+// A discreet order's fingerprint leaves the buyer out: the ledger keeps
+// nothing derived from a discreet buyer's name, phone or email, not even
+// a hash that a list of names could be tried against. A retry of it with
+// another buyer is answered as a retry.
+func orderFingerprint(o *Order, discreet bool) []byte {
+	if discreet {
+		c := *o
+		c.Buyer = nil
+		o = &c
+	}
 	b, _ := json.Marshal(o)
 	h := sha256.Sum256(b)
 	return h[:]
@@ -356,7 +366,7 @@ func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, er
 	if err != nil {
 		return Signed{}, false, err
 	}
-	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o)})
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o, l.discreet(&o))})
 }
 
 // Rotate makes a new key and writes a rotation record signed by the old

@@ -394,11 +394,7 @@ var tokenEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
 // chain fields in front.
 func (l *Ledger) encodeTail(o *Order) ([]byte, error) {
 	buyer := o.Buyer
-	discreet := l.o.DiscreetDefault
-	if o.Discreet != nil {
-		discreet = *o.Discreet
-	}
-	if discreet {
+	if l.discreet(o) {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, fmt.Errorf("receipts: buyer token: %w", err)
@@ -410,6 +406,15 @@ func (l *Ledger) encodeTail(o *Order) ([]byte, error) {
 		return nil, fmt.Errorf("receipts: encode order %s: %w", o.ClientID, err)
 	}
 	return tail, nil
+}
+
+// discreet reports whether o keeps only an opaque token for its buyer:
+// as the order asks, else as the ledger's default says.
+func (l *Ledger) discreet(o *Order) bool {
+	if o.Discreet != nil {
+		return *o.Discreet
+	}
+	return l.o.DiscreetDefault
 }
 
 // buildSale appends the next sale record to b: the chain fields from the
