@@ -67,8 +67,8 @@ receipts:
 	saleOf := func(i int) string {
 		o := map[string]any{
 			"client_id": fmt.Sprintf("pos-%04d", i), "order": fmt.Sprintf("B-%04d", i),
-			"items":    []map[string]any{{"sku": "TEE", "qty": 1 + i%3, "price": 2500}, {"sku": "CAP", "qty": 1, "price": 1000}},
-			"total":    (1+i%3)*2500 + 1000, "currency": "EUR", "pay": pays[i%len(pays)],
+			"items": []map[string]any{{"sku": "TEE", "qty": 1 + i%3, "price": 2500}, {"sku": "CAP", "qty": 1, "price": 1000}},
+			"total": (1+i%3)*2500 + 1000, "currency": "EUR", "pay": pays[i%len(pays)],
 		}
 		switch i % 4 {
 		case 0, 1:

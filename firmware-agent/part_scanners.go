@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"fieldkit/drivers/scanner"
+	"fieldkit/internal/backoff"
+	"fieldkit/internal/clock"
 	"fieldkit/internal/doctor"
 	"fieldkit/sync/receipts"
 )
@@ -15,13 +17,14 @@ import (
 // scannersPart reads the pickup desk's barcode scanners: each code
 // scanned is a hand-over (receipts.Service.Scan), recorded as handed
 // over by "scanner:<name>". A scanner that cannot be opened or goes away
-// (unplugged) is opened again with backoff; the part never blocks the
-// others.
+// (unplugged) is opened again with backoff (up to 30 s); the part never
+// blocks the others.
 type scannersPart struct {
-	cfg  scanner.Config
-	scan func(ctx context.Context, code, by string) (receipts.ScanResult, error)
-	open func(scanner.Source) (scanner.Reader, error)
-	log  *slog.Logger
+	cfg   scanner.Config
+	scan  func(ctx context.Context, code, by string) (receipts.ScanResult, error)
+	open  func(scanner.Source) (scanner.Reader, error)
+	clock clock.Clock
+	log   *slog.Logger
 
 	mu    sync.Mutex
 	state map[string]*scannerState
@@ -42,8 +45,8 @@ type scannerState struct {
 	LastResult string `json:"last_result,omitempty"`
 }
 
-func newScanners(cfg scanner.Config, rs *receipts.Service, log *slog.Logger) *scannersPart {
-	p := &scannersPart{cfg: cfg, scan: rs.Scan, open: scanner.Open, log: log.With("part", "scanners"), state: map[string]*scannerState{}}
+func newScanners(cfg scanner.Config, rs *receipts.Service, clk clock.Clock, log *slog.Logger) *scannersPart {
+	p := &scannersPart{cfg: cfg, scan: rs.Scan, open: scanner.Open, clock: clk, log: log.With("part", "scanners"), state: map[string]*scannerState{}}
 	for _, s := range cfg {
 		p.state[s.Name] = &scannerState{Name: s.Name, Mode: s.Mode, Device: s.Device}
 	}
@@ -98,8 +101,7 @@ func (p *scannersPart) Run(ctx context.Context) error {
 
 // follow keeps one scanner open and reading, reopening it with backoff.
 func (p *scannersPart) follow(ctx context.Context, s scanner.Source) {
-	const maxWait = 30 * time.Second
-	wait := time.Second
+	bo := backoff.Backoff{Base: 2 * time.Second, Cap: 30 * time.Second}
 	for ctx.Err() == nil {
 		r, err := p.open(s)
 		if err == nil {
@@ -110,18 +112,14 @@ func (p *scannersPart) follow(ctx context.Context, s scanner.Source) {
 			if err == nil {
 				return // ctx ended
 			}
-			wait = time.Second
+			bo.Reset()
 		}
 		p.setOpen(s.Name, false, err.Error())
-		p.log.Warn("scanner not readable; trying again", "scanner", s.Name, "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		wait := bo.Next()
+		p.log.Warn("scanner not readable; trying again", "scanner", s.Name, "in", wait.Round(time.Millisecond), "err", err)
+		if backoff.Sleep(ctx, p.clock, wait) != nil {
 			return
-		case <-t.C:
 		}
-		wait = min(2*wait, maxWait)
 	}
 }
 
@@ -141,7 +139,7 @@ func (p *scannersPart) handle(ctx context.Context, name, code string) {
 	defer p.mu.Unlock()
 	st := p.state[name]
 	st.Scans++
-	st.LastScan = time.Now().UTC()
+	st.LastScan = p.clock.Now().UTC()
 	if err != nil {
 		st.Refused++
 		st.LastResult = "refused: " + err.Error()

@@ -59,7 +59,7 @@ var (
 	phoneRE = regexp.MustCompile(`\+[0-9][0-9 ()/.-]{5,}[0-9]`)
 	// A buyer field with a value: key=value, key="value" (slog text) or
 	// "key":"value" (JSON), the key possibly dotted (buyer.name).
-	piiKeyRE = regexp.MustCompile(`(?i)\b((?:buyer|customer)(?:[._](?:name|phone|email))?|name|full_?name|phone|tel|mobile|email|e-mail)\\?"?\s*[=:]\s*\\?("(?:[^"\\]|\\.)*"|[^\s,{}\[\]"][^\s,}\]]*)`)
+	piiKeyRE   = regexp.MustCompile(`(?i)\b((?:buyer|customer)(?:[._](?:name|phone|email))?|name|full_?name|phone|tel|mobile|email|e-mail)\\?"?\s*[=:]\s*\\?("(?:[^"\\]|\\.)*"|[^\s,{}\[\]"][^\s,}\]]*)`)
 	discreetRE = regexp.MustCompile(`discreet\\?"?\s*[=:]\s*\\?"?true`)
 )
 
@@ -77,7 +77,9 @@ func (a *Audit) Record(s Signed) {
 	a.Discreet++
 	ref := OrderRef{Seq: r.Seq, Order: r.Order}
 	where := fmt.Sprintf("ledger record %d", r.Seq)
-	add := func(what string) { a.Findings = append(a.Findings, Finding{Where: where, Sale: r.Seq, Order: r.Order, What: what}) }
+	add := func(what string) {
+		a.Findings = append(a.Findings, Finding{Where: where, Sale: r.Seq, Order: r.Order, What: what})
+	}
 	for k, v := range map[string]string{"name": r.Buyer.Name, "phone": r.Buyer.Phone, "email": r.Buyer.Email} {
 		if v != "" {
 			add(fmt.Sprintf("the record keeps the buyer's %s %s beside the token", k, Mask(v)))

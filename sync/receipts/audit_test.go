@@ -38,11 +38,11 @@ func TestAuditFindsPlantedPII(t *testing.T) {
 	}
 	log := strings.Join([]string{
 		`time=2026-12-02T14:32:03.509Z level=INFO msg="order handed over" part=receipts sale=10 order=A-0010 by="crew page" seq=11`,
-		`time=2026-12-02T14:32:03.510Z level=INFO msg="sale" order=A-0001 buyer.name="Sam R."`, // not discreet: allowed
+		`time=2026-12-02T14:32:03.510Z level=INFO msg="sale" order=A-0001 buyer.name="Sam R."`,   // not discreet: allowed
 		`time=2026-12-02T14:32:03.511Z level=INFO msg="sale" order=A-00100 buyer.name="Someone"`, // another order
 		`{"time":"2026-12-02T14:32:03.512Z","level":"INFO","msg":"new receipt","receipt":{"buyer":{"token":"` + dr.Buyer.Token + `"}}}`,
 		`time=2026-12-02T14:32:04.000Z level=DEBUG msg="sale" order=A-0010 buyer.name="Dana Quill"`, // planted
-		`{"msg":"retry","client_id":"pos1-0010","body":"call +49 151 0000000"}`,                       // planted
+		`{"msg":"retry","client_id":"pos1-0010","body":"call +49 151 0000000"}`,                     // planted
 		`time=2026-12-02T14:32:05.000Z level=WARN msg="bad order" err="x" order="{\"discreet\":true,\"buyer\":{\"email\":\"x@y.org\"}}"`,
 	}, "\n")
 	if err := a.Log("agent.log", strings.NewReader(log)); err != nil {

@@ -2,7 +2,6 @@ package receipts
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -72,14 +71,15 @@ func (l *Ledger) buildHandover(b *batch, r *appendReq, synced bool) error {
 		Prev: h.hash, Turnover: h.turnover,
 		Sale: r.handover.sale, Order: r.handover.order, By: r.handover.by,
 	}
-	body, err := encodeRecord(rec)
+	// Signed as a rotation is, so that both follow any change to how the
+	// ledger signs.
+	s, err := signRecord(rec, b.key.Priv)
 	if err != nil {
 		return err
 	}
-	sig := ed25519.Sign(b.key.Priv, SignedMessage(body))
-	hash := chainHash(body, sig)
-	b.rows = append(b.rows, row{seq: rec.Seq, clientID: handoverKey(r.handover.sale), typ: TypeHandover, tsMS: now.UnixMilli(), body: body, sig: sig, hash: hash})
-	h.seq, h.hash = rec.Seq, hash
+	sig, _ := s.RawSig()
+	b.rows = append(b.rows, row{seq: rec.Seq, clientID: handoverKey(r.handover.sale), typ: TypeHandover, tsMS: now.UnixMilli(), body: []byte(s.Record), sig: sig, hash: s.Hash})
+	h.seq, h.hash = rec.Seq, s.Hash
 	return nil
 }
 
