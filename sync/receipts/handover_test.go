@@ -5,6 +5,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -190,4 +193,41 @@ func TestReportListsPickup(t *testing.T) {
 			t.Fatalf("report text lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// FuzzLookup: any scanned string is looked up without a panic; what it
+// finds is a sale whose label carries that code.
+func FuzzLookup(f *testing.F) {
+	dir := f.TempDir()
+	l, err := Open(Options{Path: filepath.Join(dir, "r.db"), KeyFile: filepath.Join(dir, "r.key"), Box: "box1", BootID: "boot-1",
+		Sync: SyncFunc(func() bool { return true }), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { l.Close() })
+	ctx := context.Background()
+	var sales []Signed
+	for i := 1; i <= 3; i++ {
+		s, _, err := l.Append(ctx, order(i))
+		if err != nil {
+			f.Fatal(err)
+		}
+		sales = append(sales, s)
+	}
+	f.Add(fmt.Sprintf("box1:%d:%s", sales[0].Seq, sales[0].Short()))
+	f.Add("A-0002")
+	f.Add("box1:1:")
+	f.Add("::")
+	f.Add(strings.Repeat("Z", 26))
+	f.Fuzz(func(t *testing.T, code string) {
+		s, err := l.Lookup(ctx, code)
+		if err != nil {
+			return
+		}
+		r, _ := s.Decode()
+		c := strings.TrimSpace(code)
+		if r.Type != TypeSale || (c != r.Order && c != fmt.Sprintf("box1:%d:%s", s.Seq, s.Short()) && (r.Buyer == nil || c != r.Buyer.Token)) {
+			t.Fatalf("%q found record %d (%s)", code, s.Seq, s.Record)
+		}
+	})
 }
