@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"fieldkit/internal/mqtttest"
 	"fieldkit/sync/receipts"
@@ -61,6 +64,16 @@ receipts:
 	base := "http://" + p.http
 	cl := mqtttest.Connect(t, "tcp://"+mqttAddr, "pos2")
 	replies := cl.Subscribe("fieldkit/audit1/receipts/new/reply/#")
+	// Everything the box says on MQTT, kept for the check below.
+	var heard syncBuf
+	tok := mqtttest.Connect(t, "tcp://"+mqttAddr, "listener").Paho().Subscribe("fieldkit/audit1/#", 1, func(_ paho.Client, m paho.Message) {
+		if m.Topic() != "fieldkit/audit1/receipts/new" { // the tablet's own orders, going in
+			fmt.Fprintf(&heard, "%s %s\n", m.Topic(), m.Payload())
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
 
 	const n = 1000
 	pays := receipts.PayMethods
@@ -149,8 +162,41 @@ receipts:
 			}
 		}
 	}
-	// Every label printed, then stop the agent.
+	// Every label printed. What the box shows or sends about its sales
+	// (MQTT, the export, the print queue, the pickup queue, metrics)
+	// names no discreet buyer, and does name the others (so the search
+	// is real).
 	waitLabels(t, base)
+	where := map[string]string{"mqtt": heard.String()}
+	for name, path := range map[string]string{"export": "/api/receipts", "print queue": "/api/printers/counter/jobs?limit=1000",
+		"pickup queue": "/api/pickup?limit=1000", "metrics": "/metrics", "report": "/api/receipts/report"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		where[name] = string(b)
+	}
+	for i := 0; i < n; i += 3 { // the discreet sales
+		for _, mark := range []string{fmt.Sprintf(`Number%d"`, i), fmt.Sprintf(`Name%d"`, i), fmt.Sprintf("buyer%d@", i), fmt.Sprintf("+49 151 %07d", i)} {
+			for name, text := range where {
+				if strings.Contains(text, mark) {
+					t.Fatalf("%s holds %s of discreet sale %d", name, mark, i)
+				}
+			}
+		}
+	}
+	if !strings.Contains(where["mqtt"], "/receipts/new/reply/pos-0015 ") || !strings.Contains(where["mqtt"], "/pickup/handover ") {
+		t.Fatalf("the listener heard no replies or hand-overs:\n%.2000s", where["mqtt"])
+	}
+	if !strings.Contains(where["export"], `Number1\"`) || !strings.Contains(where["pickup queue"], `Number1"`) {
+		t.Fatal("the export or the pickup queue lacks a buyer who did not ask for discretion")
+	}
+	// Then stop the agent.
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
