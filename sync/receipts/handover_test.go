@@ -188,7 +188,7 @@ func TestReportListsPickup(t *testing.T) {
 	}
 	var b strings.Builder
 	z.WriteText(&b)
-	for _, want := range []string{"1 handed over, 2 not collected", "not collected  A-0003", "A-0001           receipt 1 by desk2"} {
+	for _, want := range []string{"pickup    1 handed over, 2 not collected, 1 refused second scans", "-- not collected\nA-0002               receipt 2\nA-0003               receipt 3\n", "A-0001           receipt 1 by desk2"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("report text lacks %q:\n%s", want, b.String())
 		}

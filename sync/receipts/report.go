@@ -181,15 +181,19 @@ func (z *ZReport) WriteText(w io.Writer) {
 	for _, t := range z.ByPay {
 		fmt.Fprintf(w, "%-20s %5d  %12s\n", t.Pay, t.Count, money(t.Total))
 	}
+	fmt.Fprintf(w, "pickup    %d handed over, %d not collected, %d refused second scans\n", z.HandedOver, len(z.NotCollected), len(z.CollectedTwice))
 	fmt.Fprintln(w, "-- by minute (UTC)")
 	for _, t := range z.ByMinute {
 		fmt.Fprintf(w, "%-20s %5d  %12s\n", t.Minute.Format("2006-01-02 15:04"), t.Count, money(t.Total))
 	}
-	fmt.Fprintf(w, "-- pickup: %d handed over, %d not collected\n", z.HandedOver, len(z.NotCollected))
-	for _, o := range z.NotCollected {
-		fmt.Fprintf(w, "not collected  %-16s receipt %d\n", o.Order, o.Seq)
+	if z.HandedOver == 0 && len(z.CollectedTwice) == 0 {
+		return // no pickup desk at this show: every order would be listed
 	}
-	fmt.Fprintf(w, "-- collected twice (refused): %d\n", len(z.CollectedTwice))
+	fmt.Fprintln(w, "-- not collected")
+	for _, o := range z.NotCollected {
+		fmt.Fprintf(w, "%-20s receipt %d\n", o.Order, o.Seq)
+	}
+	fmt.Fprintln(w, "-- collected twice (second scan refused)")
 	for _, f := range z.CollectedTwice {
 		fmt.Fprintf(w, "%s  %-16s receipt %d by %s (handed over in record %d)\n", f.At.Format("2006-01-02 15:04:05"), f.Order, f.Sale, f.By, f.Handover)
 	}
