@@ -58,7 +58,10 @@ type RunRecord struct {
 
 // StepRecord is when a step was due and when it was dispatched.
 // Lateness is Actual-Planned; Spread is how far apart the first and last
-// action of all steps due at the same time were dispatched.
+// action of all steps due at the same time were dispatched. With leads
+// (an output sent its command ahead of the step), Actual is the step's
+// first send, and both are measured against each send's own time
+// (the step's time less the output's lead).
 type StepRecord struct {
 	Step       int        `json:"step"`
 	At         string     `json:"at"`
@@ -70,6 +73,9 @@ type StepRecord struct {
 	SpreadUS   *float64   `json:"spread_us,omitempty"`
 	Pending    bool       `json:"pending,omitempty"` // a publish or webhook still in flight
 	Error      string     `json:"error,omitempty"`
+	// Outputs are the step's targets one by one: sent, and confirmed or
+	// failed as each output hears back.
+	Outputs []TargetRecord `json:"outputs,omitempty"`
 
 	asyncDone bool
 }
@@ -82,7 +88,8 @@ func newRecords(steps []Step) []StepRecord {
 	recs := make([]StepRecord, len(steps))
 	for i := range steps {
 		st := &steps[i]
-		recs[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets}
+		recs[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets,
+			Outputs: newTargetRecords(st.targets)}
 		switch {
 		case st.Publish != nil:
 			recs[i].Targets = []string{st.Publish.Topic}
@@ -231,7 +238,13 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 			j++
 		}
 		planned := r.start.Add(steps[i].At)
-		if e.clk.Now().Before(planned) {
+		// Outputs with a lead are sent their command that much ahead,
+		// the longest lead first; the group waits for its first send.
+		leads, lead := e.leadsOf(steps, i, j)
+		due := planned.Add(-lead)
+		// Sends spread over time are timed by a worker, never by the
+		// goroutine that fired the run.
+		if e.clk.Now().Before(due) || (lead > 0 && !onWorker) {
 			e.mu.Lock()
 			e.announceLocked(s, r)
 			e.mu.Unlock()
@@ -239,10 +252,10 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 				return true, nil, later
 			}
 		}
-		if !e.wait(ctx, planned, onWorker) {
+		if !e.wait(ctx, due, onWorker) {
 			break
 		}
-		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
+		later = e.dispatch(s, r, i, j, planned, leads, !onWorker, later)
 		r.next = j
 	}
 	return false, e.release(s, r), later
@@ -254,61 +267,57 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 // goroutine switch; a worker leaves even that to the publishers, since
 // a connection whose socket is stuck may take a while to accept it.
 //
+// Outputs with a lead (leads, longest first; only on a worker) are sent
+// their command at planned less their lead, each waited for in turn, and
+// the rest at planned. When the first of those times has already passed
+// (a step at the run's start, or a worker woken late) every send is
+// delayed alike, so that the group still lands together, late, rather
+// than the longest-lead outputs landing late and alone.
+//
 // QoS 0 publishes sent inline are appended to later, for the caller to
 // wait for (briefly: until the connection has written them).
-func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline bool, later []asyncStep) []asyncStep {
+func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []early, inline bool, later []asyncStep) []asyncStep {
 	steps := r.steps
-	applyCtx := r.applyCtx
-	var actual [8]time.Time
-	var errs [8]error
-	acts, aerrs := actual[:0], errs[:0]
+	g := group{e: e, s: s, r: r, i: i, j: j, planned: planned, recs: r.records()}
+	g.init()
+	if len(leads) > 0 {
+		if late := e.clk.Now().Sub(planned.Add(-leads[0].lead)); late > 0 {
+			g.shift = late
+		}
+	}
+	ctx := r.stepsCtx
+	cancelled := false
+	for _, x := range leads {
+		if !e.wait(ctx, planned.Add(g.shift-x.lead), true) {
+			cancelled = true
+			break
+		}
+		g.apply(x.k, x.n, x.lead)
+	}
+	if len(leads) > 0 && !cancelled && !e.wait(ctx, planned.Add(g.shift), true) {
+		cancelled = true
+	}
 	var async []asyncStep
-	first, last := time.Time{}, time.Time{}
-	var stepCtx context.Context // applyCtx with the planned time, made for the first target
 	snd, canSend := e.d.MQTT.(sender)
 	sent := false
-	for k := i; k < j; k++ {
+	for k := i; k < j && !cancelled; k++ {
 		st := &steps[k]
-		var at time.Time
-		var err error
 		switch {
 		case st.Publish != nil && inline && canSend:
-			at = e.clk.Now()
+			g.mark(k, e.clk.Now(), 0)
 			t, qos, retain, body := r.publishArgs(st.Publish)
 			async = append(async, asyncStep{s, r, k, snd.Send(t, qos, retain, body)})
 			sent = true
 		case st.Publish != nil, st.Webhook != nil:
-			at = e.clk.Now()
+			g.mark(k, e.clk.Now(), 0)
 			async = append(async, asyncStep{s: s, r: r, k: k})
 		default:
-			var errl []error
-			for n, name := range st.targets {
-				now := e.clk.Now()
-				if n == 0 {
-					at = now
-				}
-				if first.IsZero() {
-					first = now
-				}
-				last = now
-				if stepCtx == nil {
-					// Outputs that hear back from their device measure
-					// the cue end to end, from the step's planned time.
-					stepCtx = cue.WithPlanned(applyCtx, planned)
-				}
-				if err := e.d.Targets[name].Apply(stepCtx, st.Action); err != nil {
-					errl = append(errl, fmt.Errorf("%s: %w", name, err))
+			for n := range st.targets {
+				if _, ok := isEarly(leads, k, n); !ok {
+					g.apply(k, n, 0)
 				}
 			}
-			err = joinErrs(errl)
 		}
-		if first.IsZero() {
-			first = at
-		}
-		if at.After(last) {
-			last = at
-		}
-		acts, aerrs = append(acts, at), append(aerrs, err)
 	}
 	if sent {
 		// The connection's writer goroutine was made runnable on this
@@ -317,25 +326,10 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 		// for it (on a busy box, a tenth of a millisecond).
 		runtime.Gosched()
 	}
-	spread := last.Sub(first)
 	e.mu.Lock()
 	e.announceLocked(s, r)
 	r.holds += len(async)
-	recs := r.records()
-	for k := i; k < j; k++ {
-		sr := &recs[k]
-		p, a := planned, acts[k-i]
-		sr.Planned, sr.Actual = &p, &a
-		sr.LatenessUS, sr.SpreadUS = us(a.Sub(p)), us(spread)
-		if steps[k].Publish != nil || steps[k].Webhook != nil {
-			sr.Pending = !sr.asyncDone
-		}
-		if aerrs[k-i] != nil {
-			sr.Error = aerrs[k-i].Error()
-		}
-		e.met.lateness.WithLabelValues(r.sc.Name).Observe(a.Sub(p).Seconds())
-	}
-	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
+	g.recordLocked()
 	if r.phase == phaseSteps {
 		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
 	}
@@ -348,6 +342,143 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 		e.startAsync(a)
 	}
 	return later
+}
+
+// group is the dispatch of one step group: when each step and each
+// output was sent, how late against its own send time, and the outputs'
+// errors. It lives on the dispatching goroutine's stack for groups of up
+// to 8 steps and 16 outputs.
+type group struct {
+	e       *Engine
+	s       *slot
+	r       *run
+	recs    []StepRecord // the phase's; its header does not change while the run is driven
+	i, j    int
+	planned time.Time
+	shift   time.Duration // every send delayed alike (see dispatch)
+	ctx     context.Context
+	rep     *stepReporter
+
+	act    [8]time.Time // per step: its first send
+	late   [8]time.Duration
+	acts   []time.Time
+	lates  []time.Duration
+	offs   []int // per step: its first output's index in tat
+	offBuf [8]int
+	tat    []time.Time // per output: when Apply was called
+	terr   []error
+	tlead  []time.Duration
+	tBuf   [16]time.Time
+	eBuf   [16]error
+	lBuf   [16]time.Duration
+
+	minLate, maxLate time.Duration
+	any              bool
+}
+
+func (g *group) init() {
+	steps := g.r.steps
+	g.acts, g.lates, g.offs = g.act[:0], g.late[:0], g.offBuf[:0]
+	nt := 0
+	for k := g.i; k < g.j; k++ {
+		g.acts, g.lates, g.offs = append(g.acts, time.Time{}), append(g.lates, 0), append(g.offs, nt)
+		nt += len(steps[k].targets)
+	}
+	if nt <= len(g.tBuf) {
+		g.tat, g.terr, g.tlead = g.tBuf[:nt], g.eBuf[:nt], g.lBuf[:nt]
+	} else {
+		g.tat, g.terr, g.tlead = make([]time.Time, nt), make([]error, nt), make([]time.Duration, nt)
+	}
+}
+
+// mark records a send of step k at at, for an output with lead.
+func (g *group) mark(k int, at time.Time, lead time.Duration) {
+	late := at.Sub(g.planned.Add(-lead))
+	if g.acts[k-g.i].IsZero() {
+		g.acts[k-g.i], g.lates[k-g.i] = at, late
+	}
+	if !g.any || late < g.minLate {
+		g.minLate = late
+	}
+	if !g.any || late > g.maxLate {
+		g.maxLate = late
+	}
+	g.any = true
+}
+
+// apply sends step k's action to its n-th output.
+func (g *group) apply(k, n int, lead time.Duration) {
+	st := &g.r.steps[k]
+	name := st.targets[n]
+	if g.ctx == nil {
+		// Outputs that hear back from their device measure the cue end
+		// to end from the step's planned time, and report how their
+		// command ended to the run's record.
+		g.rep = &stepReporter{e: g.e, s: g.s, r: g.r, recs: g.recs, i: g.i, j: g.j}
+		g.ctx = cue.WithStep(g.r.applyCtx, g.planned, g.rep)
+	}
+	now := g.e.clk.Now()
+	g.mark(k, now, lead)
+	x := g.offs[k-g.i] + n
+	g.tat[x], g.tlead[x] = now, lead
+	if err := g.e.d.Targets[name].Apply(g.ctx, st.Action); err != nil {
+		g.terr[x] = fmt.Errorf("%s: %w", name, err)
+	}
+}
+
+// recordLocked writes the group into the run's records.
+func (g *group) recordLocked() {
+	e, r, recs := g.e, g.r, g.recs
+	spread := g.maxLate - g.minLate
+	land := g.planned.Add(g.shift)
+	for k := g.i; k < g.j; k++ {
+		sr := &recs[k]
+		if g.acts[k-g.i].IsZero() {
+			sr.Error = "cancelled before it was sent"
+			continue
+		}
+		p, a := g.planned, g.acts[k-g.i]
+		sr.Planned, sr.Actual = &p, &a
+		sr.LatenessUS, sr.SpreadUS = us(g.lates[k-g.i]), us(spread)
+		if r.steps[k].Publish != nil || r.steps[k].Webhook != nil {
+			sr.Pending = !sr.asyncDone
+		}
+		var errl []error
+		for n := range sr.Outputs {
+			tr := &sr.Outputs[n]
+			x := g.offs[k-g.i] + n
+			if g.tat[x].IsZero() {
+				tr.Error = "cancelled before it was sent"
+				continue
+			}
+			l, at := land, g.tat[x]
+			tr.Planned = &l
+			if g.tlead[x] > 0 {
+				tr.LeadUS = us(g.tlead[x])
+			}
+			if tr.Sent == nil {
+				tr.Sent = &at
+			}
+			if err := g.terr[x]; err != nil {
+				tr.Status, tr.Error = cue.Failed, err.Error()
+				errl = append(errl, err)
+			} else if tr.Status == statusPlanned {
+				tr.Status = cue.Sent
+			}
+			if tr.Confirmed != nil {
+				tr.LandedUS = us(tr.Confirmed.Sub(l))
+			}
+		}
+		if err := joinErrs(errl); err != nil {
+			if sr.Error == "" {
+				sr.Error = err.Error()
+			} else {
+				sr.Error = err.Error() + "; " + sr.Error
+			}
+		}
+		e.met.lateness.WithLabelValues(r.sc.Name).Observe(g.lates[k-g.i].Seconds())
+	}
+	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
 }
 
 // sentQoS0 is the outcome of a QoS 0 publish handed to the connection:
