@@ -71,9 +71,9 @@ type Opts struct {
 	OnResult func(Result)
 	// Lead is how long before a scene step's time the device is sent its
 	// command: fixed, or (Auto) the median of its recent confirmations.
-	Lead cue.Lead
-	Clock    clock.Clock
-	Log      *slog.Logger
+	Lead  cue.Lead
+	Clock clock.Clock
+	Log   *slog.Logger
 	// Metrics records confirmations and commands the broker did not
 	// take (nil: none).
 	Metrics *cue.Metrics
@@ -132,12 +132,12 @@ type Device struct {
 	lat     []time.Duration
 	// lead is the learned lead (the median confirmation latency) in
 	// nanoseconds, read on every scene dispatch without the lock.
-	lead atomic.Int64
-	queue   chan batch
-	kick    chan struct{} // re-assert after a reconnect
-	closed  bool
-	stop    context.CancelFunc
-	done    chan struct{}
+	lead   atomic.Int64
+	queue  chan batch
+	kick   chan struct{} // re-assert after a reconnect
+	closed bool
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // NewDevice prepares a device; nothing is published until an Apply.
