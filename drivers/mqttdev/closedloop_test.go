@@ -169,7 +169,7 @@ func TestShellyErrorFails(t *testing.T) {
 	conn, ctx := startAgentConn(t, url)
 	o := Opts{Name: "relay", Kind: Shelly, Topic: "shellypro4pm-1", Channel: 7}
 	s := startSim(t, url, o, 5*time.Millisecond)
-	s.rpcErr = "Argument 'id', value 7 not found!"
+	s.FailRPC("Argument 'id', value 7 not found!")
 	b := bus.New(nil)
 	alerts := b.Subscribe("cue/+/alert", 4)
 	var rs results
