@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"flag"
-	"os"
 	"fmt"
+	"os"
 	"time"
 
 	"periph.io/x/conn/v3/gpio/gpiotest"
