@@ -18,7 +18,11 @@ type outcomes struct {
 	got []cue.Outcome
 }
 
-func (o *outcomes) Report(_ string, x cue.Outcome) { o.mu.Lock(); o.got = append(o.got, x); o.mu.Unlock() }
+func (o *outcomes) Report(_ string, x cue.Outcome) {
+	o.mu.Lock()
+	o.got = append(o.got, x)
+	o.mu.Unlock()
+}
 
 // stuckPin is a line that something else holds at one level.
 type stuckPin struct {
