@@ -48,6 +48,7 @@ type pending struct {
 	// planned is the scene step's time (zero for none).
 	planned time.Time
 	rep     cue.Reporter
+	applied time.Time
 }
 
 const latWindow = 64
@@ -106,7 +107,16 @@ func (d *Device) finishLocked(status, why string, now time.Time) *Result {
 		if len(d.lat) > latWindow {
 			d.lat = d.lat[1:]
 		}
-		d.lead.Store(int64(median(d.lat)))
+		// A command that waited for the broker (the safe state sent
+		// at start, before the link was up) or needed a second send
+		// says nothing about how far ahead to send a cue.
+		if !p.applied.IsZero() && p.sends == 1 && p.sent.Sub(p.applied) < d.o.Deadline {
+			d.leadLat = append(d.leadLat, now.Sub(p.applied))
+			if len(d.leadLat) > latWindow {
+				d.leadLat = d.leadLat[1:]
+			}
+			d.lead.Store(int64(median(d.leadLat)))
+		}
 		d.o.Metrics.Confirmed(d.o.Name, string(d.o.Kind), p.planned, p.sent, now)
 	}
 	d.fb.Last = &res
@@ -169,7 +179,11 @@ func (d *Device) sent(b batch, start time.Time) {
 	} else if w != nil {
 		cue.Report(w.rep, d.o.Name, cue.Superseded, start, "")
 	}
-	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1, planned: b.planned, rep: rep}
+	applied := b.applied
+	if w := d.wait; w != nil && w.st == st && applied.IsZero() {
+		applied = w.applied
+	}
+	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1, planned: b.planned, rep: rep, applied: applied}
 	cue.Report(rep, d.o.Name, cue.Sent, start, "")
 	d.mu.Unlock()
 	d.armDeadline()

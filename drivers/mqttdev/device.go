@@ -70,7 +70,8 @@ type Opts struct {
 	// cue.Reporter its Apply context carries.)
 	OnResult func(Result)
 	// Lead is how long before a scene step's time the device is sent its
-	// command: fixed, or (Auto) the median of its recent confirmations.
+	// command: fixed, or (Auto) the median time from Apply to the
+	// device's confirmation over its last 64 commands.
 	Lead  cue.Lead
 	Clock clock.Clock
 	Log   *slog.Logger
@@ -99,6 +100,9 @@ type batch struct {
 	msgs    []Message
 	planned time.Time
 	rep     cue.Reporter // the scene step's, for its first command only
+	// applied is when Apply queued it (zero for a re-assert): a lead is
+	// learned from there, since that is the time the engine controls.
+	applied time.Time
 }
 
 // Message is one publish.
@@ -129,7 +133,10 @@ type Device struct {
 	// not from a scene step).
 	planned time.Time
 	rep     cue.Reporter // the step's reporter, like planned
+	applied time.Time    // when Apply started, like planned
 	lat     []time.Duration
+	// leadLat are the recent times from Apply to confirmation.
+	leadLat []time.Duration
 	// lead is the learned lead (the median confirmation latency) in
 	// nanoseconds, read on every scene dispatch without the lock.
 	lead   atomic.Int64
@@ -247,6 +254,7 @@ func (d *Device) Apply(ctx context.Context, a cue.Action) error {
 	d.mu.Lock()
 	d.planned = cue.Planned(ctx) // the step's time, for the end-to-end latency
 	d.rep = cue.ReporterOf(ctx)
+	d.applied = start
 	d.mu.Unlock()
 
 	d.mu.Lock()
@@ -285,7 +293,7 @@ func (d *Device) set(level int) {
 		d.st.Brightness = level
 	}
 	b := d.batchLocked(false)
-	d.planned, d.rep = time.Time{}, nil // only the step's first command was due then
+	d.planned, d.rep, d.applied = time.Time{}, nil, time.Time{} // only the step's first command was due then
 	d.mu.Unlock()
 	d.enqueue(b)
 }
@@ -449,7 +457,7 @@ func (d *Device) batchLocked(whole bool) batch {
 	seq := d.rpc.Add(1)
 	b := batch{st: st, seq: seq, msgs: Encode(d.o, enc, seq, d.c.Prefix())}
 	if !whole {
-		b.planned, b.rep = d.planned, d.rep
+		b.planned, b.rep, b.applied = d.planned, d.rep, d.applied
 	}
 	return b
 }
