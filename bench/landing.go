@@ -41,6 +41,7 @@ func benchLanding(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("landing", flag.ContinueOnError)
 	n := fs.Int("n", 100, "steps measured with leads, and as many without")
 	learn := fs.Int("learn", 20, "steps of the learning run before measuring")
+	fs.BoolVar(&verboseLanding, "v", false, "print on stderr the outputs of each step that spread over 20 ms")
 	brokerKind := fs.String("broker", "stock", "stock (Mosquitto, Debian's stock settings), nodelay (Mosquitto with set_tcp_nodelay) or embedded (the agent's own broker)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -139,7 +140,8 @@ func benchLanding(ctx context.Context, args []string) error {
 	return nil
 }
 
-var verboseLanding = os.Getenv("LANDING_DEBUG") != ""
+// verboseLanding prints the outputs of every step that spread over 20 ms.
+var verboseLanding bool
 
 func ptrF(p *float64) float64 {
 	if p == nil {
