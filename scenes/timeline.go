@@ -272,7 +272,8 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 // the rest at planned. When the first of those times has already passed
 // (a step at the run's start, or a worker woken late) every send is
 // delayed alike, so that the group still lands together, late, rather
-// than the longest-lead outputs landing late and alone.
+// than the longest-lead outputs landing late and alone; so is every send
+// after one that went out late.
 //
 // QoS 0 publishes sent inline are appended to later, for the caller to
 // wait for (briefly: until the connection has written them).
@@ -288,13 +289,13 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []
 	ctx := r.stepsCtx
 	cancelled := false
 	for _, x := range leads {
-		if !e.wait(ctx, planned.Add(g.shift-x.lead), true) {
+		if !g.waitSend(ctx, x.lead) {
 			cancelled = true
 			break
 		}
 		g.apply(x.k, x.n, x.lead)
 	}
-	if len(leads) > 0 && !cancelled && !e.wait(ctx, planned.Add(g.shift), true) {
+	if len(leads) > 0 && !cancelled && !g.waitSend(ctx, 0) {
 		cancelled = true
 	}
 	var async []asyncStep
@@ -389,6 +390,20 @@ func (g *group) init() {
 	} else {
 		g.tat, g.terr, g.tlead = make([]time.Time, nt), make([]error, nt), make([]time.Duration, nt)
 	}
+}
+
+// waitSend waits until the send of an output with lead is due. A wait
+// that ends late (the box stalled the worker) delays the group's later
+// sends alike, so that they keep landing with the ones already sent.
+func (g *group) waitSend(ctx context.Context, lead time.Duration) bool {
+	at := g.planned.Add(g.shift - lead)
+	if !g.e.wait(ctx, at, true) {
+		return false
+	}
+	if late := g.e.clk.Now().Sub(at); late > 0 {
+		g.shift += late
+	}
+	return true
 }
 
 // mark records a send of step k at at, for an output with lead.
