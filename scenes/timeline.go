@@ -245,14 +245,21 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 		// Sends spread over time are timed by a worker, never by the
 		// goroutine that fired the run.
 		if e.clk.Now().Before(due) || (lead > 0 && !onWorker) {
-			e.mu.Lock()
-			e.announceLocked(s, r)
-			e.mu.Unlock()
+			// Not the engine's lock on every step: a worker waiting for
+			// it behind an ordinary thread that the kernel has put aside
+			// waits at that thread's priority, not its own.
+			if !r.announced {
+				e.mu.Lock()
+				e.announceLocked(s, r)
+				e.mu.Unlock()
+			}
 			if !onWorker {
 				return true, nil, later
 			}
 		}
-		if !e.wait(ctx, due, onWorker) {
+		// A cancel that came as the step fell due may have lost wait's
+		// select to the timer: a cancelled run dispatches no more steps.
+		if !e.wait(ctx, due, onWorker) || ctx.Err() != nil {
 			break
 		}
 		later = e.dispatch(s, r, i, j, planned, leads, !onWorker, later)
@@ -397,7 +404,7 @@ func (g *group) init() {
 // sends alike, so that they keep landing with the ones already sent.
 func (g *group) waitSend(ctx context.Context, lead time.Duration) bool {
 	at := g.planned.Add(g.shift - lead)
-	if !g.e.wait(ctx, at, true) {
+	if !g.e.wait(ctx, at, true) || ctx.Err() != nil {
 		return false
 	}
 	if late := g.e.clk.Now().Sub(at); late > 0 {
@@ -547,8 +554,13 @@ const spinWindow = 5 * time.Millisecond
 // threadLead is how long before a step's window a worker stops trusting
 // a Go timer and sleeps its own thread; threadSlice is the longest such
 // a sleep lasts before the worker looks whether its run was cancelled.
+//
+// The lead is longer than a show's usual step spacing, so that a worker
+// between close steps never waits on a Go timer: its wake-up comes from
+// an ordinary thread, tens of milliseconds late on a loaded box. It holds
+// one of procsPerCore × cores processors meanwhile.
 const (
-	threadLead  = 30 * time.Millisecond
+	threadLead  = 100 * time.Millisecond
 	threadSlice = 2 * time.Millisecond
 )
 
@@ -569,6 +581,9 @@ func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) boo
 		return true
 	}
 	if onWorker && e.realClock {
+		if d >= gcGap {
+			steerGC()
+		}
 		// Far from the step a timer will do, and a cancel ends it at
 		// once; the last threadLead before the window is slept on the
 		// thread, a cancel seen within threadSlice.
