@@ -41,7 +41,7 @@ func benchLanding(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("landing", flag.ContinueOnError)
 	n := fs.Int("n", 100, "steps measured with leads, and as many without")
 	learn := fs.Int("learn", 20, "steps of the learning run before measuring")
-	fs.BoolVar(&verboseLanding, "v", false, "print on stderr the outputs of each step that spread over 20 ms")
+	fs.BoolVar(&verboseLanding, "v", false, "print on stderr the outputs of each step that spread over 8 ms")
 	brokerKind := fs.String("broker", "stock", "stock (Mosquitto, Debian's stock settings), nodelay (Mosquitto with set_tcp_nodelay) or embedded (the agent's own broker)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -140,7 +140,7 @@ func benchLanding(ctx context.Context, args []string) error {
 	return nil
 }
 
-// verboseLanding prints the outputs of every step that spread over 20 ms.
+// verboseLanding prints the outputs of every step that spread over 8 ms.
 var verboseLanding bool
 
 func ptrF(p *float64) float64 {
@@ -206,7 +206,7 @@ func landingRun(ctx context.Context, e *scenes.Engine, name string) ([]time.Dura
 						last = *o.Confirmed
 					}
 				}
-				if ok && last.Sub(first) > 20*time.Millisecond && verboseLanding {
+				if ok && last.Sub(first) > 8*time.Millisecond && verboseLanding {
 					for _, o := range sr.Outputs {
 						fmt.Fprintf(os.Stderr, "%s step %d %s: lead %v sent %v landed %v\n", name, sr.Step, o.Output, ptrF(o.LeadUS), o.Sent.Sub(*o.Planned), o.Confirmed.Sub(*o.Planned))
 					}
