@@ -287,7 +287,24 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []early, inline bool, later []asyncStep) []asyncStep {
 	steps := r.steps
 	g := group{e: e, s: s, r: r, i: i, j: j, planned: planned, recs: r.records()}
-	g.init()
+	// The group's tables live in this frame for groups of up to 8 steps
+	// and 16 outputs (arrays inside g would make g point into itself,
+	// which moves it to the heap).
+	var act [8]time.Time
+	var late [8]time.Duration
+	var off [8]int
+	var tat [16]time.Time
+	var terr [16]error
+	var tlead [16]time.Duration
+	t := groupTables{acts: act[:0], lates: late[:0], offs: off[:0], tat: tat[:0], terr: terr[:0], tlead: tlead[:0]}
+	nt := 0
+	for k := i; k < j; k++ {
+		t.acts, t.lates, t.offs = append(t.acts, time.Time{}), append(t.lates, 0), append(t.offs, nt)
+		nt += len(steps[k].targets)
+	}
+	for ; nt > 0; nt-- {
+		t.tat, t.terr, t.tlead = append(t.tat, time.Time{}), append(t.terr, nil), append(t.tlead, 0)
+	}
 	if len(leads) > 0 {
 		if late := e.clk.Now().Sub(planned.Add(-leads[0].lead)); late > 0 {
 			g.shift = late
@@ -300,7 +317,7 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []
 			cancelled = true
 			break
 		}
-		g.apply(x.k, x.n, x.lead)
+		g.apply(&t, x.k, x.n, x.lead)
 	}
 	if len(leads) > 0 && !cancelled && !g.waitSend(ctx, 0) {
 		cancelled = true
@@ -312,17 +329,17 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []
 		st := &steps[k]
 		switch {
 		case st.Publish != nil && inline && canSend:
-			g.mark(k, e.clk.Now(), 0)
+			g.mark(&t, k, e.clk.Now(), 0)
 			t, qos, retain, body := r.publishArgs(st.Publish)
 			async = append(async, asyncStep{s, r, k, snd.Send(t, qos, retain, body)})
 			sent = true
 		case st.Publish != nil, st.Webhook != nil:
-			g.mark(k, e.clk.Now(), 0)
+			g.mark(&t, k, e.clk.Now(), 0)
 			async = append(async, asyncStep{s: s, r: r, k: k})
 		default:
 			for n := range st.targets {
 				if _, ok := isEarly(leads, k, n); !ok {
-					g.apply(k, n, 0)
+					g.apply(&t, k, n, 0)
 				}
 			}
 		}
@@ -337,7 +354,7 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []
 	e.mu.Lock()
 	e.announceLocked(s, r)
 	r.holds += len(async)
-	g.recordLocked()
+	g.recordLocked(&t)
 	if r.phase == phaseSteps {
 		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
 	}
@@ -352,10 +369,9 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []
 	return later
 }
 
-// group is the dispatch of one step group: when each step and each
-// output was sent, how late against its own send time, and the outputs'
-// errors. It lives on the dispatching goroutine's stack for groups of up
-// to 8 steps and 16 outputs.
+// group is the dispatch of one step group. Its tables (groupTables) are
+// kept apart and passed to its methods: anything reachable from g is
+// taken to escape with it, and the tables live in dispatch's frame.
 type group struct {
 	e       *Engine
 	s       *slot
@@ -367,36 +383,19 @@ type group struct {
 	ctx     context.Context
 	rep     *stepReporter
 
-	act    [8]time.Time // per step: its first send
-	late   [8]time.Duration
-	acts   []time.Time
-	lates  []time.Duration
-	offs   []int // per step: its first output's index in tat
-	offBuf [8]int
-	tat    []time.Time // per output: when Apply was called
-	terr   []error
-	tlead  []time.Duration
-	tBuf   [16]time.Time
-	eBuf   [16]error
-	lBuf   [16]time.Duration
-
 	minLate, maxLate time.Duration
 	any              bool
 }
 
-func (g *group) init() {
-	steps := g.r.steps
-	g.acts, g.lates, g.offs = g.act[:0], g.late[:0], g.offBuf[:0]
-	nt := 0
-	for k := g.i; k < g.j; k++ {
-		g.acts, g.lates, g.offs = append(g.acts, time.Time{}), append(g.lates, 0), append(g.offs, nt)
-		nt += len(steps[k].targets)
-	}
-	if nt <= len(g.tBuf) {
-		g.tat, g.terr, g.tlead = g.tBuf[:nt], g.eBuf[:nt], g.lBuf[:nt]
-	} else {
-		g.tat, g.terr, g.tlead = make([]time.Time, nt), make([]error, nt), make([]time.Duration, nt)
-	}
+// groupTables are when each step and each output of a group was sent,
+// how late against its own send time, and the outputs' errors.
+type groupTables struct {
+	acts  []time.Time // per step: its first send
+	lates []time.Duration
+	offs  []int       // per step: its first output's index in tat
+	tat   []time.Time // per output: when Apply was called
+	terr  []error
+	tlead []time.Duration
 }
 
 // waitSend waits until the send of an output with lead is due. A wait
@@ -414,10 +413,10 @@ func (g *group) waitSend(ctx context.Context, lead time.Duration) bool {
 }
 
 // mark records a send of step k at at, for an output with lead.
-func (g *group) mark(k int, at time.Time, lead time.Duration) {
+func (g *group) mark(t *groupTables, k int, at time.Time, lead time.Duration) {
 	late := at.Sub(g.planned.Add(-lead))
-	if g.acts[k-g.i].IsZero() {
-		g.acts[k-g.i], g.lates[k-g.i] = at, late
+	if t.acts[k-g.i].IsZero() {
+		t.acts[k-g.i], t.lates[k-g.i] = at, late
 	}
 	if !g.any || late < g.minLate {
 		g.minLate = late
@@ -429,7 +428,7 @@ func (g *group) mark(k int, at time.Time, lead time.Duration) {
 }
 
 // apply sends step k's action to its n-th output.
-func (g *group) apply(k, n int, lead time.Duration) {
+func (g *group) apply(t *groupTables, k, n int, lead time.Duration) {
 	st := &g.r.steps[k]
 	name := st.targets[n]
 	if g.ctx == nil {
@@ -440,48 +439,48 @@ func (g *group) apply(k, n int, lead time.Duration) {
 		g.ctx = cue.WithStep(g.r.applyCtx, g.planned, g.rep)
 	}
 	now := g.e.clk.Now()
-	g.mark(k, now, lead)
-	x := g.offs[k-g.i] + n
-	g.tat[x], g.tlead[x] = now, lead
+	g.mark(t, k, now, lead)
+	x := t.offs[k-g.i] + n
+	t.tat[x], t.tlead[x] = now, lead
 	if err := g.e.d.Targets[name].Apply(g.ctx, st.Action); err != nil {
-		g.terr[x] = fmt.Errorf("%s: %w", name, err)
+		t.terr[x] = fmt.Errorf("%s: %w", name, err)
 	}
 }
 
 // recordLocked writes the group into the run's records.
-func (g *group) recordLocked() {
+func (g *group) recordLocked(t *groupTables) {
 	e, r, recs := g.e, g.r, g.recs
 	spread := g.maxLate - g.minLate
 	land := g.planned.Add(g.shift)
 	for k := g.i; k < g.j; k++ {
 		sr := &recs[k]
-		if g.acts[k-g.i].IsZero() {
+		if t.acts[k-g.i].IsZero() {
 			sr.Error = "cancelled before it was sent"
 			continue
 		}
-		p, a := g.planned, g.acts[k-g.i]
+		p, a := g.planned, t.acts[k-g.i]
 		sr.Planned, sr.Actual = &p, &a
-		sr.LatenessUS, sr.SpreadUS = us(g.lates[k-g.i]), us(spread)
+		sr.LatenessUS, sr.SpreadUS = us(t.lates[k-g.i]), us(spread)
 		if r.steps[k].Publish != nil || r.steps[k].Webhook != nil {
 			sr.Pending = !sr.asyncDone
 		}
 		var errl []error
 		for n := range sr.Outputs {
 			tr := &sr.Outputs[n]
-			x := g.offs[k-g.i] + n
-			if g.tat[x].IsZero() {
+			x := t.offs[k-g.i] + n
+			if t.tat[x].IsZero() {
 				tr.Error = "cancelled before it was sent"
 				continue
 			}
-			l, at := land, g.tat[x]
+			l, at := land, t.tat[x]
 			tr.Planned = &l
-			if g.tlead[x] > 0 {
-				tr.LeadUS = us(g.tlead[x])
+			if t.tlead[x] > 0 {
+				tr.LeadUS = us(t.tlead[x])
 			}
 			if tr.Sent == nil {
 				tr.Sent = &at
 			}
-			if err := g.terr[x]; err != nil {
+			if err := t.terr[x]; err != nil {
 				tr.Status, tr.Error = cue.Failed, err.Error()
 				errl = append(errl, err)
 			} else if tr.Status == statusPlanned {
@@ -498,7 +497,7 @@ func (g *group) recordLocked() {
 				sr.Error = err.Error() + "; " + sr.Error
 			}
 		}
-		e.met.lateness.WithLabelValues(r.sc.Name).Observe(g.lates[k-g.i].Seconds())
+		e.met.lateness.WithLabelValues(r.sc.Name).Observe(t.lates[k-g.i].Seconds())
 	}
 	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
 }
