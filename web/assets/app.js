@@ -171,7 +171,9 @@
         el("span", { class: "grow" }, el("b", null, s.name), " ", el("span", { class: "muted small desc" }, s.description || s.length)),
         el("span", { class: "badge scene-state " + st }, st + (running && s.status.steps ? " " + (s.status.step || 0) + "/" + s.status.steps : "")),
         el("button", { class: "run", onclick: (e) => post("/api/scenes/" + enc(s.name) + "/run", null, e.target) }, "Run"),
-        el("button", { class: "cancel quiet", disabled: !running, onclick: (e) => post("/api/scenes/" + enc(s.name) + "/cancel", null, e.target) }, "Cancel"));
+        el("button", { class: "cancel quiet", disabled: !running, onclick: (e) => post("/api/scenes/" + enc(s.name) + "/cancel", null, e.target) }, "Cancel"),
+        // Outputs of the last run that did not obey: on a line of their own, in the alert colour.
+        s.failed && s.failed.length ? el("span", { class: "fix failed-outputs" }, "did not confirm: " + s.failed.join("; ")) : null);
     }));
     renderAlerts();
   }
