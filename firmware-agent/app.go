@@ -170,6 +170,9 @@ func buildOn(cfg *config.Config, log *slog.Logger, board boards.Board, clk clock
 	}
 	a.add(up)
 	routeZSlip(a.router, rs.Service, a.printers)
+	if len(cfg.Scanners) > 0 {
+		a.add(newScanners(cfg.Scanners, rs.Service, core.clock, core.log))
+	}
 
 	// The venue relays venue-wide scenes and starts them on this box
 	// through the engine, which is built after it.

@@ -68,3 +68,11 @@ const (
 	ReceiptsBacklog = "receipts/backlog" // the uplink's retained backlog
 	ReceiptsAlarm   = "receipts/alarm"   // disk, chain or uplink alarms
 )
+
+// Pickup desk topics: every hand-over, and the alert on a refused second
+// scan of a handed-over order. Their payloads name the order, never the
+// buyer.
+const (
+	PickupHandover = "pickup/handover"
+	PickupAlert    = "pickup/alert"
+)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,6 +72,9 @@ type Service struct {
 
 	appended prometheus.Counter
 	latency  prometheus.Histogram
+
+	// lastRefused is the newest refused second hand-over, for the page.
+	lastRefused atomic.Pointer[RefusedScan]
 }
 
 // New opens the ledger (making the key on first run).
@@ -210,6 +214,7 @@ func (s *Service) Routes(r *httpapi.Router) {
 	r.HandleFunc("GET /api/receipts", httpapi.Crew, s.listReceipts)
 	r.HandleFunc("GET /api/receipts/report", httpapi.Crew, s.getReport)
 	r.HandleFunc("POST /api/receipts/rotate-key", httpapi.Admin, s.rotateKey)
+	s.pickupRoutes(r)
 }
 
 // Handler returns the receipts routes alone (role checks open): for the
