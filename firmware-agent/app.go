@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -60,6 +61,9 @@ type app struct {
 	printers *service.Service
 	pickup   *pickupLabels
 	scenes   *scenes.Engine
+
+	// who names a request's caller once the crew page's auth is built.
+	who func(*http.Request) string
 
 	checks []doctor.Check
 	status map[string]func() any
@@ -147,7 +151,7 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 		a.pickup = newPickupLabels(pp, a.printers, core.bus, core.log)
 		a.add(a.pickup)
 	}
-	rs, err := newReceipts(cfg, core, a.pickup)
+	rs, err := newReceipts(cfg, core, a.pickup, a.whoIs)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +175,7 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	if err != nil {
 		return nil, err
 	}
+	a.who = w.who
 	a.add(w.preflight)
 	a.checks = append(a.checks, w.authChecks...)
 	a.add(w.server)
@@ -222,6 +227,15 @@ type plumbing struct {
 	mqtt         *mqttc.Conn
 	health       *health.Registry
 	metrics      *prometheus.Registry
+}
+
+// whoIs names a request's caller for the record ("" before the auth is
+// built, which serves no request).
+func (a *app) whoIs(r *http.Request) string {
+	if a.who == nil {
+		return ""
+	}
+	return a.who(r)
 }
 
 func ignoreClosed(err error) error {

@@ -36,6 +36,7 @@ var DefaultSources = []Source{
 	{Name: "printers", Path: "/api/printers"},
 	{Name: "receipts", Path: "/api/receipts/report?since=24h", Every: 10 * time.Second},
 	{Name: "uplink", Path: "/api/receipts/uplink", Every: 2 * time.Second},
+	{Name: "rehearsal", Path: "/api/rehearsal"},
 }
 
 // message is one server-sent event.

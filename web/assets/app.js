@@ -66,7 +66,7 @@
   }
 
   // Latest state of every section, as the stream pushed it.
-  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null };
+  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null, rehearsal: null };
   const listOf = (v, key) => Array.isArray(v) ? v : (v && v[key]) || [];
 
   // --- status: box, board, links, pins, parts
@@ -307,6 +307,21 @@
     $("receipt-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v)]));
   }
 
+  // --- rehearsal mode: the banner, the frame and the switch. Starting
+  // needs the crew role, ending the admin's; the agent decides.
+  function rehearsal(r) {
+    S.rehearsal = r;
+    const on = !!(r && r.rehearsal);
+    document.body.classList.toggle("rehearsal", on);
+    $("rehearsal-banner").hidden = !on;
+    $("rehearsal").hidden = !r || !r.available;
+    $("rehearsal-on").hidden = on;
+    if (on) $("rehearsal-since").textContent = r.since ? new Date(Date.parse(r.since)).toLocaleString() : "—";
+    $("rehearsal-state").textContent = !r ? "" : on
+      ? "rehearsing: " + ((r.rehearsal_head && r.rehearsal_head.seq) || 0) + " rehearsal sales"
+      : "selling for real (last receipt #" + ((r.real_head && r.real_head.seq) || 0) + ")";
+  }
+
   // --- the stream, and the stale state when it is lost. The agent sends
   // "alive" twice a second; 2 s of silence, or a broken connection, and
   // the page greys out, disables every control and says since when.
@@ -334,7 +349,7 @@
     clearTimeout(retry);
     retry = setTimeout(connect, delay);
   }
-  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink };
+  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink, rehearsal };
   function connect() {
     es = new EventSource("/api/events");
     const me = es;
@@ -371,6 +386,12 @@
     });
     $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
+    $("rehearsal-on").addEventListener("click", (e) => {
+      if (confirm("Start a rehearsal? Sales go to the rehearsal ledger until an admin ends it.")) post("/api/rehearsal/on", null, e.target).then((r) => r && rehearsal(r));
+    });
+    $("rehearsal-off").addEventListener("click", (e) => {
+      if (confirm("End the rehearsal? Sales are real again from the next one.")) post("/api/rehearsal/off", null, e.target).then((r) => r && rehearsal(r));
+    });
     $("reset-signoffs").addEventListener("click", (e) => {
       if (confirm("Clear every sign-off for the next show?")) post("/api/preflight/reset", { by: who() }, e.target);
     });
