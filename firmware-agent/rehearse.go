@@ -375,13 +375,17 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 	}
 	h.rep = &RehearsalReport{Box: cfg.Box, Asked: o.sales, Rate: o.rate, ByPath: map[string]int{}, ByPay: map[string]int{},
 		Failures: map[string]int{}, RealHeadBefore: *st.Real}
-	var pickup struct {
-		Pickup struct {
-			Printer string `json:"printer"`
-		} `json:"pickup-labels"`
+	var status struct {
+		Sections struct {
+			Pickup struct {
+				Printer string `json:"printer"`
+			} `json:"pickup-labels"`
+		} `json:"sections"`
 	}
-	_ = h.c.do(ctx, http.MethodGet, "/api/status", nil, &pickup)
-	h.rep.Labels.Printer = pickup.Pickup.Printer
+	if err := h.c.do(ctx, http.MethodGet, "/api/status", nil, &status); err != nil {
+		return nil, fmt.Errorf("reading the agent's status: %w", err)
+	}
+	h.rep.Labels.Printer = status.Sections.Pickup.Printer
 
 	mc, err := h.connectMQTT(cfg)
 	if err != nil {
