@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -93,7 +94,9 @@ type apiError struct {
 	msg  string
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.msg) }
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.msg)
+}
 
 // cmdRehearsal is `rehearsal on|off|status`.
 func cmdRehearsal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -342,12 +345,15 @@ type rehearsal struct {
 	prefix string
 	runID  string
 
-	mu       sync.Mutex
-	rep      *RehearsalReport
-	lat      []float64
-	done     []saleDone
-	stopped  error
-	replies  map[string]chan receipts.MQTTReply
+	mu      sync.Mutex
+	rep     *RehearsalReport
+	lat     []float64
+	done    []saleDone
+	stopped error
+	replies map[string]chan receipts.MQTTReply
+	// ended carries the scenes whose run just ended, from their state
+	// topic, for the watcher to read the run's record.
+	ended    chan string
 	cueRuns  map[string]bool
 	cueLate  []float64
 	cueSteps int
@@ -365,7 +371,7 @@ func (h *rehearsal) fail(kind string) {
 // receipt (the box was switched back meanwhile).
 func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*RehearsalReport, error) {
 	h := &rehearsal{o: o, c: newAgentClient(cfg, o.agent), prefix: cfg.MQTT.Prefix, runID: strings.ToLower(rand.Text()[:6]),
-		replies: map[string]chan receipts.MQTTReply{}, cueRuns: map[string]bool{}}
+		replies: map[string]chan receipts.MQTTReply{}, cueRuns: map[string]bool{}, ended: make(chan string, 256)}
 	var st receipts.RehearsalStatus
 	if err := h.c.do(ctx, http.MethodGet, "/api/rehearsal", nil, &st); err != nil {
 		return nil, fmt.Errorf("reading the rehearsal mode: %w", err)
@@ -393,6 +399,8 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 	}
 	defer mc.Disconnect(250)
 
+	h.rep.Started = time.Now().UTC()
+	start := time.Now()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var watchers sync.WaitGroup
@@ -402,8 +410,6 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 		h.watchScenes(runCtx)
 	}()
 
-	h.rep.Started = time.Now().UTC()
-	start := time.Now()
 	h.drive(runCtx, mc)
 	h.waitLabels(ctx)
 	h.rep.Seconds = round3(time.Since(start).Seconds())
@@ -431,11 +437,11 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 // connectMQTT connects to the box's broker and listens for sale replies
 // and for battery and printer alerts.
 func (h *rehearsal) connectMQTT(cfg *config.Config) (paho.Client, error) {
-	url := h.o.mqttURL
-	if url == "" {
-		url = cfg.MQTT.URL
+	broker := h.o.mqttURL
+	if broker == "" {
+		broker = cfg.MQTT.URL
 	}
-	if url == "" {
+	if broker == "" {
 		host, port, err := net.SplitHostPort(cfg.MQTT.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("mqtt.listen %q: %w", cfg.MQTT.Listen, err)
@@ -443,9 +449,9 @@ func (h *rehearsal) connectMQTT(cfg *config.Config) (paho.Client, error) {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
-		url = "tcp://" + net.JoinHostPort(host, port)
+		broker = "tcp://" + net.JoinHostPort(host, port)
 	}
-	opts := paho.NewClientOptions().AddBroker(url).SetClientID("fieldkit-rehearse-" + h.runID).
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("fieldkit-rehearse-" + h.runID).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(5 * time.Second).SetOrderMatters(false)
 	if cfg.MQTT.Username != "" {
 		opts.SetUsername(cfg.MQTT.Username)
@@ -462,17 +468,18 @@ func (h *rehearsal) connectMQTT(cfg *config.Config) (paho.Client, error) {
 	}
 	mc := paho.NewClient(opts)
 	if tok := mc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("mqtt %s: cannot connect: %v", url, tok.Error())
+		return nil, fmt.Errorf("mqtt %s: cannot connect: %v", broker, tok.Error())
 	}
 	subs := map[string]byte{
 		topic.Under(h.prefix, topic.ReceiptsNew) + "/reply/+": 1,
 		topic.Under(h.prefix, topic.BatteryAlert("+")):        1,
 		topic.Under(h.prefix, topic.PrinterAlert("+")):        1,
+		topic.Under(h.prefix, topic.SceneState("+")):          0,
 	}
 	tok := mc.SubscribeMultiple(subs, h.onMessage)
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		mc.Disconnect(0)
-		return nil, fmt.Errorf("mqtt %s: subscribe: %v", url, tok.Error())
+		return nil, fmt.Errorf("mqtt %s: subscribe: %v", broker, tok.Error())
 	}
 	return mc, nil
 }
@@ -497,6 +504,19 @@ func (h *rehearsal) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	rel := strings.TrimPrefix(t, h.prefix+"/")
+	if strings.HasPrefix(rel, "scene/") {
+		var st struct {
+			Scene string `json:"scene"`
+			State string `json:"state"`
+		}
+		if json.Unmarshal(m.Payload(), &st) == nil && st.State != "running" && st.State != "idle" {
+			select {
+			case h.ended <- st.Scene:
+			default: // the final look at every scene catches it
+			}
+		}
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
@@ -572,8 +592,8 @@ func (h *rehearsal) sale(ctx context.Context, mc paho.Client, i int) {
 	qty := int64(1 + i%3)
 	order := map[string]any{
 		"client_id": clientID, "order": fmt.Sprintf("R-%d", i),
-		"items":    []map[string]any{{"sku": "REH-TEE", "qty": qty, "price": 1500}},
-		"total":    qty * 1500, "currency": "EUR", "pay": pay,
+		"items": []map[string]any{{"sku": "REH-TEE", "qty": qty, "price": 1500}},
+		"total": qty * 1500, "currency": "EUR", "pay": pay,
 		"buyer":    map[string]string{"name": "Phantom Buyer"},
 		"discreet": discreet,
 	}
@@ -739,23 +759,21 @@ func labelMarked(els []map[string]any) bool {
 	return len(texts) >= 2 && texts[0] == template.RehearsalMark && strings.HasPrefix(texts[len(texts)-1], template.RehearsalMark)
 }
 
-// watchScenes samples every scene's last run once a second while the
-// rehearsal runs.
+// watchScenes reads the record of every scene run that ends while the
+// rehearsal runs, as the scene's state topic says it ended.
 func (h *rehearsal) watchScenes(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	for {
-		h.sampleScenes(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case name := <-h.ended:
+			h.takeRun(ctx, name)
 		}
 	}
 }
 
-// sampleScenes takes each finished scene run that started during the
-// rehearsal, once, into the cue figures.
+// sampleScenes takes every scene's last run, for the runs whose end was
+// not heard.
 func (h *rehearsal) sampleScenes(ctx context.Context) {
 	var list struct {
 		Scenes []struct {
@@ -766,35 +784,42 @@ func (h *rehearsal) sampleScenes(ctx context.Context) {
 		return
 	}
 	for _, sc := range list.Scenes {
-		var d struct {
-			LastRun *struct {
-				Run     uint64     `json:"run"`
-				Started time.Time  `json:"started"`
-				Ended   *time.Time `json:"ended"`
-				Steps   []struct {
-					LatenessUS *float64 `json:"lateness_us"`
-					Error      string   `json:"error"`
-				} `json:"steps"`
-			} `json:"last_run"`
+		h.takeRun(ctx, sc.Name)
+	}
+}
+
+// takeRun takes a scene's last run into the cue figures, once, if it
+// ended and started during the rehearsal.
+func (h *rehearsal) takeRun(ctx context.Context, name string) {
+	var d struct {
+		LastRun *struct {
+			Run     uint64     `json:"run"`
+			Started time.Time  `json:"started"`
+			Ended   *time.Time `json:"ended"`
+			Steps   []struct {
+				LatenessUS *float64 `json:"lateness_us"`
+				Error      string   `json:"error"`
+			} `json:"steps"`
+		} `json:"last_run"`
+	}
+	if err := h.c.do(ctx, http.MethodGet, "/api/scenes/"+url.PathEscape(name), nil, &d); err != nil || d.LastRun == nil {
+		return
+	}
+	r := d.LastRun
+	key := fmt.Sprintf("%s#%d", name, r.Run)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.Ended == nil || r.Started.Before(h.rep.Started) || h.cueRuns[key] {
+		return
+	}
+	h.cueRuns[key] = true
+	for _, st := range r.Steps {
+		if st.LatenessUS != nil {
+			h.cueSteps++
+			h.cueLate = append(h.cueLate, *st.LatenessUS/1000)
 		}
-		if err := h.c.do(ctx, http.MethodGet, "/api/scenes/"+sc.Name, nil, &d); err != nil || d.LastRun == nil {
-			continue
+		if st.Error != "" {
+			h.cueFail++
 		}
-		r := d.LastRun
-		key := fmt.Sprintf("%s#%d", sc.Name, r.Run)
-		h.mu.Lock()
-		if r.Ended != nil && !r.Started.Before(h.rep.Started) && !h.cueRuns[key] {
-			h.cueRuns[key] = true
-			for _, st := range r.Steps {
-				if st.LatenessUS != nil {
-					h.cueSteps++
-					h.cueLate = append(h.cueLate, *st.LatenessUS/1000)
-				}
-				if st.Error != "" {
-					h.cueFail++
-				}
-			}
-		}
-		h.mu.Unlock()
 	}
 }
