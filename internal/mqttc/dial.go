@@ -1,6 +1,7 @@
 package mqttc
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -29,7 +30,8 @@ func openConn(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return quickAck(c), nil
+		q := quickAck(c)
+		return bufferedConn{q, bufio.NewReaderSize(q, readBuffer)}, nil
 	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
 		c, err := d.Dial("tcp", uri.Host)
 		if err != nil {
@@ -53,3 +55,17 @@ func openConn(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	}
 	return nil, fmt.Errorf("broker URL scheme %q: expected tcp:// or ssl://", uri.Scheme)
 }
+
+// readBuffer holds a few MQTT packets: paho reads a packet's header a
+// byte at a time, each a system call on a bare socket; buffered, a cue's
+// packet is one read.
+const readBuffer = 4 << 10
+
+// bufferedConn reads through a buffer and writes straight to the socket
+// (TLS buffers its records itself).
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
