@@ -560,8 +560,13 @@ func (h *rehearsal) drive(ctx context.Context, mc paho.Client) {
 			break
 		}
 		if h.o.scene != "" && h.o.sceneEvery > 0 && i%h.o.sceneEvery == 1 {
-			if err := h.c.do(ctx, http.MethodPost, "/api/scenes/"+h.o.scene+"/run", nil, nil); err != nil {
-				h.fail("scene_fire")
+			if err := h.c.do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(h.o.scene)+"/run", nil, nil); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) {
+					h.fail(fmt.Sprintf("scene_fire_%d", ae.code))
+				} else {
+					h.fail("scene_fire")
+				}
 			}
 		}
 		wg.Add(1)
