@@ -178,3 +178,28 @@ func TestRehearsalSwitchRoles(t *testing.T) {
 		t.Fatalf("admin switching off: %d, rehearsing %v", c, s.Rehearsing())
 	}
 }
+
+// The mode file is read at every start: whatever it holds, ReadMode
+// answers a mode or an error, and a mode it reads survives a rewrite.
+func FuzzReadMode(f *testing.F) {
+	for _, s := range []string{`{"rehearsal":true,"since":"2026-06-01T18:00:00Z","by":"ana"}`, `{"rehearsal":false}`, `{}`, `{"rehearsal":1}`, `{"extra":true}`, ``, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, ModeFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := ReadMode(dir)
+		if err != nil {
+			return
+		}
+		if err := writeMode(dir, m); err != nil {
+			t.Fatal(err)
+		}
+		m2, err := ReadMode(dir)
+		if err != nil || m2.Rehearsal != m.Rehearsal || !m2.Since.Equal(m.Since) || m2.By != m.By {
+			t.Fatalf("mode %+v read back as %+v (%v)", m, m2, err)
+		}
+	})
+}
