@@ -234,10 +234,12 @@ type RehearsalReport struct {
 	ByPay    map[string]int `json:"by_pay"`
 	Discreet int            `json:"discreet"`
 	SaleMS   Quantiles      `json:"sale_latency_ms"`
-	Labels   LabelFigures   `json:"labels"`
-	Failures map[string]int `json:"failures"`
-	Cues     CueFigures     `json:"cues"`
-	Alerts   AlertFigures   `json:"alerts"`
+	// PathMS is the sale latency by transport.
+	PathMS   map[string]Quantiles `json:"sale_latency_ms_by_path"`
+	Labels   LabelFigures         `json:"labels"`
+	Failures map[string]int       `json:"failures"`
+	Cues     CueFigures           `json:"cues"`
+	Alerts   AlertFigures         `json:"alerts"`
 	// The sales ledger before and after: a rehearsal leaves it alone.
 	RealHeadBefore      receipts.Head `json:"real_head_before"`
 	RealHeadAfter       receipts.Head `json:"real_head_after"`
@@ -304,7 +306,13 @@ func (r *RehearsalReport) text(w io.Writer) {
 		pays = append(pays, fmt.Sprintf("%s %d", p, r.ByPay[p]))
 	}
 	fmt.Fprintf(w, "payments   %s\n", strings.Join(pays, ", "))
-	fmt.Fprintf(w, "sale       p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", r.SaleMS.P50, r.SaleMS.P99, r.SaleMS.Max)
+	fmt.Fprintf(w, "sale       p50 %.1f ms  p99 %.1f ms  max %.1f ms", r.SaleMS.P50, r.SaleMS.P99, r.SaleMS.Max)
+	for _, path := range []string{"http", "mqtt"} {
+		if q, ok := r.PathMS[path]; ok {
+			fmt.Fprintf(w, "  (%s p50 %.1f p99 %.1f)", path, q.P50, q.P99)
+		}
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "labels     %d of %d printed on %s (%d say REHEARSAL, %d failed, %d missing)  p50 %.0f ms  p99 %.0f ms\n",
 		r.Labels.Printed, r.Labels.Expected, r.Labels.Printer, r.Labels.Marked, r.Labels.Failed, r.Labels.Missing, r.Labels.Latency.P50, r.Labels.Latency.P99)
 	if len(r.Failures) == 0 {
@@ -348,6 +356,7 @@ type rehearsal struct {
 	mu      sync.Mutex
 	rep     *RehearsalReport
 	lat     []float64
+	pathLat map[string][]float64
 	done    []saleDone
 	stopped error
 	replies map[string]chan receipts.MQTTReply
@@ -371,7 +380,8 @@ func (h *rehearsal) fail(kind string) {
 // receipt (the box was switched back meanwhile).
 func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*RehearsalReport, error) {
 	h := &rehearsal{o: o, c: newAgentClient(cfg, o.agent), prefix: cfg.MQTT.Prefix, runID: strings.ToLower(rand.Text()[:6]),
-		replies: map[string]chan receipts.MQTTReply{}, cueRuns: map[string]bool{}, ended: make(chan string, 256)}
+		replies: map[string]chan receipts.MQTTReply{}, cueRuns: map[string]bool{}, ended: make(chan string, 256),
+		pathLat: map[string][]float64{}}
 	var st receipts.RehearsalStatus
 	if err := h.c.do(ctx, http.MethodGet, "/api/rehearsal", nil, &st); err != nil {
 		return nil, fmt.Errorf("reading the rehearsal mode: %w", err)
@@ -426,6 +436,10 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 	h.rep.RehearsalHead = headSeq(st.Ledger)
 	h.rep.RealLedgerUntouched = h.rep.RealHeadAfter == h.rep.RealHeadBefore
 	h.rep.SaleMS = quantiles(h.lat)
+	h.rep.PathMS = map[string]Quantiles{}
+	for path, l := range h.pathLat {
+		h.rep.PathMS[path] = quantiles(l)
+	}
 	h.rep.Cues.LatenessM = quantiles(h.cueLate)
 	h.rep.Cues.Runs, h.rep.Cues.Steps, h.rep.Cues.Failed = len(h.cueRuns), h.cueSteps, h.cueFail
 	if h.stopped != nil {
@@ -631,6 +645,7 @@ func (h *rehearsal) sale(ctx context.Context, mc paho.Client, i int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lat = append(h.lat, ms)
+	h.pathLat[path] = append(h.pathLat[path], ms)
 	h.rep.Completed++
 	h.rep.ByPath[path]++
 	h.rep.ByPay[pay]++
