@@ -164,7 +164,7 @@ type run struct {
 	next     int
 	holds    int // the driver and the publish/webhook steps in flight; guarded by Engine.mu
 
-	announced bool // its running state is published; guarded by Engine.mu
+	announced bool // its running state is published; set under Engine.mu by the goroutine driving the run, which alone reads it unlocked
 }
 
 const (

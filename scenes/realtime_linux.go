@@ -47,12 +47,10 @@ func realtimeThread(prio int) error {
 // less than that.
 func threadSleep(d time.Duration) {
 	ts := syscall.NsecToTimespec(int64(d))
-	for {
-		var left syscall.Timespec
-		_, _, errno := syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&left)), 0)
-		if errno != syscall.EINTR {
-			return
-		}
-		ts = left
-	}
+	// A signal (EINTR) ends the sleep early, on purpose: the runtime
+	// signals a thread to stop it for a collection, and a raw system call
+	// cannot be stopped inside; resumed, the sleep would hold every other
+	// goroutine in that stop for the rest of the slice. The caller's loop
+	// sleeps again for what is left, after the stop.
+	_, _, _ = syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
 }

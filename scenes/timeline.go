@@ -232,14 +232,21 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 		}
 		planned := r.start.Add(steps[i].At)
 		if e.clk.Now().Before(planned) {
-			e.mu.Lock()
-			e.announceLocked(s, r)
-			e.mu.Unlock()
+			// Not the engine's lock on every step: a worker waiting for
+			// it behind an ordinary thread that the kernel has put aside
+			// waits at that thread's priority, not its own.
+			if !r.announced {
+				e.mu.Lock()
+				e.announceLocked(s, r)
+				e.mu.Unlock()
+			}
 			if !onWorker {
 				return true, nil, later
 			}
 		}
-		if !e.wait(ctx, planned, onWorker) {
+		// A cancel that came as the step fell due may have lost wait's
+		// select to the timer: a cancelled run dispatches no more steps.
+		if !e.wait(ctx, planned, onWorker) || ctx.Err() != nil {
 			break
 		}
 		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
@@ -401,8 +408,13 @@ const spinWindow = 5 * time.Millisecond
 // threadLead is how long before a step's window a worker stops trusting
 // a Go timer and sleeps its own thread; threadSlice is the longest such
 // a sleep lasts before the worker looks whether its run was cancelled.
+//
+// The lead is longer than a show's usual step spacing, so that a worker
+// between close steps never waits on a Go timer: its wake-up comes from
+// an ordinary thread, tens of milliseconds late on a loaded box. It holds
+// one of procsPerCore × cores processors meanwhile.
 const (
-	threadLead  = 30 * time.Millisecond
+	threadLead  = 100 * time.Millisecond
 	threadSlice = 2 * time.Millisecond
 )
 
@@ -423,6 +435,9 @@ func (e *Engine) wait(ctx context.Context, planned time.Time, onWorker bool) boo
 		return true
 	}
 	if onWorker && e.realClock {
+		if d >= gcGap {
+			steerGC()
+		}
 		// Far from the step a timer will do, and a cancel ends it at
 		// once; the last threadLead before the window is slept on the
 		// thread, a cancel seen within threadSlice.
