@@ -186,15 +186,11 @@ func cmdRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&o.jsonOut, "json", "", "write the JSON report to this file (- for stdout, instead of the text)")
 	fs.DurationVar(&o.labelWait, "label-wait", 2*time.Minute, "how long to wait for the last labels after the last sale")
 	fs.DurationVar(&o.answerWait, "answer-wait", 10*time.Second, "how long a sale may take to be answered")
-	scan := fs.Bool("scan", false, "scan each label back at the pickup desk (needs the hand-over API)")
 	if err := fs.Parse(rest); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: rehearse takes flags only, got %q", errUsage, fs.Args())
-	}
-	if *scan {
-		return errors.New("--scan: this agent has no hand-over API to scan labels back with; run without --scan")
 	}
 	if o.sales < 1 || o.rate <= 0 || o.workers < 1 || o.mqttShare < 0 || o.mqttShare > 1 || o.discreet < 0 || o.discreet > 1 {
 		return fmt.Errorf("%w: rehearse needs --sales >= 1, --rate > 0, --workers >= 1 and shares between 0 and 1", errUsage)
