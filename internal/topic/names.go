@@ -67,4 +67,6 @@ const (
 	ReceiptsNew     = "receipts/new"     // a sale from the point of sale
 	ReceiptsBacklog = "receipts/backlog" // the uplink's retained backlog
 	ReceiptsAlarm   = "receipts/alarm"   // disk, chain or uplink alarms
+	// ReceiptsRehearsal announces every switch into or out of rehearsal.
+	ReceiptsRehearsal = "receipts/rehearsal"
 )

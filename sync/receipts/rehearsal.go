@@ -13,6 +13,7 @@ import (
 
 	"fieldkit/internal/doctor"
 	"fieldkit/internal/httpapi"
+	"fieldkit/internal/topic"
 )
 
 // Rehearsal mode: a box switched to rehearsal signs every sale into a
@@ -142,13 +143,10 @@ func (s *Service) SetMode(on bool, by string) (Mode, error) {
 	}
 	if s.d.Bus != nil {
 		b, _ := json.Marshal(m)
-		s.d.Bus.Publish(RehearsalTopic, b)
+		s.d.Bus.Publish(topic.ReceiptsRehearsal, b)
 	}
 	return m, nil
 }
-
-// RehearsalTopic carries every mode change on the bus (and MQTT).
-const RehearsalTopic = "receipts/rehearsal"
 
 // RehearsalStatus is the mode with both ledgers' heads.
 type RehearsalStatus struct {
