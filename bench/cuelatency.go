@@ -68,32 +68,11 @@ func benchCueLatency(ctx context.Context, args []string) error {
 }
 
 func cueLatencyOn(ctx context.Context, kind string, n int, timeout, every time.Duration) error {
-	var addr string
-	switch kind {
-	case "stock", "nodelay":
-		extra := ""
-		if kind == "nodelay" {
-			extra = "set_tcp_nodelay true\n"
-		}
-		a, stop, err := startBenchMosquittoStock(extra)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		addr = a
-	case "embedded":
-		b, err := broker.New(broker.Options{Listen: "127.0.0.1:0", Log: quietBenchLog()})
-		if err != nil {
-			return err
-		}
-		bctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = b.Run(bctx) }()
-		defer func() { stop(); <-done }()
-		addr = b.Addr()
-	default:
-		return fmt.Errorf("unknown broker %q (want stock, nodelay or embedded)", kind)
+	addr, stopBroker, err := startBenchBroker(ctx, kind)
+	if err != nil {
+		return err
 	}
+	defer stopBroker()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -448,6 +427,30 @@ func startBenchMosquittoStock(extra string) (addr string, stop func(), err error
 	return startMosquitto(func(dir, port string) string {
 		return fmt.Sprintf(stockMosquittoConf, dir, port) + extra
 	})
+}
+
+// startBenchBroker starts a broker of kind stock (Mosquitto with
+// Debian's stock settings), nodelay (the same with set_tcp_nodelay) or
+// embedded (the agent's own) on a free loopback port.
+func startBenchBroker(ctx context.Context, kind string) (addr string, stop func(), err error) {
+	switch kind {
+	case "stock", "nodelay":
+		extra := ""
+		if kind == "nodelay" {
+			extra = "set_tcp_nodelay true\n"
+		}
+		return startBenchMosquittoStock(extra)
+	case "embedded":
+		b, err := broker.New(broker.Options{Listen: "127.0.0.1:0", Log: quietBenchLog()})
+		if err != nil {
+			return "", nil, err
+		}
+		bctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = b.Run(bctx) }()
+		return b.Addr(), func() { cancel(); <-done }, nil
+	}
+	return "", nil, fmt.Errorf("unknown broker %q (want stock, nodelay or embedded)", kind)
 }
 
 // quantileUS is the q quantile of ds in microseconds (nearest rank).

@@ -162,6 +162,9 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	}
 	a.add(up)
 	routeZSlip(a.router, rs.Service, a.printers)
+	if len(cfg.Scanners) > 0 {
+		a.add(newScanners(cfg.Scanners, rs.Service, core.clock, core.log))
+	}
 
 	sc, err := newScenes(cfg, core, a.targets)
 	if err != nil {

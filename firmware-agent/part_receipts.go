@@ -99,7 +99,7 @@ func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return printReport(ctx, cfg, rest[1:], stdout, stderr)
 	}
 	err = receiptscli.RunCLI(ctx, rest, stdout, stderr, receiptscli.Env{Box: cfg.Box, DataDir: cfg.DataDir, Config: cfg.Receipts})
-	if err == receiptscli.ErrBad {
+	if err == receiptscli.ErrBad || err == receiptscli.ErrPII {
 		return errSilentFail
 	}
 	return err

@@ -24,6 +24,9 @@ type Summary struct {
 	Length      string   `json:"length"`
 	Triggers    []string `json:"triggers"`
 	Status      Status   `json:"status"`
+	// Failed are the outputs that failed in the last run ("step 2
+	// stage: device answered: ..."), for the page to show.
+	Failed []string `json:"failed,omitempty"`
 }
 
 // List is GET /api/scenes: the scenes, their states, and the last load.
@@ -58,6 +61,9 @@ func (e *Engine) List() List {
 			Steps: len(sc.Steps), Length: sc.Steps[len(sc.Steps)-1].At.String(), Triggers: triggerNames(e.prefix, sc)}
 		if sl, ok := e.slots[sc.Name]; ok {
 			s.Status = sl.status
+			if sl.last != nil {
+				s.Failed = sl.last.FailedTargets()
+			}
 		}
 		l.Scenes = append(l.Scenes, s)
 	}
@@ -77,7 +83,7 @@ func (e *Engine) Get(name string) (Detail, bool) {
 		d.Status = sl.status
 		if sl.last != nil {
 			rec := *sl.last
-			rec.Steps = append([]StepRecord(nil), sl.last.Steps...)
+			rec.Steps, rec.OnCancel = copyRecords(sl.last.Steps), copyRecords(sl.last.OnCancel)
 			d.LastRun = &rec
 		}
 	}

@@ -58,7 +58,10 @@ type RunRecord struct {
 
 // StepRecord is when a step was due and when it was dispatched.
 // Lateness is Actual-Planned; Spread is how far apart the first and last
-// action of all steps due at the same time were dispatched.
+// action of all steps due at the same time were dispatched. With leads
+// (an output sent its command ahead of the step), Actual is the step's
+// first send, and both are measured against each send's own time
+// (the step's time less the output's lead).
 type StepRecord struct {
 	Step       int        `json:"step"`
 	At         string     `json:"at"`
@@ -70,6 +73,9 @@ type StepRecord struct {
 	SpreadUS   *float64   `json:"spread_us,omitempty"`
 	Pending    bool       `json:"pending,omitempty"` // a publish or webhook still in flight
 	Error      string     `json:"error,omitempty"`
+	// Outputs are the step's targets one by one: sent, and confirmed or
+	// failed as each output hears back.
+	Outputs []TargetRecord `json:"outputs,omitempty"`
 
 	asyncDone bool
 }
@@ -82,7 +88,8 @@ func newRecords(steps []Step) []StepRecord {
 	recs := make([]StepRecord, len(steps))
 	for i := range steps {
 		st := &steps[i]
-		recs[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets}
+		recs[i] = StepRecord{Step: i + 1, At: st.At.String(), Kind: st.kind(), Targets: st.targets,
+			Outputs: newTargetRecords(st.targets)}
 		switch {
 		case st.Publish != nil:
 			recs[i].Targets = []string{st.Publish.Topic}
@@ -231,7 +238,13 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 			j++
 		}
 		planned := r.start.Add(steps[i].At)
-		if e.clk.Now().Before(planned) {
+		// Outputs with a lead are sent their command that much ahead,
+		// the longest lead first; the group waits for its first send.
+		leads, lead := e.leadsOf(steps, i, j)
+		due := planned.Add(-lead)
+		// Sends spread over time are timed by a worker, never by the
+		// goroutine that fired the run.
+		if e.clk.Now().Before(due) || (lead > 0 && !onWorker) {
 			// Not the engine's lock on every step: a worker waiting for
 			// it behind an ordinary thread that the kernel has put aside
 			// waits at that thread's priority, not its own.
@@ -246,10 +259,10 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 		}
 		// A cancel that came as the step fell due may have lost wait's
 		// select to the timer: a cancelled run dispatches no more steps.
-		if !e.wait(ctx, planned, onWorker) || ctx.Err() != nil {
+		if !e.wait(ctx, due, onWorker) || ctx.Err() != nil {
 			break
 		}
-		later = e.dispatch(s, r, i, j, planned, !onWorker, later)
+		later = e.dispatch(s, r, i, j, planned, leads, !onWorker, later)
 		r.next = j
 	}
 	return false, e.release(s, r), later
@@ -261,61 +274,75 @@ func (e *Engine) drive(s *slot, r *run, onWorker bool) (wait bool, next *run, la
 // goroutine switch; a worker leaves even that to the publishers, since
 // a connection whose socket is stuck may take a while to accept it.
 //
+// Outputs with a lead (leads, longest first; only on a worker) are sent
+// their command at planned less their lead, each waited for in turn, and
+// the rest at planned. When the first of those times has already passed
+// (a step at the run's start, or a worker woken late) every send is
+// delayed alike, so that the group still lands together, late, rather
+// than the longest-lead outputs landing late and alone; so is every send
+// after one that went out late.
+//
 // QoS 0 publishes sent inline are appended to later, for the caller to
 // wait for (briefly: until the connection has written them).
-func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline bool, later []asyncStep) []asyncStep {
+func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, leads []early, inline bool, later []asyncStep) []asyncStep {
 	steps := r.steps
-	applyCtx := r.applyCtx
-	var actual [8]time.Time
-	var errs [8]error
-	acts, aerrs := actual[:0], errs[:0]
+	g := group{e: e, s: s, r: r, i: i, j: j, planned: planned, recs: r.records()}
+	// The group's tables live in this frame for groups of up to 8 steps
+	// and 16 outputs (arrays inside g would make g point into itself,
+	// which moves it to the heap).
+	var act [8]time.Time
+	var late [8]time.Duration
+	var off [8]int
+	var tat [16]time.Time
+	var terr [16]error
+	var tlead [16]time.Duration
+	t := groupTables{acts: act[:0], lates: late[:0], offs: off[:0], tat: tat[:0], terr: terr[:0], tlead: tlead[:0]}
+	nt := 0
+	for k := i; k < j; k++ {
+		t.acts, t.lates, t.offs = append(t.acts, time.Time{}), append(t.lates, 0), append(t.offs, nt)
+		nt += len(steps[k].targets)
+	}
+	for ; nt > 0; nt-- {
+		t.tat, t.terr, t.tlead = append(t.tat, time.Time{}), append(t.terr, nil), append(t.tlead, 0)
+	}
+	if len(leads) > 0 {
+		if late := e.clk.Now().Sub(planned.Add(-leads[0].lead)); late > 0 {
+			g.shift = late
+		}
+	}
+	ctx := r.stepsCtx
+	cancelled := false
+	for _, x := range leads {
+		if !g.waitSend(ctx, x.lead) {
+			cancelled = true
+			break
+		}
+		g.apply(&t, x.k, x.n, x.lead)
+	}
+	if len(leads) > 0 && !cancelled && !g.waitSend(ctx, 0) {
+		cancelled = true
+	}
 	var async []asyncStep
-	first, last := time.Time{}, time.Time{}
-	var stepCtx context.Context // applyCtx with the planned time, made for the first target
 	snd, canSend := e.d.MQTT.(sender)
 	sent := false
-	for k := i; k < j; k++ {
+	for k := i; k < j && !cancelled; k++ {
 		st := &steps[k]
-		var at time.Time
-		var err error
 		switch {
 		case st.Publish != nil && inline && canSend:
-			at = e.clk.Now()
+			g.mark(&t, k, e.clk.Now(), 0)
 			t, qos, retain, body := r.publishArgs(st.Publish)
 			async = append(async, asyncStep{s, r, k, snd.Send(t, qos, retain, body)})
 			sent = true
 		case st.Publish != nil, st.Webhook != nil:
-			at = e.clk.Now()
+			g.mark(&t, k, e.clk.Now(), 0)
 			async = append(async, asyncStep{s: s, r: r, k: k})
 		default:
-			var errl []error
-			for n, name := range st.targets {
-				now := e.clk.Now()
-				if n == 0 {
-					at = now
-				}
-				if first.IsZero() {
-					first = now
-				}
-				last = now
-				if stepCtx == nil {
-					// Outputs that hear back from their device measure
-					// the cue end to end, from the step's planned time.
-					stepCtx = cue.WithPlanned(applyCtx, planned)
-				}
-				if err := e.d.Targets[name].Apply(stepCtx, st.Action); err != nil {
-					errl = append(errl, fmt.Errorf("%s: %w", name, err))
+			for n := range st.targets {
+				if _, ok := isEarly(leads, k, n); !ok {
+					g.apply(&t, k, n, 0)
 				}
 			}
-			err = joinErrs(errl)
 		}
-		if first.IsZero() {
-			first = at
-		}
-		if at.After(last) {
-			last = at
-		}
-		acts, aerrs = append(acts, at), append(aerrs, err)
 	}
 	if sent {
 		// The connection's writer goroutine was made runnable on this
@@ -324,25 +351,10 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 		// for it (on a busy box, a tenth of a millisecond).
 		runtime.Gosched()
 	}
-	spread := last.Sub(first)
 	e.mu.Lock()
 	e.announceLocked(s, r)
 	r.holds += len(async)
-	recs := r.records()
-	for k := i; k < j; k++ {
-		sr := &recs[k]
-		p, a := planned, acts[k-i]
-		sr.Planned, sr.Actual = &p, &a
-		sr.LatenessUS, sr.SpreadUS = us(a.Sub(p)), us(spread)
-		if steps[k].Publish != nil || steps[k].Webhook != nil {
-			sr.Pending = !sr.asyncDone
-		}
-		if aerrs[k-i] != nil {
-			sr.Error = aerrs[k-i].Error()
-		}
-		e.met.lateness.WithLabelValues(r.sc.Name).Observe(a.Sub(p).Seconds())
-	}
-	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
+	g.recordLocked(&t)
 	if r.phase == phaseSteps {
 		e.setStatusLocked(s, Status{State: StateRunning, Step: j, Steps: len(steps), Run: r.id})
 	}
@@ -355,6 +367,139 @@ func (e *Engine) dispatch(s *slot, r *run, i, j int, planned time.Time, inline b
 		e.startAsync(a)
 	}
 	return later
+}
+
+// group is the dispatch of one step group. Its tables (groupTables) are
+// kept apart and passed to its methods: anything reachable from g is
+// taken to escape with it, and the tables live in dispatch's frame.
+type group struct {
+	e       *Engine
+	s       *slot
+	r       *run
+	recs    []StepRecord // the phase's; its header does not change while the run is driven
+	i, j    int
+	planned time.Time
+	shift   time.Duration // every send delayed alike (see dispatch)
+	ctx     context.Context
+	rep     *stepReporter
+
+	minLate, maxLate time.Duration
+	any              bool
+}
+
+// groupTables are when each step and each output of a group was sent,
+// how late against its own send time, and the outputs' errors.
+type groupTables struct {
+	acts  []time.Time // per step: its first send
+	lates []time.Duration
+	offs  []int       // per step: its first output's index in tat
+	tat   []time.Time // per output: when Apply was called
+	terr  []error
+	tlead []time.Duration
+}
+
+// waitSend waits until the send of an output with lead is due. A wait
+// that ends late (the box stalled the worker) delays the group's later
+// sends alike, so that they keep landing with the ones already sent.
+func (g *group) waitSend(ctx context.Context, lead time.Duration) bool {
+	at := g.planned.Add(g.shift - lead)
+	if !g.e.wait(ctx, at, true) || ctx.Err() != nil {
+		return false
+	}
+	if late := g.e.clk.Now().Sub(at); late > 0 {
+		g.shift += late
+	}
+	return true
+}
+
+// mark records a send of step k at at, for an output with lead.
+func (g *group) mark(t *groupTables, k int, at time.Time, lead time.Duration) {
+	late := at.Sub(g.planned.Add(-lead))
+	if t.acts[k-g.i].IsZero() {
+		t.acts[k-g.i], t.lates[k-g.i] = at, late
+	}
+	if !g.any || late < g.minLate {
+		g.minLate = late
+	}
+	if !g.any || late > g.maxLate {
+		g.maxLate = late
+	}
+	g.any = true
+}
+
+// apply sends step k's action to its n-th output.
+func (g *group) apply(t *groupTables, k, n int, lead time.Duration) {
+	st := &g.r.steps[k]
+	name := st.targets[n]
+	if g.ctx == nil {
+		// Outputs that hear back from their device measure the cue end
+		// to end from the step's planned time, and report how their
+		// command ended to the run's record.
+		g.rep = &stepReporter{e: g.e, s: g.s, r: g.r, recs: g.recs, i: g.i, j: g.j}
+		g.ctx = cue.WithStep(g.r.applyCtx, g.planned, g.rep)
+	}
+	now := g.e.clk.Now()
+	g.mark(t, k, now, lead)
+	x := t.offs[k-g.i] + n
+	t.tat[x], t.tlead[x] = now, lead
+	if err := g.e.d.Targets[name].Apply(g.ctx, st.Action); err != nil {
+		t.terr[x] = fmt.Errorf("%s: %w", name, err)
+	}
+}
+
+// recordLocked writes the group into the run's records.
+func (g *group) recordLocked(t *groupTables) {
+	e, r, recs := g.e, g.r, g.recs
+	spread := g.maxLate - g.minLate
+	land := g.planned.Add(g.shift)
+	for k := g.i; k < g.j; k++ {
+		sr := &recs[k]
+		if t.acts[k-g.i].IsZero() {
+			sr.Error = "cancelled before it was sent"
+			continue
+		}
+		p, a := g.planned, t.acts[k-g.i]
+		sr.Planned, sr.Actual = &p, &a
+		sr.LatenessUS, sr.SpreadUS = us(t.lates[k-g.i]), us(spread)
+		if r.steps[k].Publish != nil || r.steps[k].Webhook != nil {
+			sr.Pending = !sr.asyncDone
+		}
+		var errl []error
+		for n := range sr.Outputs {
+			tr := &sr.Outputs[n]
+			x := t.offs[k-g.i] + n
+			if t.tat[x].IsZero() {
+				tr.Error = "cancelled before it was sent"
+				continue
+			}
+			l, at := land, t.tat[x]
+			tr.Planned = &l
+			if t.tlead[x] > 0 {
+				tr.LeadUS = us(t.tlead[x])
+			}
+			if tr.Sent == nil {
+				tr.Sent = &at
+			}
+			if err := t.terr[x]; err != nil {
+				tr.Status, tr.Error = cue.Failed, err.Error()
+				errl = append(errl, err)
+			} else if tr.Status == statusPlanned {
+				tr.Status = cue.Sent
+			}
+			if tr.Confirmed != nil {
+				tr.LandedUS = us(tr.Confirmed.Sub(l))
+			}
+		}
+		if err := joinErrs(errl); err != nil {
+			if sr.Error == "" {
+				sr.Error = err.Error()
+			} else {
+				sr.Error = err.Error() + "; " + sr.Error
+			}
+		}
+		e.met.lateness.WithLabelValues(r.sc.Name).Observe(t.lates[k-g.i].Seconds())
+	}
+	e.met.spread.WithLabelValues(r.sc.Name).Observe(spread.Seconds())
 }
 
 // sentQoS0 is the outcome of a QoS 0 publish handed to the connection:

@@ -128,16 +128,15 @@ func (m *Metrics) PublishFailed(output, kind string) {
 	}
 }
 
-type plannedKey struct{}
-
 // WithPlanned tells the outputs applying a step when the step was due, so
 // that they can measure the cue's latency end to end.
 func WithPlanned(ctx context.Context, at time.Time) context.Context {
-	return context.WithValue(ctx, plannedKey{}, at)
+	return WithStep(ctx, at, nil)
 }
 
-// Planned is the step time WithPlanned put in ctx (zero when none).
+// Planned is the step time WithPlanned or WithStep put in ctx (zero when
+// none).
 func Planned(ctx context.Context) time.Time {
-	t, _ := ctx.Value(plannedKey{}).(time.Time)
-	return t
+	s, _ := ctx.Value(stepKey{}).(stepInfo)
+	return s.planned
 }

@@ -129,8 +129,11 @@ func (g *Out) Check(a cue.Action) error {
 }
 
 // Apply sets the first level at once and plays the rest of the action on
-// a goroutine the output owns, replacing whatever was running.
-func (g *Out) Apply(_ context.Context, a cue.Action) error {
+// a goroutine the output owns, replacing whatever was running. A first
+// level that is fully on or off is read back from the line and reported
+// to the step's cue.Reporter as confirmed or failed; a PWM level cannot
+// be read back, so it stays sent.
+func (g *Out) Apply(ctx context.Context, a cue.Action) error {
 	if err := g.Check(a); err != nil {
 		return err
 	}
@@ -144,6 +147,9 @@ func (g *Out) Apply(_ context.Context, a cue.Action) error {
 	g.mu.Unlock()
 	if err := g.set(steps[0].Level); err != nil {
 		return fmt.Errorf("output %s: %w", g.o.Name, err)
+	}
+	if rep := cue.ReporterOf(ctx); rep != nil {
+		g.readBack(rep, steps[0].Level)
 	}
 	if len(steps) > 1 {
 		rest := steps[1:]
@@ -235,6 +241,26 @@ func (g *Out) set(level int) error {
 		}
 	})
 	return nil
+}
+
+// readBack reads the line after set drove it to level (0 or 100) and
+// tells rep whether it holds: the pin's input buffer sees the driven
+// level unless the line is shorted or held by something else, or the
+// driver did not take the write.
+func (g *Out) readBack(rep cue.Reporter, level int) {
+	if level > 0 && level < 100 {
+		return
+	}
+	want := gpio.Level((level >= 100) != g.o.ActiveLow)
+	got := g.pin.Read()
+	now := g.clk.Now()
+	if got == want {
+		cue.Report(rep, g.o.Name, cue.Confirmed, now, "")
+		return
+	}
+	why := fmt.Sprintf("pin %s reads %v after it was driven %v", g.pin.Name(), got, want)
+	g.log.Warn("GPIO output does not read back what it was set to", "err", why)
+	cue.Report(rep, g.o.Name, cue.Failed, now, why)
 }
 
 func (g *Out) setPWM(s string) {

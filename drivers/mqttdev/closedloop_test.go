@@ -169,7 +169,7 @@ func TestShellyErrorFails(t *testing.T) {
 	conn, ctx := startAgentConn(t, url)
 	o := Opts{Name: "relay", Kind: Shelly, Topic: "shellypro4pm-1", Channel: 7}
 	s := startSim(t, url, o, 5*time.Millisecond)
-	s.rpcErr = "Argument 'id', value 7 not found!"
+	s.FailRPC("Argument 'id', value 7 not found!")
 	b := bus.New(nil)
 	alerts := b.Subscribe("cue/+/alert", 4)
 	var rs results
@@ -327,5 +327,46 @@ func TestParseReport(t *testing.T) {
 		if ok != c.ok || str(r) != c.want {
 			t.Errorf("%s %s: %q ok=%v, want %q ok=%v", c.topic, c.p, str(r), ok, c.want, c.ok)
 		}
+	}
+}
+
+// lead: auto is learned from Apply to the device's confirmation; a fixed
+// lead is what was configured.
+func TestLeadAutoLearns(t *testing.T) {
+	url := mqtttest.StartMosquitto(t).URL()
+	conn, ctx := startAgentConn(t, url)
+	o := Opts{Name: "strip", Kind: WLED, Topic: "wled/strip", Lead: cue.Lead{Auto: true}}
+	startSim(t, url, o, 40*time.Millisecond)
+	var rs results
+	o.OnResult = rs.add
+	d, err := NewDevice(conn, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Lead() != 0 {
+		t.Fatalf("lead %v before any confirmation", d.Lead())
+	}
+	testutil.WaitFor(t, 10*time.Second, "online", func() bool { return feedback(d).Link == "online" })
+	for i := 1; i <= 3; i++ {
+		if err := d.Apply(ctx, cue.Action{Do: cue.Level, Level: lv(10 * i)}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, 10*time.Second, "confirmed", func() bool {
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			return len(rs.got) == i
+		})
+	}
+	if l := d.Lead(); l < 36*time.Millisecond || l > 5*time.Second {
+		t.Fatalf("learned lead %v for a device that answers after 40ms", l)
+	}
+	fixed, err := NewDevice(conn, &Opts{Name: "fixed", Kind: WLED, Topic: "wled/fixed", Lead: cue.Lead{Fixed: 120 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fixed.Close()
+	if fixed.Lead() != 120*time.Millisecond {
+		t.Fatalf("fixed lead %v", fixed.Lead())
 	}
 }

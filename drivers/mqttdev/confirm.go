@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"fieldkit/drivers/cue"
 	"fieldkit/internal/event"
 )
 
@@ -46,6 +47,8 @@ type pending struct {
 	sends int
 	// planned is the scene step's time (zero for none).
 	planned time.Time
+	rep     cue.Reporter
+	applied time.Time
 }
 
 const latWindow = 64
@@ -104,10 +107,33 @@ func (d *Device) finishLocked(status, why string, now time.Time) *Result {
 		if len(d.lat) > latWindow {
 			d.lat = d.lat[1:]
 		}
+		// A command that waited for the broker (the safe state sent
+		// at start, before the link was up) or needed a second send
+		// says nothing about how far ahead to send a cue.
+		if !p.applied.IsZero() && p.sends == 1 && p.sent.Sub(p.applied) < d.o.Deadline {
+			d.leadLat = append(d.leadLat, now.Sub(p.applied))
+			if len(d.leadLat) > latWindow {
+				d.leadLat = d.leadLat[1:]
+			}
+			d.lead.Store(int64(median(d.leadLat)))
+		}
 		d.o.Metrics.Confirmed(d.o.Name, string(d.o.Kind), p.planned, p.sent, now)
 	}
 	d.fb.Last = &res
+	// Told here, under the lock, so that a newer command's outcome
+	// cannot overtake it; reporters do not block.
+	cue.Report(p.rep, d.o.Name, status, now, why)
 	return &res
+}
+
+// median of ds (the upper one of an even count), which it does not change.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }
 
 // report hands a result to the caller's hook, and a failure to the bus.
@@ -142,10 +168,23 @@ func (d *Device) sent(b batch, start time.Time) {
 	// The same state sent again while its first send is unconfirmed (a
 	// re-assert on reconnect racing a cue) is one command: its latency
 	// counts from the first send, since the device may be answering that.
+	rep := b.rep
 	if w := d.wait; w != nil && w.st == st && w.sent.Before(start) {
 		start = w.sent
+		if rep == nil {
+			rep = w.rep
+		} else {
+			cue.Report(w.rep, d.o.Name, cue.Superseded, start, "")
+		}
+	} else if w != nil {
+		cue.Report(w.rep, d.o.Name, cue.Superseded, start, "")
 	}
-	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1, planned: b.planned}
+	applied := b.applied
+	if w := d.wait; w != nil && w.st == st && applied.IsZero() {
+		applied = w.applied
+	}
+	d.wait = &pending{st: st, seq: seq, msgs: msgs, sent: start, sends: 1, planned: b.planned, rep: rep, applied: applied}
+	cue.Report(rep, d.o.Name, cue.Sent, start, "")
 	d.mu.Unlock()
 	d.armDeadline()
 }
@@ -188,10 +227,8 @@ func (d *Device) expired(ctx context.Context) {
 func (d *Device) feedbackLocked() Feedback {
 	f := d.fb
 	f.Pending = d.wait != nil
-	if n := len(d.lat); n > 0 {
-		s := append([]time.Duration(nil), d.lat...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		f.P50Ms = float64(s[n/2].Microseconds()) / 1000
+	if len(d.lat) > 0 {
+		f.P50Ms = float64(median(d.lat).Microseconds()) / 1000
 	}
 	return f
 }

@@ -65,11 +65,16 @@ type Opts struct {
 	Deadline time.Duration
 	// Bus receives cue/<name>/alert when a command failed.
 	Bus Events
-	// OnResult, if set, is told how each command ended (the scene
-	// engine's record of a run). It must not block.
+	// OnResult, if set, is told how each command ended. It must not
+	// block. (A scene step's own command is also reported to the
+	// cue.Reporter its Apply context carries.)
 	OnResult func(Result)
-	Clock    clock.Clock
-	Log      *slog.Logger
+	// Lead is how long before a scene step's time the device is sent its
+	// command: fixed, or (Auto) the median time from Apply to the
+	// device's confirmation over its last 64 commands.
+	Lead  cue.Lead
+	Clock clock.Clock
+	Log   *slog.Logger
 	// Metrics records confirmations and commands the broker did not
 	// take (nil: none).
 	Metrics *cue.Metrics
@@ -94,6 +99,10 @@ type batch struct {
 	seq     int64
 	msgs    []Message
 	planned time.Time
+	rep     cue.Reporter // the scene step's, for its first command only
+	// applied is when Apply queued it (zero for a re-assert): a lead is
+	// learned from there, since that is the time the engine controls.
+	applied time.Time
 }
 
 // Message is one publish.
@@ -123,12 +132,19 @@ type Device struct {
 	// planned is when the step that set the state was due (zero when
 	// not from a scene step).
 	planned time.Time
+	rep     cue.Reporter // the step's reporter, like planned
+	applied time.Time    // when Apply started, like planned
 	lat     []time.Duration
-	queue   chan batch
-	kick    chan struct{} // re-assert after a reconnect
-	closed  bool
-	stop    context.CancelFunc
-	done    chan struct{}
+	// leadLat are the recent times from Apply to confirmation.
+	leadLat []time.Duration
+	// lead is the learned lead (the median confirmation latency) in
+	// nanoseconds, read on every scene dispatch without the lock.
+	lead   atomic.Int64
+	queue  chan batch
+	kick   chan struct{} // re-assert after a reconnect
+	closed bool
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // NewDevice prepares a device; nothing is published until an Apply.
@@ -179,6 +195,19 @@ func NewDevice(c Conn, opts *Opts) (*Device, error) {
 }
 
 func (d *Device) Name() string { return d.o.Name }
+
+// Lead is how long ahead of a step's time the device is sent its
+// command: the configured lead, or the learned one (zero until the
+// device has confirmed a command).
+func (d *Device) Lead() time.Duration {
+	if d.o.Lead.Auto {
+		return time.Duration(d.lead.Load())
+	}
+	return d.o.Lead.Fixed
+}
+
+var _ cue.Leader = (*Device)(nil)
+
 func (d *Device) Kind() string { return string(d.o.Kind) }
 
 // Check reports whether the device kind can do a.
@@ -224,6 +253,8 @@ func (d *Device) Apply(ctx context.Context, a cue.Action) error {
 	start := d.clk.Now()
 	d.mu.Lock()
 	d.planned = cue.Planned(ctx) // the step's time, for the end-to-end latency
+	d.rep = cue.ReporterOf(ctx)
+	d.applied = start
 	d.mu.Unlock()
 
 	d.mu.Lock()
@@ -262,7 +293,7 @@ func (d *Device) set(level int) {
 		d.st.Brightness = level
 	}
 	b := d.batchLocked(false)
-	d.planned = time.Time{} // only the step's first command was due then
+	d.planned, d.rep, d.applied = time.Time{}, nil, time.Time{} // only the step's first command was due then
 	d.mu.Unlock()
 	d.enqueue(b)
 }
@@ -426,7 +457,7 @@ func (d *Device) batchLocked(whole bool) batch {
 	seq := d.rpc.Add(1)
 	b := batch{st: st, seq: seq, msgs: Encode(d.o, enc, seq, d.c.Prefix())}
 	if !whole {
-		b.planned = d.planned
+		b.planned, b.rep, b.applied = d.planned, d.rep, d.applied
 	}
 	return b
 }

@@ -192,7 +192,7 @@ func (w *Wearable) Apply(actx context.Context, a cue.Action) error {
 		return err
 	}
 	start := w.clk.Now()
-	planned := cue.Planned(actx)
+	planned, rp := cue.Planned(actx), cue.ReporterOf(actx)
 	cmd := Command{ID: w.o.NewID(), Pattern: a.Pattern,
 		Deadline: start.Add(2 * w.o.AckTimeout).UTC().Format("2006-01-02T15:04:05.000Z07:00")}
 	payload := mustJSON(cmd)
@@ -219,6 +219,9 @@ func (w *Wearable) Apply(actx context.Context, a cue.Action) error {
 				w.log.Warn("wearable cue not published", "cue", cmd.ID, "send", send, "err", err)
 			}
 			w.setState(func(s *WearableState) { s.Sends = send })
+			if send == 1 {
+				cue.Report(rp, w.o.Name, cue.Sent, sent, "")
+			}
 			tm := w.clk.NewTimer(w.o.AckTimeout - w.clk.Since(sent))
 			select {
 			case <-acked:
@@ -227,16 +230,19 @@ func (w *Wearable) Apply(actx context.Context, a cue.Action) error {
 				w.o.Metrics.Confirmed(w.o.Name, w.Kind(), planned, start, now)
 				ms := now.Sub(start).Milliseconds()
 				w.setState(func(s *WearableState) { s.Status, s.AckMs = "acked", ms; s.Acks++ })
+				cue.Report(rp, w.o.Name, cue.Confirmed, now, "")
 				return
 			case <-ctx.Done():
 				tm.Stop()
 				w.setState(func(s *WearableState) { s.Status = "cancelled" })
+				cue.Report(rp, w.o.Name, cue.Superseded, w.clk.Now(), "")
 				return
 			case <-tm.C():
 				w.o.Metrics.Missed(w.o.Name)
 			}
 		}
 		w.o.Metrics.FellBack(w.o.Name)
+		cue.Report(rp, w.o.Name, cue.Failed, w.clk.Now(), fmt.Sprintf("no ack after 2 sends in %v", 2*w.o.AckTimeout))
 		w.fallback(ctx, cmd, a)
 	})
 	return nil

@@ -12,6 +12,7 @@ import (
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
+	"fieldkit/internal/testutil"
 )
 
 // lamp is a fallback target that records what it was asked to do.
@@ -245,4 +246,55 @@ func FuzzParseAck(f *testing.F) {
 			t.Fatal("accepted an ack without id")
 		}
 	})
+}
+
+// outcomeLog is a cue.Reporter for tests.
+type outcomeLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *outcomeLog) Report(output string, x cue.Outcome) {
+	o.mu.Lock()
+	o.got = append(o.got, output+" "+x.Status+" "+x.Error)
+	o.mu.Unlock()
+}
+
+func (o *outcomeLog) all() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.got...)
+}
+
+// A scene step's wearable cue is reported sent, then confirmed by the
+// ack, or failed when the fallback took over.
+func TestWearableReportsToTheStep(t *testing.T) {
+	for _, acked := range []bool{true, false} {
+		r := newWearable(t, &lamp{})
+		var log outcomeLog
+		ctx := cue.WithStep(context.Background(), r.clk.Now(), &log)
+		if err := r.w.Apply(ctx, cue.Action{Do: cue.Haptic, Pattern: "go-live"}); err != nil {
+			t.Fatal(err)
+		}
+		r.fc.waitPubs(t, 1)
+		r.clk.WaitForTimers(1, 5*time.Second)
+		want := []string{"presenter sent ", "presenter confirmed "}
+		if acked {
+			if err := r.fc.deliver("fieldkit/box1/cue/anna/ack", `{"id":"c1"}`); err != nil {
+				t.Fatal(err)
+			}
+			r.waitStatus(t, "acked")
+		} else {
+			r.clk.Advance(2 * time.Second)
+			r.fc.waitPubs(t, 1)
+			r.clk.WaitForTimers(1, 5*time.Second)
+			r.clk.Advance(2 * time.Second)
+			r.waitStatus(t, "fallback")
+			want[1] = "presenter failed no ack after 2 sends in 4s"
+		}
+		testutil.WaitFor(t, 5*time.Second, "two outcomes", func() bool { return len(log.all()) == 2 })
+		if got := log.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("acked=%v: reported %q, want %q", acked, got, want)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"periph.io/x/conn/v3/spi/spitest"
 
 	"fieldkit/drivers/cue"
+	"fieldkit/drivers/outputs/mqttdevice"
 	"fieldkit/internal/bus"
 	"fieldkit/internal/clock"
 	"fieldkit/internal/confutil"
@@ -86,6 +87,32 @@ func TestMQTTKindsAcceptWhatTheyCanDo(t *testing.T) {
 	}
 }
 
+// lead: is read by every MQTT device kind, as a duration or auto.
+func TestMQTTKindsReadLead(t *testing.T) {
+	c, _, err := decode(t, "outputs:\n  a: {kind: wled, topic: a, lead: 120ms}\n  b: {kind: tasmota, topic: b, lead: auto}\n"+
+		"  c: {kind: shelly, topic: c, lead: 0s}\n  d: {kind: z2m, topic: d, lead: 40ms}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]cue.Lead{"a": {Fixed: 120 * time.Millisecond}, "b": {Auto: true}, "c": {}, "d": {Fixed: 40 * time.Millisecond}}
+	for name, w := range want {
+		var got cue.Lead
+		switch k := c.Outputs[name].Config.(type) {
+		case *mqttdevice.WLED:
+			got = k.Lead
+		case *mqttdevice.Tasmota:
+			got = k.Lead
+		case *mqttdevice.Shelly:
+			got = k.Lead
+		case *mqttdevice.Z2M:
+			got = k.Lead
+		}
+		if got != w {
+			t.Errorf("%s: lead %v, want %v", name, got, w)
+		}
+	}
+}
+
 func TestExampleIsValid(t *testing.T) {
 	if got := validate(t, example); got != "" {
 		t.Fatal(got)
@@ -115,6 +142,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"mqtt without topic", "outputs:\n  plug: {kind: tasmota}\n", "outputs.plug: missing topic"},
 		{"wildcard topic", "outputs:\n  plug: {kind: tasmota, topic: 'a/#'}\n", `outputs.plug.topic: "a/#"`},
 		{"deadline", "outputs:\n  bulb: {kind: z2m, topic: b, deadline: 10ms}\n", "outputs.bulb.deadline: 10ms: expected 50ms-30s"},
+		{"lead", "outputs:\n  bulb: {kind: z2m, topic: b, lead: soon}\n", `lead "soon": expected a duration such as 120ms, or auto`},
+		{"lead range", "outputs:\n  bulb: {kind: wled, topic: b, lead: 5s}\n", "lead 5s: expected 0-2s, or auto"},
 		{"tasmota relay", "outputs:\n  plug: {kind: tasmota, topic: p, channel: 33}\n", "outputs.plug.channel: channel 33; expected 1-32"},
 		{"z2m effect", "outputs:\n  bulb: {kind: z2m, topic: b, effects: [blink, 'a/b']}\n", `outputs.bulb.effects[1]: "a/b": expected an effect value`},
 		{"bad actuator", "outputs:\n  puck: {kind: drv2605, i2c: '1', actuator: piezo}\n", `unknown actuator "piezo"`},

@@ -70,3 +70,11 @@ const (
 	// ReceiptsRehearsal announces every switch into or out of rehearsal.
 	ReceiptsRehearsal = "receipts/rehearsal"
 )
+
+// Pickup desk topics: every hand-over, and the alert on a refused second
+// scan of a handed-over order. Their payloads name the order, never the
+// buyer.
+const (
+	PickupHandover = "pickup/handover"
+	PickupAlert    = "pickup/alert"
+)

@@ -153,6 +153,13 @@ func printDetail(w io.Writer, d scenes.Detail) {
 			late = fmt.Sprintf("%.0f", *s.LatenessUS)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.Step, s.At, s.Kind, strings.Join(s.Targets, ","), late, s.Error)
+		for _, o := range s.Outputs {
+			what := o.Status
+			if o.LandedUS != nil {
+				what += fmt.Sprintf(" %+.0f µs", *o.LandedUS)
+			}
+			fmt.Fprintf(tw, "\t\t\t  %s\t%s\t%s\n", o.Output, what, o.Error)
+		}
 	}
 	tw.Flush()
 }

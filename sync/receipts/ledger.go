@@ -121,7 +121,9 @@ type appendReq struct {
 	tail   []byte // the order's part of the record bytes (encodeTail)
 	fp     []byte // orderFingerprint: tells a retry from a reused client_id
 	rotate *Key   // a rotation record announcing this key
-	resp   chan appendResp
+	// handover, when set, is a hand-over record of a stored sale.
+	handover *handoverReq
+	resp     chan appendResp
 }
 
 type appendResp struct {
@@ -150,6 +152,9 @@ CREATE TABLE IF NOT EXISTS key_history (
 	seq INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS uplink (
 	id INTEGER PRIMARY KEY CHECK (id = 1), acked_through INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pickup_refusals (
+	id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, sale INTEGER NOT NULL,
+	handover INTEGER NOT NULL, by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
 	acked_through INTEGER PRIMARY KEY, head TEXT NOT NULL,
 	checkpoint TEXT NOT NULL, sig TEXT NOT NULL, key TEXT NOT NULL,
@@ -344,7 +349,17 @@ func (l *Ledger) Stats() Stats {
 // orderFingerprint is SHA-256 of the order as decoded (re-encoded, so
 // that spacing and key order do not count): the same client_id with
 // another fingerprint is another sale, not a retry.
-func orderFingerprint(o *Order) []byte {
+//
+// A discreet order's fingerprint leaves the buyer out: the ledger keeps
+// nothing derived from a discreet buyer's name, phone or email, not even
+// a hash that a list of names could be tried against. A retry of it with
+// another buyer is answered as a retry.
+func orderFingerprint(o *Order, discreet bool) []byte {
+	if discreet {
+		c := *o
+		c.Buyer = nil
+		o = &c
+	}
 	b, _ := json.Marshal(o)
 	h := sha256.Sum256(b)
 	return h[:]
@@ -363,7 +378,7 @@ func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, er
 	if err != nil {
 		return Signed{}, false, err
 	}
-	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o)})
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o, l.discreet(&o))})
 }
 
 // Rotate makes a new key and writes a rotation record signed by the old

@@ -52,6 +52,10 @@ func (d Domain) orReal() Domain {
 const (
 	TypeSale     = "sale"
 	TypeRotation = "key_rotation"
+	// TypeHandover records that a sale's order was handed to its buyer
+	// at the pickup desk. It moves no money: its turnover is the
+	// previous record's.
+	TypeHandover = "handover"
 )
 
 // Item is one order line; Price is the unit price in minor units.
@@ -96,6 +100,12 @@ type Record struct {
 	// on a key_rotation record only.
 	NewKid string `json:"new_kid,omitempty"`
 	NewKey string `json:"new_key,omitempty"`
+
+	// Sale (the seq of the sale handed over) and By (who handed it over:
+	// a scanner or a crew member) are set on a handover record, with
+	// Order, the sale's order number.
+	Sale uint64 `json:"sale,omitempty"`
+	By   string `json:"by,omitempty"`
 }
 
 // Signed is a record as stored and exported: the exact bytes, the
@@ -224,6 +234,18 @@ func appendRotationTail(m []byte, newKid, newKey string) []byte {
 	return append(m, '}')
 }
 
+// appendHandoverTail appends the fields of a hand-over after turnover and
+// closes the object.
+func appendHandoverTail(m []byte, sale uint64, order, by string) []byte {
+	m = append(m, `,"sale":`...)
+	m = strconv.AppendUint(m, sale, 10)
+	m = append(m, `,"order":`...)
+	m = appendJSONString(m, order)
+	m = append(m, `,"by":`...)
+	m = appendJSONString(m, by)
+	return append(m, '}')
+}
+
 // encodeRecord returns the canonical stored bytes of r.
 func encodeRecord(r *Record) ([]byte, error) {
 	m := appendHead(make([]byte, 0, 512), r.V, r.Type, jsonString(r.Box), r.Kid, r.Seq, r.TS, r.ClockSynced, jsonString(r.Boot), r.Prev, r.Turnover)
@@ -236,6 +258,8 @@ func encodeRecord(r *Record) ([]byte, error) {
 		return b, nil
 	case TypeRotation:
 		return appendRotationTail(m, r.NewKid, r.NewKey), nil
+	case TypeHandover:
+		return appendHandoverTail(m, r.Sale, r.Order, r.By), nil
 	}
 	return nil, fmt.Errorf("encode record %d: unknown record type %q", r.Seq, r.Type)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,9 @@ type Service struct {
 	appended  prometheus.Counter
 	rehearsed prometheus.Counter
 	latency   prometheus.Histogram
+
+	// lastRefused is the newest refused second hand-over, for the page.
+	lastRefused atomic.Pointer[RefusedScan]
 }
 
 // New opens the ledger (making the key on first run).
@@ -268,6 +272,7 @@ func (s *Service) Routes(r *httpapi.Router) {
 	r.HandleFunc("GET /api/receipts", httpapi.Crew, s.listReceipts)
 	r.HandleFunc("GET /api/receipts/report", httpapi.Crew, s.getReport)
 	r.HandleFunc("POST /api/receipts/rotate-key", httpapi.Admin, s.rotateKey)
+	s.pickupRoutes(r)
 	if s.reh != nil {
 		s.rehearsalRoutes(r)
 	}

@@ -193,6 +193,13 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 		if KeyID(newKey) != r.NewKid {
 			return fail(Malformed, "rotation new_kid %s is not the id of new_key (%s)", r.NewKid, KeyID(newKey))
 		}
+	case TypeHandover:
+		if r.Sale == 0 || r.Sale >= r.Seq {
+			return fail(Malformed, "hand-over of sale %d: a hand-over names an earlier record", r.Sale)
+		}
+		if r.Order == "" || r.By == "" {
+			return fail(Malformed, "hand-over of sale %d without its order or who handed it over", r.Sale)
+		}
 	default:
 		return fail(Malformed, "unknown record type %q", r.Type)
 	}

@@ -20,7 +20,11 @@ type WLED struct {
 	// Deadline is how long the device has to confirm a command before
 	// it is sent once more and then reported failed (default 1s).
 	Deadline time.Duration `yaml:"deadline"`
-	Topic    string        `yaml:"topic"`
+	// Lead sends the command this long before a scene step's time, so
+	// that the device lands with the step's other outputs: a duration,
+	// or auto (its median confirmation latency, once measured).
+	Lead  cue.Lead `yaml:"lead"`
+	Topic string   `yaml:"topic"`
 }
 
 // Tasmota is a Tasmota switch, dimmer or RGB bulb.
@@ -28,7 +32,11 @@ type Tasmota struct {
 	// Deadline is how long the device has to confirm a command before
 	// it is sent once more and then reported failed (default 1s).
 	Deadline time.Duration `yaml:"deadline"`
-	Topic    string        `yaml:"topic"`
+	// Lead sends the command this long before a scene step's time, so
+	// that the device lands with the step's other outputs: a duration,
+	// or auto (its median confirmation latency, once measured).
+	Lead  cue.Lead `yaml:"lead"`
+	Topic string   `yaml:"topic"`
 	// Channel is the relay: 0 (default) is POWER, n is POWER<n>.
 	Channel int `yaml:"channel"`
 }
@@ -38,9 +46,13 @@ type Shelly struct {
 	// Deadline is how long the device has to confirm a command before
 	// it is sent once more and then reported failed (default 1s).
 	Deadline time.Duration `yaml:"deadline"`
-	Topic    string        `yaml:"topic"`
-	Channel  int           `yaml:"channel"`
-	Dimmable bool          `yaml:"dimmable"`
+	// Lead sends the command this long before a scene step's time, so
+	// that the device lands with the step's other outputs: a duration,
+	// or auto (its median confirmation latency, once measured).
+	Lead     cue.Lead `yaml:"lead"`
+	Topic    string   `yaml:"topic"`
+	Channel  int      `yaml:"channel"`
+	Dimmable bool     `yaml:"dimmable"`
 }
 
 // Z2M is a Zigbee2MQTT light.
@@ -48,7 +60,11 @@ type Z2M struct {
 	// Deadline is how long the device has to confirm a command before
 	// it is sent once more and then reported failed (default 1s).
 	Deadline time.Duration `yaml:"deadline"`
-	Topic    string        `yaml:"topic"`
+	// Lead sends the command this long before a scene step's time, so
+	// that the device lands with the step's other outputs: a duration,
+	// or auto (its median confirmation latency, once measured).
+	Lead  cue.Lead `yaml:"lead"`
+	Topic string   `yaml:"topic"`
 	// Base is Zigbee2MQTT's base topic (default zigbee2mqtt).
 	Base string `yaml:"base"`
 	// Effects are the effect values the device exposes (its page in
@@ -112,26 +128,26 @@ func checkTopic(p *confutil.Problems, t string) {
 }
 
 func (c *WLED) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic})
+	return build(env, c.Deadline, c.Lead, &mqttdev.Opts{Name: name, Topic: c.Topic})
 }
 
 func (c *Tasmota) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel})
+	return build(env, c.Deadline, c.Lead, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel})
 }
 
 func (c *Shelly) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel, Dimmable: c.Dimmable})
+	return build(env, c.Deadline, c.Lead, &mqttdev.Opts{Name: name, Topic: c.Topic, Channel: c.Channel, Dimmable: c.Dimmable})
 }
 
 func (c *Z2M) Build(name string, env kind.Env) (cue.Target, error) {
-	return build(env, c.Deadline, &mqttdev.Opts{Name: name, Topic: c.Topic, Base: c.Base, Effects: c.Effects})
+	return build(env, c.Deadline, c.Lead, &mqttdev.Opts{Name: name, Topic: c.Topic, Base: c.Base, Effects: c.Effects})
 }
 
-func build(env kind.Env, deadline time.Duration, o *mqttdev.Opts) (cue.Target, error) {
+func build(env kind.Env, deadline time.Duration, lead cue.Lead, o *mqttdev.Opts) (cue.Target, error) {
 	if env.MQTT == nil {
 		return nil, errors.New("an MQTT device needs the MQTT connection (mqtt: in the config)")
 	}
 	o.Kind, o.Clock, o.Log, o.Metrics = mqttdev.Kind(env.Kind), env.Clock, env.Log, env.Metrics
-	o.Deadline, o.Bus = deadline, env.Bus
+	o.Deadline, o.Bus, o.Lead = deadline, env.Bus, lead
 	return mqttdev.NewDevice(env.MQTT, o)
 }
