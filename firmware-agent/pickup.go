@@ -163,7 +163,7 @@ func (p *pickupLabels) queue(ctx context.Context, r receipts.Receipt, rehearsal 
 		// Its own ids: rehearsal seqs start at 1 again, and a rehearsal
 		// job must never stand in for a real receipt's label. Its QR is
 		// no real receipt's either.
-		pk.Rehearsal, pk.QR = true, template.RehearsalMark+":"+pk.QR
+		pk.Rehearsal, pk.QR = true, receipts.RehearsalCodePrefix+pk.QR
 		id = fmt.Sprintf("rehearsal-%s-%d", r.Receipt.Box, r.Seq)
 	}
 	pkb, err := json.Marshal(pk)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fieldkit/internal/mqtttest"
+	"fieldkit/printer/template"
 	"fieldkit/sync/receipts"
 )
 
@@ -201,6 +202,18 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 	}
 	if marked != 1000 {
 		t.Fatalf("%d rehearsal labels printed and marked in the queue of %d jobs; want 1000", marked, len(jobs))
+	}
+
+	// A rehearsal label scanned at the pickup desk finds nothing, even
+	// where its order number is a real sale's too.
+	for _, code := range []string{receipts.RehearsalCodePrefix + "A-1", receipts.RehearsalCodePrefix + "show1:1:00000000"} {
+		body, _ := json.Marshal(map[string]string{"code": code, "by": "desk"})
+		if c := callJSON(t, "POST", base+"/api/pickup/scan", crew, body, nil); c != http.StatusNotFound {
+			t.Fatalf("scanning rehearsal code %q: %d, want 404", code, c)
+		}
+	}
+	if template.RehearsalMark+":" != receipts.RehearsalCodePrefix {
+		t.Fatalf("the label's mark %q and the code prefix %q disagree", template.RehearsalMark, receipts.RehearsalCodePrefix)
 	}
 
 	// Switching back: the crew is refused, the admin is not.

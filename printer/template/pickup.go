@@ -160,7 +160,13 @@ func Render(p Pickup, prof label.Profile) (label.Label, error) {
 	if !p.NoBarcode {
 		// Always asked for: an order number a CODE128 cannot carry is
 		// printed as a QR code by the layout, with a warning on the job.
-		add(label.Code128{Data: p.Order, Height: 48, Align: label.Center})
+		data := p.Order
+		if p.Rehearsal {
+			// A rehearsal order number may be a real order's too: the
+			// scanner must never find that one.
+			data = RehearsalMark + ":" + data
+		}
+		add(label.Code128{Data: data, Height: 48, Align: label.Center})
 	}
 	if p.Rehearsal {
 		add(label.Text{Text: RehearsalMark + " - NOT A SALE", Bold: true, Align: label.Center})

@@ -213,6 +213,11 @@ func TestRehearsalMarkEveryLanguage(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s %d: %v", lg, width, err)
 				}
+				for _, e := range l.Elements {
+					if c, ok := e.(label.Code128); ok && c.Data != RehearsalMark+":"+p.Order {
+						t.Fatalf("a rehearsal label's barcode carries %q", c.Data)
+					}
+				}
 				j, err := lang.Render(l, prof)
 				if err != nil {
 					t.Fatalf("%s %d: %v", lg, width, err)

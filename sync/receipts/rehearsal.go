@@ -30,6 +30,10 @@ const (
 	ModeFile         = "rehearsal.json"
 )
 
+// RehearsalCodePrefix starts every code (QR and CODE128) on a label
+// printed in rehearsal, so that scanning one never finds a real sale.
+const RehearsalCodePrefix = "REHEARSAL:"
+
 // Mode is whether the box sells for real or rehearses, as kept in
 // ModeFile.
 type Mode struct {
