@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -202,4 +203,24 @@ func FuzzReadMode(f *testing.F) {
 			t.Fatalf("mode %+v read back as %+v (%v)", m, m2, err)
 		}
 	})
+}
+
+// A rehearsal label's code never hands over a real sale, even one with
+// the same order number.
+func TestScanRefusesRehearsalCode(t *testing.T) {
+	ctx := context.Background()
+	s := newRehearsalService(t, t.TempDir())
+	defer s.Close()
+	if _, _, err := s.Append(ctx, saleN(t, 7, false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Scan(ctx, RehearsalCodePrefix+"R-7", "desk"); !errors.Is(err, ErrUnknownCode) {
+		t.Fatalf("scan of a rehearsal code: %v", err)
+	}
+	if h, _ := s.Ledger().Head(ctx); h.Seq != 1 {
+		t.Fatalf("a rehearsal scan wrote to the sales ledger: head %d", h.Seq)
+	}
+	if _, err := s.Scan(ctx, "R-7", "desk"); err != nil {
+		t.Fatalf("the real order itself: %v", err)
+	}
 }
