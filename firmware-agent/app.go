@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -65,6 +66,9 @@ type app struct {
 	pickup   *pickupLabels
 	scenes   *scenes.Engine
 	venue    *venue.Venue
+
+	// who names a request's caller once the crew page's auth is built.
+	who func(*http.Request) string
 
 	checks []doctor.Check
 	status map[string]func() any
@@ -159,7 +163,7 @@ func buildOn(cfg *config.Config, log *slog.Logger, board boards.Board, clk clock
 		a.pickup = newPickupLabels(pp, a.printers, core.bus, core.log)
 		a.add(a.pickup)
 	}
-	rs, err := newReceipts(cfg, core, a.pickup)
+	rs, err := newReceipts(cfg, core, a.pickup, a.whoIs)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +204,7 @@ func buildOn(cfg *config.Config, log *slog.Logger, board boards.Board, clk clock
 	if err != nil {
 		return nil, err
 	}
+	a.who = w.who
 	a.add(w.preflight)
 	a.checks = append(a.checks, w.authChecks...)
 	a.add(w.server)
@@ -251,6 +256,15 @@ type plumbing struct {
 	mqtt         *mqttc.Conn
 	health       *health.Registry
 	metrics      *prometheus.Registry
+}
+
+// whoIs names a request's caller for the record ("" before the auth is
+// built, which serves no request).
+func (a *app) whoIs(r *http.Request) string {
+	if a.who == nil {
+		return ""
+	}
+	return a.who(r)
 }
 
 func ignoreClosed(err error) error {

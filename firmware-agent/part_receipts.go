@@ -37,18 +37,18 @@ func (u uplinkPart) Status() any   { return u.Uplink.Status() }
 
 // newReceipts builds the ledger; with pickup labels, every sale stores
 // its label request in its own transaction and pickup drains them.
-func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels) (receiptsPart, error) {
+func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels, who func(*http.Request) string) (receiptsPart, error) {
 	d := receipts.Deps{
 		Box: cfg.Box, DataDir: cfg.DataDir, Clock: p.clock, Bus: p.bus, MQTT: p.mqtt,
 		Health: p.health, Metrics: p.metrics, Log: p.log,
-		LabelOutbox: pickup != nil,
+		LabelOutbox: pickup != nil, Rehearsal: true, Who: who,
 	}
 	svc, err := receipts.New(cfg.Receipts, d)
 	if err != nil {
 		return receiptsPart{}, fmt.Errorf("receipts: %w", err)
 	}
 	if pickup != nil {
-		pickup.l = svc.Ledger()
+		pickup.sources = []*labelSource{{l: svc.Ledger()}, {l: svc.RehearsalLedger(), rehearsal: true}}
 	}
 	return receiptsPart{svc}, nil
 }

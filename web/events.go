@@ -37,6 +37,7 @@ var DefaultSources = []Source{
 	{Name: "venue", Path: "/api/venue", Every: time.Second},
 	{Name: "receipts", Path: "/api/receipts/report?since=24h", Every: 10 * time.Second},
 	{Name: "uplink", Path: "/api/receipts/uplink", Every: 2 * time.Second},
+	{Name: "rehearsal", Path: "/api/rehearsal"},
 	{Name: "pickup", Path: "/api/pickup?limit=50", Every: time.Second},
 }
 

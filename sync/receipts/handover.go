@@ -73,7 +73,7 @@ func (l *Ledger) buildHandover(b *batch, r *appendReq, synced bool) error {
 	}
 	// Signed as a rotation is, so that both follow any change to how the
 	// ledger signs.
-	s, err := signRecord(rec, b.key.Priv)
+	s, err := signRecordIn(l.o.Domain, rec, b.key.Priv)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"fieldkit/internal/httpapi"
@@ -38,6 +39,13 @@ type Refused struct {
 // raises PickupAlert on the bus (and so on MQTT); the payloads name the
 // order and the receipt, never the buyer.
 func (s *Service) Scan(ctx context.Context, code, by string) (ScanResult, error) {
+	if strings.HasPrefix(strings.TrimSpace(code), RehearsalCodePrefix) {
+		// Never looked up: the order number behind the prefix may be a
+		// real sale's too.
+		err := fmt.Errorf("%q: %w: a rehearsal label; its order is a phantom, nothing to hand over", code, ErrUnknownCode)
+		s.log.Info("pickup scan refused", "by", by, "err", err)
+		return ScanResult{}, err
+	}
 	sale, err := s.l.Lookup(ctx, code)
 	if err != nil {
 		s.log.Info("pickup scan refused", "by", by, "err", err)

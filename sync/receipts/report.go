@@ -57,7 +57,7 @@ type MinTotal struct {
 // (zero: all). A ledger that does not verify yields its Problem as error:
 // no report is made from records that cannot be trusted.
 func (l *Reader) Report(ctx context.Context, since time.Time, o VerifyOptions) (*ZReport, error) {
-	c, p, err := startChain(ctx, l.db, l.box, keyOrNil(o.First))
+	c, p, err := startChain(ctx, l.db, l.dom, l.box, keyOrNil(o.First))
 	if err != nil {
 		return nil, err
 	}

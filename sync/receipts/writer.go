@@ -437,9 +437,10 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	if !ok {
 		return &InputError{Code: http.StatusBadRequest, Field: "total", Msg: fmt.Sprintf("%d would take the ledger's turnover past %d (it is %d): this box can take no further sale of this size", r.order.Total, int64(math.MaxInt64), h.turnover)}
 	}
-	const pre = len(SignDomain) + 1
+	dom := l.o.Domain.Sign
+	pre := len(dom) + 1
 	m := make([]byte, 0, pre+len(l.boxJSON)+len(l.bootJSON)+len(tail)+len(h.hash)+200)
-	m = append(m, SignDomain...)
+	m = append(m, dom...)
 	m = append(m, 0)
 	m = appendHead(m, Version, TypeSale, l.boxJSON, b.key.ID, seq, now.UTC().Format(tsLayout), synced, l.bootJSON, h.hash, turnover)
 	m = append(m, tail...)
@@ -478,7 +479,7 @@ func (l *Ledger) buildRotation(b *batch, r *appendReq) error {
 		Boot:        l.o.BootID, Prev: h.hash, Turnover: h.turnover,
 		NewKid: r.rotate.ID, NewKey: base64.StdEncoding.EncodeToString(r.rotate.Pub),
 	}
-	s, err := signRecord(rec, b.key.Priv)
+	s, err := signRecordIn(l.o.Domain, rec, b.key.Priv)
 	if err != nil {
 		return err
 	}

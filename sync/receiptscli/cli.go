@@ -180,6 +180,9 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 			return err
 		}
 		defer r.Close()
+		if d := r.Domain(); d.Name != receipts.Real.Name {
+			return fmt.Errorf("%s is a %s ledger: its sales are not revenue and make no report; firmware-agent rehearse reports a rehearsal", *db, d.Name)
+		}
 		z, err := r.Report(ctx, t, o)
 		if err != nil {
 			return err
@@ -273,6 +276,11 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 			return err
 		}
 		defer r.Close()
+		if d := r.Domain(); d.Name != receipts.Real.Name {
+			// This command verifies receipts; a rehearsal ledger has none.
+			fmt.Fprintf(w, "FAIL %s is a %s ledger, signed in %s: its records are not receipts\n", db, d.Name, d.Sign)
+			return fmt.Errorf("%w: %s is a %s ledger", ErrBad, db, d.Name)
+		}
 		o := receipts.VerifyOptions{First: first, Checkpoints: cps}
 		if k, err := receipts.LoadKey(keyFile); err == nil {
 			o.Current = k.Pub

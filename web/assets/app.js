@@ -66,7 +66,7 @@
   }
 
   // Latest state of every section, as the stream pushed it.
-  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null, pickup: null, venue: null };
+  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null, pickup: null, rehearsal: null, venue: null };
   const listOf = (v, key) => Array.isArray(v) ? v : (v && v[key]) || [];
 
   // --- status: box, board, links, pins, parts
@@ -347,6 +347,21 @@
     $("receipt-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v)]));
   }
 
+  // --- rehearsal mode: the banner, the frame and the switch. Starting
+  // needs the crew role, ending the admin's; the agent decides.
+  function rehearsal(r) {
+    S.rehearsal = r;
+    const on = !!(r && r.rehearsal);
+    document.body.classList.toggle("rehearsal", on);
+    $("rehearsal-banner").hidden = !on;
+    $("rehearsal").hidden = !r || !r.available;
+    $("rehearsal-on").hidden = on;
+    if (on) $("rehearsal-since").textContent = r.since ? new Date(Date.parse(r.since)).toLocaleString() : "—";
+    $("rehearsal-state").textContent = !r ? "" : on
+      ? "rehearsing: " + ((r.rehearsal_head && r.rehearsal_head.seq) || 0) + " rehearsal sales"
+      : "selling for real (last receipt #" + ((r.real_head && r.real_head.seq) || 0) + ")";
+  }
+
   // --- the pickup desk: the queue, the scan box, the camera, and a loud
   // refusal (flash and sound) of a second scan of a handed-over order.
   let refusalSeen = null, ownRefusal = 0;
@@ -472,7 +487,7 @@
     clearTimeout(retry);
     retry = setTimeout(connect, delay);
   }
-  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink, pickup, venue };
+  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink, pickup, rehearsal, venue };
   function connect() {
     es = new EventSource("/api/events");
     const me = es;
@@ -509,6 +524,12 @@
     });
     $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
+    $("rehearsal-on").addEventListener("click", (e) => {
+      if (confirm("Start a rehearsal? Sales go to the rehearsal ledger until an admin ends it.")) post("/api/rehearsal/on", null, e.target).then((r) => r && rehearsal(r));
+    });
+    $("rehearsal-off").addEventListener("click", (e) => {
+      if (confirm("End the rehearsal? Sales are real again from the next one.")) post("/api/rehearsal/off", null, e.target).then((r) => r && rehearsal(r));
+    });
     $("reset-signoffs").addEventListener("click", (e) => {
       if (confirm("Clear every sign-off for the next show?")) post("/api/preflight/reset", { by: who() }, e.target);
     });
