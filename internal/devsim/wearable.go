@@ -61,9 +61,10 @@ type Wearable struct {
 	taken atomic.Int64
 	// in carries the cues, in arrival order, to the wearable's one
 	// goroutine, which plays and acknowledges them one by one.
-	in   chan arrival
-	stop chan struct{}
-	done chan struct{}
+	in        chan arrival
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 
 	mu     sync.Mutex
 	seen   []string
@@ -97,8 +98,10 @@ func StartWearable(url, clientID, prefix, id string, latency time.Duration) (*We
 
 // Close disconnects the wearable and stops its goroutine.
 func (w *Wearable) Close() {
-	w.c.Disconnect(100)
-	close(w.stop)
+	w.closeOnce.Do(func() {
+		w.c.Disconnect(100)
+		close(w.stop)
+	})
 	<-w.done
 }
 
