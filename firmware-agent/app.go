@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -60,6 +61,9 @@ type app struct {
 	printers *service.Service
 	pickup   *pickupLabels
 	scenes   *scenes.Engine
+
+	// who names a request's caller once the crew page's auth is built.
+	who func(*http.Request) string
 
 	checks []doctor.Check
 	status map[string]func() any
@@ -153,7 +157,7 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 		a.pickup = newPickupLabels(pp, a.printers, core.bus, core.log)
 		a.add(a.pickup)
 	}
-	rs, err := newReceipts(cfg, core, a.pickup)
+	rs, err := newReceipts(cfg, core, a.pickup, a.whoIs)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +168,9 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	}
 	a.add(up)
 	routeZSlip(a.router, rs.Service, a.printers)
+	if len(cfg.Scanners) > 0 {
+		a.add(newScanners(cfg.Scanners, rs.Service, core.clock, core.log))
+	}
 
 	sc, err := newScenes(cfg, core, a.targets)
 	if err != nil {
@@ -177,6 +184,7 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	if err != nil {
 		return nil, err
 	}
+	a.who = w.who
 	a.add(w.preflight)
 	a.checks = append(a.checks, w.authChecks...)
 	a.add(w.server)
@@ -228,6 +236,15 @@ type plumbing struct {
 	mqtt         *mqttc.Conn
 	health       *health.Registry
 	metrics      *prometheus.Registry
+}
+
+// whoIs names a request's caller for the record ("" before the auth is
+// built, which serves no request).
+func (a *app) whoIs(r *http.Request) string {
+	if a.who == nil {
+		return ""
+	}
+	return a.who(r)
 }
 
 func ignoreClosed(err error) error {

@@ -38,6 +38,12 @@ usage:
         queue a label on the running agent, or render one as the printer would
   firmware-agent receipts [--config FILE] verify | export | checkpoint | pubkey | report | rotate-key | ingest
         the signed receipt ledger (receipts with no command lists the flags)
+  firmware-agent rehearsal [--config FILE] on | off | status [--agent URL]
+        switch the running agent into rehearsal (crew) or back to real sales (admin)
+  firmware-agent rehearse [--config FILE] --sales N --rate R [--mqtt-share F] [--discreet F]
+        [--scene NAME --scene-every K] [--json FILE|-] [--agent URL] [--mqtt URL]
+        phantom checkouts through the running agent's HTTP and MQTT paths, in
+        rehearsal mode only, ending with a rehearsal report
   firmware-agent version
   firmware-agent help
 
@@ -100,6 +106,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdScene(ctx, args[1:], stdout, stderr)
 	case "token":
 		return cmdToken(ctx, args[1:], stdout, stderr)
+	case "rehearsal":
+		return cmdRehearsal(ctx, args[1:], stdout, stderr)
+	case "rehearse":
+		return cmdRehearse(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

@@ -37,18 +37,18 @@ func (u uplinkPart) Status() any   { return u.Uplink.Status() }
 
 // newReceipts builds the ledger; with pickup labels, every sale stores
 // its label request in its own transaction and pickup drains them.
-func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels) (receiptsPart, error) {
+func newReceipts(cfg *config.Config, p plumbing, pickup *pickupLabels, who func(*http.Request) string) (receiptsPart, error) {
 	d := receipts.Deps{
 		Box: cfg.Box, DataDir: cfg.DataDir, Clock: p.clock, Bus: p.bus, MQTT: p.mqtt,
 		Health: p.health, Metrics: p.metrics, Log: p.log,
-		LabelOutbox: pickup != nil,
+		LabelOutbox: pickup != nil, Rehearsal: true, Who: who,
 	}
 	svc, err := receipts.New(cfg.Receipts, d)
 	if err != nil {
 		return receiptsPart{}, fmt.Errorf("receipts: %w", err)
 	}
 	if pickup != nil {
-		pickup.l = svc.Ledger()
+		pickup.sources = []*labelSource{{l: svc.Ledger()}, {l: svc.RehearsalLedger(), rehearsal: true}}
 	}
 	return receiptsPart{svc}, nil
 }
@@ -99,7 +99,7 @@ func cmdReceipts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return printReport(ctx, cfg, rest[1:], stdout, stderr)
 	}
 	err = receiptscli.RunCLI(ctx, rest, stdout, stderr, receiptscli.Env{Box: cfg.Box, DataDir: cfg.DataDir, Config: cfg.Receipts})
-	if err == receiptscli.ErrBad {
+	if err == receiptscli.ErrBad || err == receiptscli.ErrPII {
 		return errSilentFail
 	}
 	return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,7 @@ type webParts struct {
 	preflight  preflightPart
 	server     webPart
 	authChecks []doctor.Check
+	who        func(*http.Request) string
 }
 
 type preflightPart struct{ *preflight.Service }
@@ -93,7 +95,7 @@ func newWeb(cfg *config.Config, p plumbing, rt *httpapi.Router, checks func(manu
 		// "MQTT connected" while the gate still held on "broker").
 		p.mqtt.OnConnect(pf.Kick)
 	}
-	return &webParts{preflight: preflightPart{pf}, server: webPart{ws}, authChecks: au.Checks(cfg.HTTP.Listen, tlsOn)}, nil
+	return &webParts{preflight: preflightPart{pf}, server: webPart{ws}, authChecks: au.Checks(cfg.HTTP.Listen, tlsOn), who: au.Who}, nil
 }
 
 // wrapTLS serves HTTPS on ln when http.tls_cert and tls_key are set.

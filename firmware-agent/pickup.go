@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,14 +23,23 @@ import (
 // printer's durable queue holds the job. The job id is derived from the
 // receipt, so handing it over twice (a crash between the two) prints it
 // once. A printer that cannot take the job now delays the label, never
-// drops it.
+// drops it. The rehearsal ledger has an outbox of its own, drained the
+// same way into labels that say REHEARSAL, with job ids of their own.
 type pickupLabels struct {
 	printer string
 	svc     *service.Service
 	bus     *bus.Bus
 	log     *slog.Logger
-	l       *receipts.Ledger // set by newReceipts
-	backlog atomic.Int64
+	// sources are the sales ledger and, on a box that can rehearse, the
+	// rehearsal ledger; set by newReceipts.
+	sources []*labelSource
+}
+
+// labelSource is one ledger's outbox.
+type labelSource struct {
+	l         *receipts.Ledger
+	rehearsal bool
+	backlog   atomic.Int64
 }
 
 func newPickupLabels(printer string, svc *service.Service, b *bus.Bus, log *slog.Logger) *pickupLabels {
@@ -40,23 +50,45 @@ func (p *pickupLabels) Name() string { return "pickup-labels" }
 
 // Status is the labels waiting in the outbox, for /api/status.
 func (p *pickupLabels) Status() any {
-	return map[string]any{"printer": p.printer, "backlog": p.backlog.Load()}
+	st := map[string]any{"printer": p.printer}
+	for _, src := range p.sources {
+		if src.rehearsal {
+			st["rehearsal_backlog"] = src.backlog.Load()
+		} else {
+			st["backlog"] = src.backlog.Load()
+		}
+	}
+	return st
 }
 
-// Run drains the outbox after every commit until ctx ends; while the
-// printer refuses, it retries with backoff.
+// Run drains each outbox after every commit until ctx ends.
 func (p *pickupLabels) Run(ctx context.Context) error {
-	if p.l == nil {
+	if len(p.sources) == 0 {
 		return errors.New("pickup labels: no ledger")
 	}
+	var wg sync.WaitGroup
+	for _, src := range p.sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(ctx, src)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// run drains one outbox after every commit until ctx ends; while the
+// printer refuses, it retries with backoff.
+func (p *pickupLabels) run(ctx context.Context, src *labelSource) {
 	const maxWait = 5 * time.Second
 	wait := 100 * time.Millisecond
 	failing := false
 	for {
-		committed := p.l.Committed() // before draining: no commit is missed
-		err := p.drain(ctx)
+		committed := src.l.Committed() // before draining: no commit is missed
+		err := p.drain(ctx, src)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if err == nil {
 			if failing {
@@ -65,14 +97,14 @@ func (p *pickupLabels) Run(ctx context.Context) error {
 			failing, wait = false, 100*time.Millisecond
 			select {
 			case <-ctx.Done():
-				return nil
+				return
 			case <-committed:
 			}
 			continue
 		}
 		if !failing {
-			p.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", p.backlog.Load(), "err", err)
-			b, _ := json.Marshal(map[string]any{"error": "pickup labels delayed: " + err.Error(), "backlog": p.backlog.Load()})
+			p.log.Error("pickup labels wait in the outbox; retrying", "printer", p.printer, "backlog", src.backlog.Load(), "rehearsal", src.rehearsal, "err", err)
+			b, _ := json.Marshal(map[string]any{"error": "pickup labels delayed: " + err.Error(), "backlog": src.backlog.Load()})
 			p.bus.Publish(topic.PrinterAlert(p.printer), b)
 		}
 		failing = true
@@ -80,7 +112,7 @@ func (p *pickupLabels) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)
@@ -89,17 +121,17 @@ func (p *pickupLabels) Run(ctx context.Context) error {
 
 // drain hands every waiting label to the printer, oldest first, and
 // returns at the first that it cannot hand over.
-func (p *pickupLabels) drain(ctx context.Context) error {
+func (p *pickupLabels) drain(ctx context.Context, src *labelSource) error {
 	for {
-		n, err := p.l.LabelBacklog(ctx)
+		n, err := src.l.LabelBacklog(ctx)
 		if err != nil {
 			return err
 		}
-		p.backlog.Store(int64(n))
+		src.backlog.Store(int64(n))
 		if n == 0 {
 			return nil
 		}
-		batch, err := p.l.PendingLabels(ctx, 64)
+		batch, err := src.l.PendingLabels(ctx, 64)
 		if err != nil {
 			return err
 		}
@@ -107,7 +139,7 @@ func (p *pickupLabels) drain(ctx context.Context) error {
 			return nil
 		}
 		for _, s := range batch {
-			err := p.queue(ctx, receipts.NewReceipt(s))
+			err := p.queue(ctx, receipts.NewReceipt(s), src.rehearsal)
 			if errors.Is(err, service.ErrBadRequest) {
 				// This label can never print (a bug, not a full queue):
 				// say so loudly and let the others through.
@@ -117,20 +149,28 @@ func (p *pickupLabels) drain(ctx context.Context) error {
 			} else if err != nil {
 				return fmt.Errorf("receipt %d: %w", s.Seq, err)
 			}
-			if err := p.l.LabelDone(ctx, s.Seq); err != nil {
+			if err := src.l.LabelDone(ctx, s.Seq); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (p *pickupLabels) queue(ctx context.Context, r receipts.Receipt) error {
-	pk, err := json.Marshal(pickupFor(r))
+func (p *pickupLabels) queue(ctx context.Context, r receipts.Receipt, rehearsal bool) error {
+	pk := pickupFor(r)
+	id := fmt.Sprintf("receipt-%s-%d", r.Receipt.Box, r.Seq)
+	if rehearsal {
+		// Its own ids: rehearsal seqs start at 1 again, and a rehearsal
+		// job must never stand in for a real receipt's label. Its QR is
+		// no real receipt's either.
+		pk.Rehearsal, pk.QR = true, receipts.RehearsalCodePrefix+pk.QR
+		id = fmt.Sprintf("rehearsal-%s-%d", r.Receipt.Box, r.Seq)
+	}
+	pkb, err := json.Marshal(pk)
 	if err != nil {
 		return err
 	}
-	id := fmt.Sprintf("receipt-%s-%d", r.Receipt.Box, r.Seq)
-	_, _, err = p.svc.Submit(ctx, p.printer, service.JobRequest{ID: id, Pickup: pk})
+	_, _, err = p.svc.Submit(ctx, p.printer, service.JobRequest{ID: id, Pickup: pkb})
 	return err
 }
 

@@ -126,7 +126,8 @@ func TestShowConfigWiring(t *testing.T) {
 	}
 	// The sale's label request is in the ledger's outbox that the pickup
 	// labels drain (committed with the sale).
-	if a.pickup.l != rs.Ledger() {
+	if len(a.pickup.sources) != 2 || a.pickup.sources[0].l != rs.Ledger() || a.pickup.sources[0].rehearsal ||
+		a.pickup.sources[1].l != rs.RehearsalLedger() || !a.pickup.sources[1].rehearsal {
 		t.Fatal("pickup labels drain another ledger")
 	}
 	pend, err := rs.Ledger().PendingLabels(t.Context(), 10)

@@ -36,6 +36,8 @@ var DefaultSources = []Source{
 	{Name: "printers", Path: "/api/printers"},
 	{Name: "receipts", Path: "/api/receipts/report?since=24h", Every: 10 * time.Second},
 	{Name: "uplink", Path: "/api/receipts/uplink", Every: 2 * time.Second},
+	{Name: "rehearsal", Path: "/api/rehearsal"},
+	{Name: "pickup", Path: "/api/pickup?limit=50", Every: time.Second},
 }
 
 // message is one server-sent event.

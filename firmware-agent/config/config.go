@@ -16,6 +16,7 @@ import (
 	"fieldkit/battery"
 	"fieldkit/boards"
 	"fieldkit/drivers/outputs"
+	"fieldkit/drivers/scanner"
 	"fieldkit/internal/confutil"
 	printers "fieldkit/printer/service"
 	"fieldkit/scenes"
@@ -47,6 +48,8 @@ type Config struct {
 	Printers printers.Config `yaml:"printers"`
 	// Receipts is the signed receipt ledger and its uplink.
 	Receipts receipts.Config `yaml:"receipts"`
+	// Scanners are the barcode scanners at the pickup desk.
+	Scanners scanner.Config `yaml:"scanners"`
 	// Scenes is where the scene files are.
 	Scenes scenes.Config `yaml:"scenes"`
 
@@ -198,6 +201,7 @@ func (c *Config) Validate(p *confutil.Problems) {
 			p.Addf("receipts.pickup_printer", "no printer named %q; define it under printers: or leave pickup_printer out", pp)
 		}
 	}
+	c.Scanners.Validate(p.At("scanners"))
 	c.Scenes.Validate(p.At("scenes"))
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

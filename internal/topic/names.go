@@ -67,4 +67,14 @@ const (
 	ReceiptsNew     = "receipts/new"     // a sale from the point of sale
 	ReceiptsBacklog = "receipts/backlog" // the uplink's retained backlog
 	ReceiptsAlarm   = "receipts/alarm"   // disk, chain or uplink alarms
+	// ReceiptsRehearsal announces every switch into or out of rehearsal.
+	ReceiptsRehearsal = "receipts/rehearsal"
+)
+
+// Pickup desk topics: every hand-over, and the alert on a refused second
+// scan of a handed-over order. Their payloads name the order, never the
+// buyer.
+const (
+	PickupHandover = "pickup/handover"
+	PickupAlert    = "pickup/alert"
 )

@@ -7,7 +7,7 @@ import "testing"
 func TestNames(t *testing.T) {
 	for _, n := range []string{Status, Instance, InstancePing, InstancePong, WearableBase("anna"), WearableCmd("anna"), WearableAck("anna"), WearableAlert("anna"),
 		Button("go", "press"), BatteryState("enc1"), BatteryAlert("enc1"), PrinterState("counter"), PrinterAlert("counter"),
-		PrinterPrint("counter"), SceneState("drop"), SceneRun("drop"), ReceiptsNew, ReceiptsBacklog, ReceiptsAlarm,
+		PrinterPrint("counter"), SceneState("drop"), SceneRun("drop"), ReceiptsNew, ReceiptsBacklog, ReceiptsAlarm, ReceiptsRehearsal, PickupHandover, PickupAlert,
 		Under("fieldkit/box1", WearableCmd("anna"))} {
 		if err := ValidName(n); err != nil {
 			t.Errorf("%q: %v", n, err)

@@ -45,7 +45,14 @@ type Pickup struct {
 	ReceiptHash string `json:"receipt_hash,omitempty"`
 	// NoBarcode leaves out the CODE128 of the order number.
 	NoBarcode bool `json:"no_barcode,omitempty"`
+	// Rehearsal marks a label printed by a box in rehearsal mode: it says
+	// REHEARSAL above and below the order, so that no phantom order is
+	// ever handed over as a real one.
+	Rehearsal bool `json:"rehearsal,omitempty"`
 }
+
+// RehearsalMark is what every rehearsal label says, first and last.
+const RehearsalMark = "REHEARSAL"
 
 // Item is one order line.
 type Item struct {
@@ -110,6 +117,9 @@ func Render(p Pickup, prof label.Profile) (label.Label, error) {
 	var els []label.Element
 	add := func(e label.Element) { els = append(els, e) }
 
+	if p.Rehearsal {
+		add(label.Text{Text: RehearsalMark, Size: 3, Bold: true, Underline: true, Align: label.Center})
+	}
 	order := label.Text{Text: p.Order, Size: 4, Bold: true, Align: label.Center}
 	add(order)
 	if p.Buyer != "" && !p.Discreet {
@@ -150,7 +160,16 @@ func Render(p Pickup, prof label.Profile) (label.Label, error) {
 	if !p.NoBarcode {
 		// Always asked for: an order number a CODE128 cannot carry is
 		// printed as a QR code by the layout, with a warning on the job.
-		add(label.Code128{Data: p.Order, Height: 48, Align: label.Center})
+		data := p.Order
+		if p.Rehearsal {
+			// A rehearsal order number may be a real order's too: the
+			// scanner must never find that one.
+			data = RehearsalMark + ":" + data
+		}
+		add(label.Code128{Data: data, Height: 48, Align: label.Center})
+	}
+	if p.Rehearsal {
+		add(label.Text{Text: RehearsalMark + " - NOT A SALE", Bold: true, Align: label.Center})
 	}
 	add(label.Cut{})
 	l := label.Label{Elements: els}

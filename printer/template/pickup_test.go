@@ -1,11 +1,13 @@
 package template
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
+	"fieldkit/printer/fake"
 	"fieldkit/printer/label"
 	"fieldkit/printer/lang"
 	"fieldkit/printer/layout"
@@ -192,6 +194,53 @@ func TestNameNotLargerThanOrder(t *testing.T) {
 			if order.Text != p.Order || name.Text != p.Buyer || name.Size > order.Size {
 				t.Errorf("%s %d: order %q size %d, name %q size %d", lg, w, order.Text, order.Size, name.Text, name.Size)
 			}
+		}
+	}
+}
+
+// A rehearsal label says REHEARSAL first and last in every language and
+// width, as the fake printer reads the bytes back, and in the bytes
+// themselves (ZPL ^FD, TSPL TEXT, ESC/POS plain text).
+func TestRehearsalMarkEveryLanguage(t *testing.T) {
+	p := SamplePickup()
+	p.ReceiptSeq, p.ReceiptHash, p.Rehearsal = 7, "3f9a2c1b7d4e5f60", true
+	for _, discreet := range []bool{false, true} {
+		p.Discreet = discreet
+		for _, lg := range label.Languages {
+			for _, width := range []int{label.Width58mm, label.Width80mm} {
+				prof := label.Profile{Language: lg, WidthDots: width}
+				l, err := Render(p, prof)
+				if err != nil {
+					t.Fatalf("%s %d: %v", lg, width, err)
+				}
+				for _, e := range l.Elements {
+					if c, ok := e.(label.Code128); ok && c.Data != RehearsalMark+":"+p.Order {
+						t.Fatalf("a rehearsal label's barcode carries %q", c.Data)
+					}
+				}
+				j, err := lang.Render(l, prof)
+				if err != nil {
+					t.Fatalf("%s %d: %v", lg, width, err)
+				}
+				if !bytes.Contains(j.Bytes, []byte(RehearsalMark)) {
+					t.Errorf("%s %d: the bytes never say %s", lg, width, RehearsalMark)
+				}
+				labels, err := fake.Decode(string(lg), j.Bytes, width)
+				if err != nil || len(labels) != 1 {
+					t.Fatalf("%s %d: fake printer read %d labels: %v", lg, width, len(labels), err)
+				}
+				texts := labels[0].Texts()
+				if len(texts) < 2 || texts[0] != RehearsalMark || texts[len(texts)-1] != RehearsalMark+" - NOT A SALE" {
+					t.Errorf("%s %d discreet=%v: printed texts %q; want REHEARSAL first and last", lg, width, discreet, texts)
+				}
+			}
+		}
+	}
+	p.Rehearsal = false
+	l, _ := Render(p, label.Profile{Language: label.ZPL})
+	for _, e := range l.Elements {
+		if tx, ok := e.(label.Text); ok && strings.Contains(tx.Text, RehearsalMark) {
+			t.Fatalf("a real label says %q", tx.Text)
 		}
 	}
 }

@@ -203,6 +203,7 @@ func exportCases(t *testing.T) []exportCase {
 	}
 	cases = append(cases, rotationCases(t, cloud)...)
 	cases = append(cases, largeTurnoverCases(t)...)
+	cases = append(cases, handoverCases(t)...)
 	golden, err := os.ReadFile("testdata/golden-v1.ndjson")
 	if err != nil {
 		t.Fatal(err)

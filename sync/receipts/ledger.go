@@ -76,6 +76,9 @@ type Options struct {
 	// the sale's transaction; the printer side drains it (PendingLabels,
 	// LabelDone), so that no acknowledged sale goes without its label.
 	LabelOutbox bool
+	// Domain signs the records (zero: Real). The ledger records it at
+	// creation and refuses to open in another one.
+	Domain Domain
 }
 
 // Ledger is the receipt store. Appends go through one writer goroutine
@@ -118,7 +121,9 @@ type appendReq struct {
 	tail   []byte // the order's part of the record bytes (encodeTail)
 	fp     []byte // orderFingerprint: tells a retry from a reused client_id
 	rotate *Key   // a rotation record announcing this key
-	resp   chan appendResp
+	// handover, when set, is a hand-over record of a stored sale.
+	handover *handoverReq
+	resp     chan appendResp
 }
 
 type appendResp struct {
@@ -147,6 +152,9 @@ CREATE TABLE IF NOT EXISTS key_history (
 	seq INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS uplink (
 	id INTEGER PRIMARY KEY CHECK (id = 1), acked_through INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pickup_refusals (
+	id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, sale INTEGER NOT NULL,
+	handover INTEGER NOT NULL, by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
 	acked_through INTEGER PRIMARY KEY, head TEXT NOT NULL,
 	checkpoint TEXT NOT NULL, sig TEXT NOT NULL, key TEXT NOT NULL,
@@ -170,6 +178,7 @@ func Open(o Options) (*Ledger, error) {
 		o.Sync = clocksync.Kernel{}
 	}
 	o.Log = deps.Log(o.Log)
+	o.Domain = o.Domain.orReal()
 	if o.BootID == "" {
 		id, err := ReadBootID("")
 		if err != nil {
@@ -185,7 +194,7 @@ func Open(o Options) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receipts: %w", err)
 	}
-	l := &Ledger{Reader: &Reader{db: db, box: o.Box}, o: o, db: db, key: key, log: o.Log.With("part", "receipts"),
+	l := &Ledger{Reader: &Reader{db: db, box: o.Box, dom: o.Domain}, o: o, db: db, key: key, log: o.Log.With("part", "receipts"),
 		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{}),
 		notify: make(chan struct{})}
 	if err := l.init(created); err != nil {
@@ -228,11 +237,11 @@ func (l *Ledger) init(created bool) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		keys, _ := json.Marshal(map[string]string{l.key.ID: base64.StdEncoding.EncodeToString(l.key.Pub)})
-		if _, err := tx.Exec(`INSERT INTO meta(k, v) VALUES ('box', ?), ('first_kid', ?)`, l.o.Box, l.key.ID); err != nil {
+		if _, err := tx.Exec(`INSERT INTO meta(k, v) VALUES ('box', ?), ('first_kid', ?), ('domain', ?)`, l.o.Box, l.key.ID, l.o.Domain.Name); err != nil {
 			return fmt.Errorf("receipts: %w", err)
 		}
 		if _, err := tx.Exec(`INSERT INTO head(id, seq, hash, turnover, kid, keys) VALUES (1, 0, ?, 0, ?, ?)`,
-			Genesis(l.o.Box, l.key.ID), l.key.ID, string(keys)); err != nil {
+			l.o.Domain.GenesisHash(l.o.Box, l.key.ID), l.key.ID, string(keys)); err != nil {
 			return fmt.Errorf("receipts: %w", err)
 		}
 		if _, err := tx.Exec(`INSERT INTO uplink(id, acked_through) VALUES (1, 0)`); err != nil {
@@ -243,6 +252,14 @@ func (l *Ledger) init(created bool) error {
 		return fmt.Errorf("receipts: %w", err)
 	case box != l.o.Box:
 		return fmt.Errorf("receipts: ledger %s belongs to box %q, the config says %q; a box id cannot change under an existing chain", l.o.Path, box, l.o.Box)
+	default:
+		dom, err := readDomain(tx)
+		if err != nil {
+			return err
+		}
+		if dom.Name != l.o.Domain.Name {
+			return fmt.Errorf("receipts: ledger %s is a %s ledger, opened as a %s one; a rehearsal ledger and the sales ledger are separate files", l.o.Path, dom.Name, l.o.Domain.Name)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("receipts: %w", err)
@@ -332,7 +349,17 @@ func (l *Ledger) Stats() Stats {
 // orderFingerprint is SHA-256 of the order as decoded (re-encoded, so
 // that spacing and key order do not count): the same client_id with
 // another fingerprint is another sale, not a retry.
-func orderFingerprint(o *Order) []byte {
+//
+// A discreet order's fingerprint leaves the buyer out: the ledger keeps
+// nothing derived from a discreet buyer's name, phone or email, not even
+// a hash that a list of names could be tried against. A retry of it with
+// another buyer is answered as a retry.
+func orderFingerprint(o *Order, discreet bool) []byte {
+	if discreet {
+		c := *o
+		c.Buyer = nil
+		o = &c
+	}
 	b, _ := json.Marshal(o)
 	h := sha256.Sum256(b)
 	return h[:]
@@ -351,7 +378,7 @@ func (l *Ledger) Append(ctx context.Context, o Order) (s Signed, replay bool, er
 	if err != nil {
 		return Signed{}, false, err
 	}
-	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o)})
+	return l.submit(ctx, &appendReq{ctx: ctx, order: &o, tail: tail, fp: orderFingerprint(&o, l.discreet(&o))})
 }
 
 // Rotate makes a new key and writes a rotation record signed by the old
@@ -665,7 +692,7 @@ type querier interface {
 // startChain returns the chain state verification starts from: the
 // anchor left by pruning, or genesis with the box's first key.
 func (l *Ledger) startChain(ctx context.Context, q querier) (*Chain, error) {
-	c, p, err := startChain(ctx, q, l.o.Box, nil)
+	c, p, err := startChain(ctx, q, l.o.Domain, l.o.Box, nil)
 	if err == nil && p != nil {
 		err = p
 	}
@@ -682,7 +709,7 @@ func (l *Ledger) startChain(ctx context.Context, q querier) (*Chain, error) {
 // resume (seq, hash, turnover); the key it names must be the key the
 // verified rotations lead to, and the keys it lists are never trusted.
 // A ledger that fails this is a Problem, not an error.
-func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain, *Problem, error) {
+func startChain(ctx context.Context, q querier, dom Domain, box string, first *Key) (*Chain, *Problem, error) {
 	root := first
 	if root == nil {
 		k, err := recordedFirstKey(ctx, q)
@@ -691,7 +718,7 @@ func startChain(ctx context.Context, q querier, box string, first *Key) (*Chain,
 		}
 		root = k
 	}
-	c := NewChain(box, root.Pub)
+	c := NewChainIn(dom, box, root.Pub)
 	var a struct {
 		seq      uint64
 		hash     string
@@ -870,4 +897,25 @@ func StatusOf(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// readDomain is the signing domain a ledger recorded at its creation;
+// ledgers made before domains were recorded are real.
+func readDomain(q interface {
+	QueryRow(q string, args ...any) *sql.Row
+}) (Domain, error) {
+	var name string
+	err := q.QueryRow(`SELECT v FROM meta WHERE k='domain'`).Scan(&name)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Real, nil
+	case err != nil:
+		return Domain{}, fmt.Errorf("receipts: %w", err)
+	}
+	for _, d := range []Domain{Real, Rehearsal} {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	return Domain{}, fmt.Errorf("receipts: the ledger names signing domain %q, which this agent does not know", name)
 }

@@ -14,6 +14,7 @@ import (
 type Reader struct {
 	db  *sql.DB
 	box string
+	dom Domain
 }
 
 // OpenReader opens the ledger at path read-only.
@@ -26,6 +27,10 @@ func OpenReader(path string) (*Reader, error) {
 	if err := db.QueryRow(`SELECT v FROM meta WHERE k='box'`).Scan(&r.box); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("receipts: %s is not a receipt ledger: %w", path, err)
+	}
+	if r.dom, err = readDomain(db); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return r, nil
 }
@@ -56,7 +61,7 @@ func (l *Reader) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 	if o.First != nil {
 		first = &Key{Pub: o.First, ID: KeyID(o.First)}
 	}
-	c, p, err := startChain(ctx, l.db, l.box, first)
+	c, p, err := startChain(ctx, l.db, l.dom, l.box, first)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +125,7 @@ func (l *Reader) Box() string { return l.box }
 // FirstKey is the public key that signed record 1, as the ledger recorded
 // it: what a cloud that has never seen this box is told to trust.
 func (l *Reader) FirstKey(ctx context.Context) (ed25519.PublicKey, error) {
-	c, _, err := startChain(ctx, l.db, l.box, nil)
+	c, _, err := startChain(ctx, l.db, l.dom, l.box, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -129,3 +134,6 @@ func (l *Reader) FirstKey(ctx context.Context) (ed25519.PublicKey, error) {
 	}
 	return c.anchor, nil
 }
+
+// Domain is the signing domain of the ledger's records.
+func (l *Reader) Domain() Domain { return l.dom.orReal() }

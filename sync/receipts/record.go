@@ -23,10 +23,39 @@ const (
 	Version = 1
 )
 
+// Domain is a signing domain: the prefixes of the signed message and of
+// the genesis hash. A record signed in one domain never verifies in
+// another, even under the same key and box id.
+type Domain struct {
+	Name    string // what the ledger records and status shows
+	Sign    string
+	Genesis string
+}
+
+// The domains. Real is the sales ledger's; Rehearsal signs the separate
+// ledger a box in rehearsal mode sells into, so that a rehearsal sale can
+// never pass as a real receipt.
+var (
+	Real      = Domain{Name: "real", Sign: SignDomain, Genesis: GenesisDomain}
+	Rehearsal = Domain{Name: "rehearsal", Sign: "fieldkit-rehearsal-v1", Genesis: "fieldkit-rehearsal-genesis-v1"}
+)
+
+// orReal is d, or Real when d is the zero Domain.
+func (d Domain) orReal() Domain {
+	if d.Sign == "" {
+		return Real
+	}
+	return d
+}
+
 // Record types.
 const (
 	TypeSale     = "sale"
 	TypeRotation = "key_rotation"
+	// TypeHandover records that a sale's order was handed to its buyer
+	// at the pickup desk. It moves no money: its turnover is the
+	// previous record's.
+	TypeHandover = "handover"
 )
 
 // Item is one order line; Price is the unit price in minor units.
@@ -71,6 +100,12 @@ type Record struct {
 	// on a key_rotation record only.
 	NewKid string `json:"new_kid,omitempty"`
 	NewKey string `json:"new_key,omitempty"`
+
+	// Sale (the seq of the sale handed over) and By (who handed it over:
+	// a scanner or a crew member) are set on a handover record, with
+	// Order, the sale's order number.
+	Sale uint64 `json:"sale,omitempty"`
+	By   string `json:"by,omitempty"`
 }
 
 // Signed is a record as stored and exported: the exact bytes, the
@@ -87,10 +122,13 @@ type Signed struct {
 	Hash string `json:"hash"`
 }
 
-// Genesis is the prev of record 1 for box and kid.
-func Genesis(box, kid string) string {
+// Genesis is the prev of record 1 for box and kid in the real domain.
+func Genesis(box, kid string) string { return Real.GenesisHash(box, kid) }
+
+// GenesisHash is the prev of record 1 for box and kid in domain d.
+func (d Domain) GenesisHash(box, kid string) string {
 	h := sha256.New()
-	h.Write([]byte(GenesisDomain))
+	h.Write([]byte(d.orReal().Genesis))
 	h.Write([]byte{0})
 	h.Write([]byte(box))
 	h.Write([]byte{0})
@@ -98,10 +136,14 @@ func Genesis(box, kid string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// SignedMessage is what the Ed25519 signature covers.
-func SignedMessage(body []byte) []byte {
-	m := make([]byte, 0, len(SignDomain)+1+len(body))
-	m = append(m, SignDomain...)
+// SignedMessage is what the Ed25519 signature covers in the real domain.
+func SignedMessage(body []byte) []byte { return Real.Message(body) }
+
+// Message is what the Ed25519 signature covers in domain d.
+func (d Domain) Message(body []byte) []byte {
+	dom := d.orReal().Sign
+	m := make([]byte, 0, len(dom)+1+len(body))
+	m = append(m, dom...)
 	m = append(m, 0)
 	return append(m, body...)
 }
@@ -192,6 +234,18 @@ func appendRotationTail(m []byte, newKid, newKey string) []byte {
 	return append(m, '}')
 }
 
+// appendHandoverTail appends the fields of a hand-over after turnover and
+// closes the object.
+func appendHandoverTail(m []byte, sale uint64, order, by string) []byte {
+	m = append(m, `,"sale":`...)
+	m = strconv.AppendUint(m, sale, 10)
+	m = append(m, `,"order":`...)
+	m = appendJSONString(m, order)
+	m = append(m, `,"by":`...)
+	m = appendJSONString(m, by)
+	return append(m, '}')
+}
+
 // encodeRecord returns the canonical stored bytes of r.
 func encodeRecord(r *Record) ([]byte, error) {
 	m := appendHead(make([]byte, 0, 512), r.V, r.Type, jsonString(r.Box), r.Kid, r.Seq, r.TS, r.ClockSynced, jsonString(r.Boot), r.Prev, r.Turnover)
@@ -204,6 +258,8 @@ func encodeRecord(r *Record) ([]byte, error) {
 		return b, nil
 	case TypeRotation:
 		return appendRotationTail(m, r.NewKid, r.NewKey), nil
+	case TypeHandover:
+		return appendHandoverTail(m, r.Sale, r.Order, r.By), nil
 	}
 	return nil, fmt.Errorf("encode record %d: unknown record type %q", r.Seq, r.Type)
 }
@@ -227,11 +283,16 @@ func appendJSONString(m []byte, s string) []byte {
 }
 
 func signRecord(r *Record, priv ed25519.PrivateKey) (Signed, error) {
+	return signRecordIn(Real, r, priv)
+}
+
+// signRecordIn is signRecord in domain d.
+func signRecordIn(d Domain, r *Record, priv ed25519.PrivateKey) (Signed, error) {
 	body, err := encodeRecord(r)
 	if err != nil {
 		return Signed{}, err
 	}
-	sig := ed25519.Sign(priv, SignedMessage(body))
+	sig := ed25519.Sign(priv, d.Message(body))
 	return Signed{Seq: r.Seq, Record: string(body), Sig: base64.StdEncoding.EncodeToString(sig), Hash: ChainHash(body, sig)}, nil
 }
 

@@ -21,6 +21,18 @@ type ZReport struct {
 	BySKU    []SKUTotal `json:"by_sku"`
 	ByPay    []PayTotal `json:"by_pay"`
 	ByMinute []MinTotal `json:"by_minute"`
+	// HandedOver counts the sales of the report handed over at pickup;
+	// NotCollected lists the others, and CollectedTwice every second
+	// hand-over that was refused (since the report's start).
+	HandedOver     int        `json:"handed_over"`
+	NotCollected   []OrderRef `json:"not_collected"`
+	CollectedTwice []Refusal  `json:"collected_twice"`
+}
+
+// OrderRef names a sale by its receipt seq and order number.
+type OrderRef struct {
+	Seq   uint64 `json:"seq"`
+	Order string `json:"order"`
 }
 
 type SKUTotal struct {
@@ -45,7 +57,7 @@ type MinTotal struct {
 // (zero: all). A ledger that does not verify yields its Problem as error:
 // no report is made from records that cannot be trusted.
 func (l *Reader) Report(ctx context.Context, since time.Time, o VerifyOptions) (*ZReport, error) {
-	c, p, err := startChain(ctx, l.db, l.box, keyOrNil(o.First))
+	c, p, err := startChain(ctx, l.db, l.dom, l.box, keyOrNil(o.First))
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +68,15 @@ func (l *Reader) Report(ctx context.Context, since time.Time, o VerifyOptions) (
 	sku := map[string]*SKUTotal{}
 	pay := map[string]*PayTotal{}
 	mins := map[time.Time]*MinTotal{}
+	var sales []OrderRef
+	handed := map[uint64]bool{}
 	err = l.Range(ctx, c.Seq, 0, func(s Signed) error {
 		r, _, err := c.Check(s)
 		if err != nil {
 			return err
+		}
+		if r.Type == TypeHandover {
+			handed[r.Sale] = true
 		}
 		if r.Type != TypeSale {
 			return nil
@@ -72,6 +89,7 @@ func (l *Reader) Report(ctx context.Context, since time.Time, o VerifyOptions) (
 			z.FirstSeq = r.Seq
 		}
 		z.Count++
+		sales = append(sales, OrderRef{Seq: r.Seq, Order: r.Order})
 		z.LastSeq, z.Turnover, z.Currency = r.Seq, r.Turnover, r.Currency
 		z.Total += r.Total
 		for _, it := range r.Items {
@@ -118,6 +136,17 @@ func (l *Reader) Report(ctx context.Context, since time.Time, o VerifyOptions) (
 		z.ByMinute = append(z.ByMinute, *t)
 	}
 	sort.Slice(z.ByMinute, func(i, j int) bool { return z.ByMinute[i].Minute.Before(z.ByMinute[j].Minute) })
+	z.NotCollected = []OrderRef{}
+	for _, o := range sales {
+		if handed[o.Seq] {
+			z.HandedOver++
+		} else {
+			z.NotCollected = append(z.NotCollected, o)
+		}
+	}
+	if z.CollectedTwice, err = l.Refusals(ctx, since); err != nil {
+		return nil, err
+	}
 	return z, nil
 }
 
@@ -152,8 +181,20 @@ func (z *ZReport) WriteText(w io.Writer) {
 	for _, t := range z.ByPay {
 		fmt.Fprintf(w, "%-20s %5d  %12s\n", t.Pay, t.Count, money(t.Total))
 	}
+	fmt.Fprintf(w, "pickup    %d handed over, %d not collected, %d refused second scans\n", z.HandedOver, len(z.NotCollected), len(z.CollectedTwice))
 	fmt.Fprintln(w, "-- by minute (UTC)")
 	for _, t := range z.ByMinute {
 		fmt.Fprintf(w, "%-20s %5d  %12s\n", t.Minute.Format("2006-01-02 15:04"), t.Count, money(t.Total))
+	}
+	if z.HandedOver == 0 && len(z.CollectedTwice) == 0 {
+		return // no pickup desk at this show: every order would be listed
+	}
+	fmt.Fprintln(w, "-- not collected")
+	for _, o := range z.NotCollected {
+		fmt.Fprintf(w, "%-20s receipt %d\n", o.Order, o.Seq)
+	}
+	fmt.Fprintln(w, "-- collected twice (second scan refused)")
+	for _, f := range z.CollectedTwice {
+		fmt.Fprintf(w, "%s  %-16s receipt %d by %s (handed over in record %d)\n", f.At.Format("2006-01-02 15:04:05"), f.Order, f.Sale, f.By, f.Handover)
 	}
 }

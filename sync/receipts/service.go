@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,12 @@ type Deps struct {
 	// LabelOutbox keeps a pickup label request with every sale, in the
 	// sale's transaction, for the printer side to drain.
 	LabelOutbox bool
+	// Rehearsal opens the rehearsal ledger beside the sales ledger and
+	// serves the rehearsal mode (see rehearsal.go).
+	Rehearsal bool
+	// Who names the caller of a request ("" if unknown), for the record
+	// of who switched the mode.
+	Who func(*http.Request) string
 }
 
 // HealthName is the part's name in the health registry.
@@ -68,9 +76,17 @@ type Service struct {
 	d   Deps
 	l   *Ledger
 	log *slog.Logger
+	// reh is the rehearsal ledger (nil without Deps.Rehearsal).
+	reh    *Ledger
+	modeMu sync.Mutex
+	mode   Mode
 
-	appended prometheus.Counter
-	latency  prometheus.Histogram
+	appended  prometheus.Counter
+	rehearsed prometheus.Counter
+	latency   prometheus.Histogram
+
+	// lastRefused is the newest refused second hand-over, for the page.
+	lastRefused atomic.Pointer[RefusedScan]
 }
 
 // New opens the ledger (making the key on first run).
@@ -88,13 +104,27 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.l = l
+	if s.mode, err = ReadMode(d.DataDir); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if d.Rehearsal {
+		if s.reh, err = s.openRehearsal(); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	if s.mode.Rehearsal {
+		s.log.Warn("REHEARSAL MODE: sales are signed into the rehearsal ledger, not the sales ledger", "since", s.mode.Since)
+	}
 	s.appended = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldkit_receipts_appended_total", Help: "Receipts durably written."})
+	s.rehearsed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldkit_rehearsal_sales_total", Help: "Rehearsal sales written to the rehearsal ledger."})
 	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldkit_receipts_append_seconds", Help: "Time from request to durable commit.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	if d.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.appended, s.latency} {
+		for _, c := range []prometheus.Collector{s.appended, s.rehearsed, s.latency} {
 			if err := d.Metrics.Register(c); err != nil {
-				l.Close()
+				s.Close()
 				return nil, fmt.Errorf("receipts: metrics: %w", err)
 			}
 		}
@@ -109,8 +139,14 @@ func (s *Service) Ledger() *Ledger { return s.l }
 // Config is the section with defaults applied.
 func (s *Service) Config() Config { return s.cfg }
 
-// Close closes the ledger; call it after Run returned.
-func (s *Service) Close() error { return s.l.Close() }
+// Close closes the ledgers; call it after Run returned.
+func (s *Service) Close() error {
+	err := s.l.Close()
+	if s.reh != nil {
+		err = errors.Join(err, s.reh.Close())
+	}
+	return err
+}
 
 func (s *Service) setHealth(st health.State, reason string) {
 	if s.d.Health != nil {
@@ -172,8 +208,28 @@ func (s *Service) prune(ctx context.Context) {
 	}
 }
 
-// Append writes an order and counts it.
+// Append writes an order and counts it: into the sales ledger, or into
+// the rehearsal ledger while the box rehearses.
 func (s *Service) Append(ctx context.Context, o Order) (Signed, bool, error) {
+	rc, err := s.append(ctx, o)
+	return rc.Signed, rc.Replay, err
+}
+
+// append is Append answering with the receipt, which says which ledger
+// took the order.
+func (s *Service) append(ctx context.Context, o Order) (Receipt, error) {
+	if s.Rehearsing() && s.reh != nil {
+		sg, replay, err := s.reh.Append(ctx, o)
+		if err != nil {
+			return Receipt{}, err
+		}
+		if !replay {
+			s.rehearsed.Inc()
+		}
+		rc := toReceipt(sg, replay)
+		rc.Rehearsal = true
+		return rc, nil
+	}
 	t0 := time.Now()
 	sg, replay, err := s.l.Append(ctx, o)
 	if err == nil && !replay {
@@ -183,16 +239,22 @@ func (s *Service) Append(ctx context.Context, o Order) (Signed, bool, error) {
 			s.d.OnCommit(toReceipt(sg, false))
 		}
 	}
-	return sg, replay, err
+	if err != nil {
+		return Receipt{}, err
+	}
+	return toReceipt(sg, replay), nil
 }
 
 // Receipt is the answer to a new or fetched receipt: the signed record
 // exactly as stored, plus its parsed form and the short hash for labels.
 type Receipt struct {
 	Signed
-	Short   string  `json:"short"`
-	Replay  bool    `json:"replay,omitempty"`
-	Receipt *Record `json:"receipt"`
+	Short  string `json:"short"`
+	Replay bool   `json:"replay,omitempty"`
+	// Rehearsal marks a receipt of the rehearsal ledger: signed in the
+	// Rehearsal domain, never a sale.
+	Rehearsal bool    `json:"rehearsal,omitempty"`
+	Receipt   *Record `json:"receipt"`
 }
 
 // NewReceipt is the answer form of a stored record.
@@ -210,6 +272,10 @@ func (s *Service) Routes(r *httpapi.Router) {
 	r.HandleFunc("GET /api/receipts", httpapi.Crew, s.listReceipts)
 	r.HandleFunc("GET /api/receipts/report", httpapi.Crew, s.getReport)
 	r.HandleFunc("POST /api/receipts/rotate-key", httpapi.Admin, s.rotateKey)
+	s.pickupRoutes(r)
+	if s.reh != nil {
+		s.rehearsalRoutes(r)
+	}
 }
 
 // Handler returns the receipts routes alone (role checks open): for the
@@ -231,17 +297,20 @@ func (s *Service) postReceipt(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, StatusOf(err), err.Error())
 		return
 	}
-	sg, replay, err := s.Append(r.Context(), o)
+	rc, err := s.append(r.Context(), o)
 	if err != nil {
 		httpapi.Error(w, StatusOf(err), err.Error())
 		return
 	}
 	code := http.StatusCreated
-	if replay {
+	if rc.Replay {
 		code = http.StatusOK
 		w.Header().Set("Idempotent-Replay", "true")
 	}
-	httpapi.WriteJSON(w, code, toReceipt(sg, replay))
+	if rc.Rehearsal {
+		w.Header().Set("Fieldkit-Rehearsal", "true")
+	}
+	httpapi.WriteJSON(w, code, rc)
 }
 
 func (s *Service) getReceipt(w http.ResponseWriter, r *http.Request) {
@@ -361,11 +430,10 @@ func (s *Service) handleMQTT(ctx context.Context, m mqttc.Message) error {
 	}
 	reply := m.Topic + "/reply/" + o.ClientID
 	var out MQTTReply
-	sg, replay, err := s.Append(ctx, o)
+	rc, err := s.append(ctx, o)
 	if err != nil {
 		out = MQTTReply{Error: err.Error(), Code: StatusOf(err)}
 	} else {
-		rc := toReceipt(sg, replay)
 		out.Receipt = &rc
 	}
 	return s.replyMQTT(ctx, reply, out)
@@ -388,6 +456,7 @@ func (s *Service) Checks() []doctor.Check {
 		{Name: "receipt key file", Run: s.checkKeyFile},
 		{Name: "receipt ledger disk budget", Run: s.checkDisk},
 		{Name: "receipt clock", Run: s.checkClock},
+		{Name: "rehearsal mode", Run: s.checkMode},
 	}
 }
 

@@ -65,18 +65,29 @@ type Chain struct {
 
 	anchor ed25519.PublicKey
 	rotSeq uint64 // the last kept rotation taken by checkRotation
+	dom    Domain
 }
 
 // NewChain starts verification at record 1 with the box's first key.
 // box may be empty: it is then taken from record 1.
+// It verifies real receipts: a record signed in another domain (a
+// rehearsal) fails as a bad signature.
 func NewChain(box string, first ed25519.PublicKey) *Chain {
+	return NewChainIn(Real, box, first)
+}
+
+// NewChainIn is NewChain for records signed in domain d.
+func NewChainIn(d Domain, box string, first ed25519.PublicKey) *Chain {
 	kid := KeyID(first)
-	c := &Chain{Box: box, SignKid: kid, Keys: map[string]ed25519.PublicKey{kid: first}, anchor: first}
+	c := &Chain{Box: box, SignKid: kid, Keys: map[string]ed25519.PublicKey{kid: first}, anchor: first, dom: d.orReal()}
 	if box != "" {
-		c.Head = Genesis(box, kid)
+		c.Head = c.dom.GenesisHash(box, kid)
 	}
 	return c
 }
+
+// Domain is the signing domain the chain verifies.
+func (c *Chain) Domain() Domain { return c.dom.orReal() }
 
 // Check verifies that s is the next record of the chain and, if so,
 // advances the chain. It returns the decoded record and any warning.
@@ -118,7 +129,7 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 	}
 	if c.Box == "" && want == 1 {
 		c.Box = r.Box
-		c.Head = Genesis(r.Box, c.SignKid)
+		c.Head = c.dom.GenesisHash(r.Box, c.SignKid)
 	}
 	if r.Box != c.Box {
 		return fail(WrongBox, "record is from box %q, the chain is box %q", r.Box, c.Box)
@@ -135,7 +146,7 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 		return fail(BadSignature, "%v", err)
 	}
 	body := []byte(s.Record)
-	if sigOK != nil && !*sigOK || sigOK == nil && !ed25519.Verify(pub, SignedMessage(body), sig) {
+	if sigOK != nil && !*sigOK || sigOK == nil && !ed25519.Verify(pub, c.dom.Message(body), sig) {
 		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
 	}
 	// One encoder: bytes that are not what encodeRecord makes of the
@@ -181,6 +192,13 @@ func (c *Chain) check(s Signed, r *Record, sigOK *bool) (*Record, string, error)
 		newKey = ed25519.PublicKey(kb)
 		if KeyID(newKey) != r.NewKid {
 			return fail(Malformed, "rotation new_kid %s is not the id of new_key (%s)", r.NewKid, KeyID(newKey))
+		}
+	case TypeHandover:
+		if r.Sale == 0 || r.Sale >= r.Seq {
+			return fail(Malformed, "hand-over of sale %d: a hand-over names an earlier record", r.Sale)
+		}
+		if r.Order == "" || r.By == "" {
+			return fail(Malformed, "hand-over of sale %d without its order or who handed it over", r.Sale)
 		}
 	default:
 		return fail(Malformed, "unknown record type %q", r.Type)
@@ -230,7 +248,7 @@ func (c *Chain) checkRotation(s Signed) *Problem {
 	if err != nil {
 		return fail(BadSignature, "%v", err)
 	}
-	if !ed25519.Verify(c.Keys[r.Kid], SignedMessage([]byte(s.Record)), sig) {
+	if !ed25519.Verify(c.Keys[r.Kid], c.dom.Message([]byte(s.Record)), sig) {
 		return fail(BadSignature, "the signature does not match the record bytes for key %s", r.Kid)
 	}
 	kb, err := base64.StdEncoding.DecodeString(r.NewKey)
@@ -382,7 +400,7 @@ func (c *Chain) VerifySignatures(ss []Signed, recs []*Record, workers int) []boo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			verifyRange(keys, ss[lo:hi], recs[lo:hi], ok[lo:hi])
+			verifyRange(c.dom, keys, ss[lo:hi], recs[lo:hi], ok[lo:hi])
 		}()
 	}
 	wg.Wait()
@@ -397,7 +415,7 @@ const batchMax = 64
 // verifyRange checks runs of records signed by one key with one batch
 // check each; a run that fails is checked record by record, so ok names
 // exactly the bad ones.
-func verifyRange(keys map[string]ed25519.PublicKey, ss []Signed, recs []*Record, ok []bool) {
+func verifyRange(d Domain, keys map[string]ed25519.PublicKey, ss []Signed, recs []*Record, ok []bool) {
 	msgs := make([][]byte, 0, batchMax)
 	sigs := make([][]byte, 0, batchMax)
 	idx := make([]int, 0, batchMax)
@@ -425,7 +443,7 @@ func verifyRange(keys map[string]ed25519.PublicKey, ss []Signed, recs []*Record,
 			flush()
 		}
 		runKey = pub
-		msgs = append(msgs, SignedMessage([]byte(ss[i].Record)))
+		msgs = append(msgs, d.Message([]byte(ss[i].Record)))
 		sigs = append(sigs, sig)
 		idx = append(idx, i)
 	}

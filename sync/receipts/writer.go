@@ -265,8 +265,8 @@ func (l *Ledger) loadHead() (headRow, *Key, error) {
 func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*appendReq) {
 	var ids []string
 	for _, r := range reqs {
-		if r.order != nil {
-			ids = append(ids, r.order.ClientID)
+		if id := r.clientID(); id != "" {
+			ids = append(ids, id)
 		}
 	}
 	stored, lookupErr := l.lookupClients(ids)
@@ -285,13 +285,13 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 			b.resps[i] = appendResp{err: errors.New("receipts: internal error: append after rotation in one batch")}
 			continue
 		}
-		if o := r.order; o != nil {
-			if j, ok := b.byClient[o.ClientID]; ok {
+		if id := r.clientID(); id != "" {
+			if j, ok := b.byClient[id]; ok {
 				b.resps[i] = replayOf(b.resps[j].s, b.reqs[j].fp, r)
 				continue
 			}
 			if b.prev != nil {
-				if j, ok := b.prev.byClient[o.ClientID]; ok {
+				if j, ok := b.prev.byClient[id]; ok {
 					b.resps[i] = replayOf(b.prev.resps[j].s, b.prev.reqs[j].fp, r)
 					continue
 				}
@@ -300,7 +300,7 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 				b.resps[i] = appendResp{err: lookupErr}
 				continue
 			}
-			if st, ok := stored[o.ClientID]; ok {
+			if st, ok := stored[id]; ok {
 				b.resps[i] = replayOf(st.s, st.fp, r)
 				continue
 			}
@@ -316,9 +316,12 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 			}
 		}
 		var err error
-		if r.rotate != nil {
+		switch {
+		case r.rotate != nil:
 			err = l.buildRotation(b, r)
-		} else {
+		case r.handover != nil:
+			err = l.buildHandover(b, r, synced)
+		default:
 			err = l.buildSale(b, r, synced)
 		}
 		if err != nil {
@@ -328,8 +331,8 @@ func (l *Ledger) build(b *batch, reqs []*appendReq, stop func() bool) (left []*a
 		b.rowOf = append(b.rowOf, i)
 		rw := &b.rows[len(b.rows)-1]
 		b.resps[i] = appendResp{s: Signed{Seq: rw.seq, Record: string(rw.body), Sig: base64.StdEncoding.EncodeToString(rw.sig), Hash: rw.hash}}
-		if r.order != nil {
-			b.byClient[r.order.ClientID] = i
+		if id := r.clientID(); id != "" {
+			b.byClient[id] = i
 		}
 	}
 	return nil
@@ -391,11 +394,7 @@ var tokenEnc = base32.StdEncoding.WithPadding(base32.NoPadding)
 // chain fields in front.
 func (l *Ledger) encodeTail(o *Order) ([]byte, error) {
 	buyer := o.Buyer
-	discreet := l.o.DiscreetDefault
-	if o.Discreet != nil {
-		discreet = *o.Discreet
-	}
-	if discreet {
+	if l.discreet(o) {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, fmt.Errorf("receipts: buyer token: %w", err)
@@ -407,6 +406,15 @@ func (l *Ledger) encodeTail(o *Order) ([]byte, error) {
 		return nil, fmt.Errorf("receipts: encode order %s: %w", o.ClientID, err)
 	}
 	return tail, nil
+}
+
+// discreet reports whether o keeps only an opaque token for its buyer:
+// as the order asks, else as the ledger's default says.
+func (l *Ledger) discreet(o *Order) bool {
+	if o.Discreet != nil {
+		return *o.Discreet
+	}
+	return l.o.DiscreetDefault
 }
 
 // buildSale appends the next sale record to b: the chain fields from the
@@ -429,9 +437,10 @@ func (l *Ledger) buildSale(b *batch, r *appendReq, synced bool) error {
 	if !ok {
 		return &InputError{Code: http.StatusBadRequest, Field: "total", Msg: fmt.Sprintf("%d would take the ledger's turnover past %d (it is %d): this box can take no further sale of this size", r.order.Total, int64(math.MaxInt64), h.turnover)}
 	}
-	const pre = len(SignDomain) + 1
+	dom := l.o.Domain.Sign
+	pre := len(dom) + 1
 	m := make([]byte, 0, pre+len(l.boxJSON)+len(l.bootJSON)+len(tail)+len(h.hash)+200)
-	m = append(m, SignDomain...)
+	m = append(m, dom...)
 	m = append(m, 0)
 	m = appendHead(m, Version, TypeSale, l.boxJSON, b.key.ID, seq, now.UTC().Format(tsLayout), synced, l.bootJSON, h.hash, turnover)
 	m = append(m, tail...)
@@ -470,7 +479,7 @@ func (l *Ledger) buildRotation(b *batch, r *appendReq) error {
 		Boot:        l.o.BootID, Prev: h.hash, Turnover: h.turnover,
 		NewKid: r.rotate.ID, NewKey: base64.StdEncoding.EncodeToString(r.rotate.Pub),
 	}
-	s, err := signRecord(rec, b.key.Priv)
+	s, err := signRecordIn(l.o.Domain, rec, b.key.Priv)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,45 @@ type Env struct {
 	Config  receipts.Config
 }
 
+// ErrPII is returned when the audit found a discreet buyer's data (exit
+// status 1, the findings already printed).
+var ErrPII = errors.New("the audit found a discreet buyer's data")
+
+// audit checks every stored sale and the given log files for data that
+// identifies the buyer of a discreet sale. Findings go to stdout, one a
+// line; the summary to stderr, so that a correct box prints nothing.
+func audit(ctx context.Context, stdout, stderr io.Writer, db string, logs []string) error {
+	r, err := receipts.OpenReader(db)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	a := receipts.NewAudit(r.Box())
+	if err := r.Range(ctx, 0, 0, func(s receipts.Signed) error { a.Record(s); return nil }); err != nil {
+		return err
+	}
+	for _, name := range logs {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		err = a.Log(name, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	for _, f := range a.Findings {
+		fmt.Fprintln(stdout, f)
+	}
+	fmt.Fprintf(stderr, "audit: %d sales (%d discreet) in %s and %d log lines in %d file(s): %d finding(s)\n",
+		a.Sales, a.Discreet, db, a.Lines, len(logs), len(a.Findings))
+	if len(a.Findings) > 0 {
+		return ErrPII
+	}
+	return nil
+}
+
 // ErrBad is returned when verification finds a bad record (exit status 1
 // with the reason already printed).
 var ErrBad = errors.New("the ledger does not verify")
@@ -34,6 +73,7 @@ const usage = `usage: receipts COMMAND [flags]
   checkpoint [--db FILE] [--key FILE] [--out FILE]
   pubkey [--key FILE]
   report [--db FILE] [--pubkey PEM] [--since 8h|RFC3339] [--json]
+  audit [--db FILE] [LOGFILE ...]  (a discreet buyer's data in the ledger or the logs; prints nothing when none)
   rotate-key                      (with the agent stopped, or use POST /api/receipts/rotate-key)
   ingest [--listen ADDR] [--db FILE | --postgres URL] [--key FILE] [--trust-on-first-use] [--admin-token-file FILE]
   ingest enroll --box ID [--venue NAME] [--pubkey PEM] [--db FILE | --postgres URL]
@@ -106,6 +146,12 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 		}
 		_, err = stdout.Write(receipts.PublicPEM(k.Pub))
 		return err
+	case "audit":
+		db := fs.String("db", cfg.DB, "ledger database")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return audit(ctx, stdout, stderr, *db, fs.Args())
 	case "report":
 		db := fs.String("db", cfg.DB, "ledger database")
 		since := fs.String("since", "", "only sales since (RFC 3339 or a duration back from now)")
@@ -134,6 +180,9 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, env En
 			return err
 		}
 		defer r.Close()
+		if d := r.Domain(); d.Name != receipts.Real.Name {
+			return fmt.Errorf("%s is a %s ledger: its sales are not revenue and make no report; firmware-agent rehearse reports a rehearsal", *db, d.Name)
+		}
 		z, err := r.Report(ctx, t, o)
 		if err != nil {
 			return err
@@ -227,6 +276,11 @@ func verify(ctx context.Context, w io.Writer, db, file, pubFile, cpFile, cloudKe
 			return err
 		}
 		defer r.Close()
+		if d := r.Domain(); d.Name != receipts.Real.Name {
+			// This command verifies receipts; a rehearsal ledger has none.
+			fmt.Fprintf(w, "FAIL %s is a %s ledger, signed in %s: its records are not receipts\n", db, d.Name, d.Sign)
+			return fmt.Errorf("%w: %s is a %s ledger", ErrBad, db, d.Name)
+		}
 		o := receipts.VerifyOptions{First: first, Checkpoints: cps}
 		if k, err := receipts.LoadKey(keyFile); err == nil {
 			o.Current = k.Pub

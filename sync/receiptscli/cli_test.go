@@ -82,3 +82,41 @@ func TestCLI(t *testing.T) {
 		}
 	}
 }
+
+// `receipts verify` verifies receipts: on a rehearsal ledger, or on its
+// export, it fails; `receipts report` makes no report of one.
+func TestCLIRefusesRehearsalLedger(t *testing.T) {
+	dir := t.TempDir()
+	env := Env{Box: "box1", DataDir: dir}
+	db, key := filepath.Join(dir, receipts.RehearsalDB), filepath.Join(dir, receipts.RehearsalKeyFile)
+	l, err := receipts.Open(receipts.Options{Path: db, KeyFile: key, Box: "box1", BootID: "b", Domain: receipts.Rehearsal,
+		Sync: receipts.SyncFunc(func() bool { return true })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := receipts.Order{ClientID: "p1", Order: "R-1", Items: []receipts.Item{{SKU: "TEE", Qty: 1, Price: 1250}}, Total: 1250, Currency: "EUR", Pay: "card"}
+	if _, _, err := l.Append(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(dir, "reh.pem")
+	os.WriteFile(pubFile, receipts.PublicPEM(l.PublicKey().Pub), 0o644)
+	l.Close()
+	run := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := RunCLI(context.Background(), args, &out, &errb, env)
+		return out.String() + errb.String(), err
+	}
+	if out, err := run("verify", "--db", db); !errors.Is(err, ErrBad) || !strings.Contains(out, "rehearsal ledger") {
+		t.Fatalf("verify of the rehearsal ledger: %v %s", err, out)
+	}
+	exp := filepath.Join(dir, "reh.ndjson")
+	if _, err := run("export", "--db", db, "--out", exp); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("verify", "--file", exp, "--pubkey", pubFile); !errors.Is(err, ErrBad) || !strings.Contains(out, "FAIL record 1: bad signature") {
+		t.Fatalf("verify of a rehearsal export: %v %s", err, out)
+	}
+	if out, err := run("report", "--db", db); err == nil || !strings.Contains(err.Error(), "rehearsal ledger") {
+		t.Fatalf("report of the rehearsal ledger: %v %s", err, out)
+	}
+}

@@ -121,6 +121,11 @@ func New(cfg receipts.UplinkConfig, l Ledger, d Deps) (*Uplink, error) {
 	if cfg.BatchBytes == 0 {
 		cfg.BatchBytes = receipts.DefaultBatchBytes
 	}
+	// Only real sales leave the box: a rehearsal ledger is never drained,
+	// whatever the agent wires.
+	if dl, ok := l.(interface{ Domain() receipts.Domain }); ok && dl.Domain().Name != receipts.Real.Name {
+		return nil, fmt.Errorf("uplink: the ledger signs in the %s domain; only the sales ledger syncs", dl.Domain().Name)
+	}
 	d.Clock, d.Log = deps.Clock(d.Clock), deps.Log(d.Log)
 	if d.RequestTimeout == 0 {
 		d.RequestTimeout = 60 * time.Second

@@ -66,7 +66,7 @@
   }
 
   // Latest state of every section, as the stream pushed it.
-  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null };
+  const S = { status: null, preflight: null, scenes: null, batteries: null, printers: null, receipts: null, uplink: null, pickup: null, rehearsal: null };
   const listOf = (v, key) => Array.isArray(v) ? v : (v && v[key]) || [];
 
   // --- status: box, board, links, pins, parts
@@ -309,6 +309,119 @@
     $("receipt-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", null, k), el("dd", null, v)]));
   }
 
+  // --- rehearsal mode: the banner, the frame and the switch. Starting
+  // needs the crew role, ending the admin's; the agent decides.
+  function rehearsal(r) {
+    S.rehearsal = r;
+    const on = !!(r && r.rehearsal);
+    document.body.classList.toggle("rehearsal", on);
+    $("rehearsal-banner").hidden = !on;
+    $("rehearsal").hidden = !r || !r.available;
+    $("rehearsal-on").hidden = on;
+    if (on) $("rehearsal-since").textContent = r.since ? new Date(Date.parse(r.since)).toLocaleString() : "—";
+    $("rehearsal-state").textContent = !r ? "" : on
+      ? "rehearsing: " + ((r.rehearsal_head && r.rehearsal_head.seq) || 0) + " rehearsal sales"
+      : "selling for real (last receipt #" + ((r.real_head && r.real_head.seq) || 0) + ")";
+  }
+
+  // --- the pickup desk: the queue, the scan box, the camera, and a loud
+  // refusal (flash and sound) of a second scan of a handed-over order.
+  let refusalSeen = null, ownRefusal = 0;
+  function pickup(p) {
+    S.pickup = p;
+    $("pickup").hidden = !p;
+    if (!p) return;
+    $("pickup-summary").textContent = p.waiting + " waiting · " + p.handed_over + " handed over";
+    const list = p.orders || [];
+    $("pickup-list").className = "rows small pickup";
+    $("pickup-list").replaceChildren(...list.map((o) => el("li", { "data-seq": o.seq, "data-order": o.order, class: o.handed_over ? "handed-over" : "waiting" },
+      el("span", { class: "grow" }, el("b", null, o.order), " ", el("span", { class: "muted" }, o.discreet ? "discreet" : o.buyer || "no name"),
+        " ", (o.items || []).map((i) => i.qty + " × " + i.sku).join(", ")),
+      o.handed_over ? el("span", { class: "small" }, "handed over " + clock(o.handed_over.at) + " by " + o.handed_over.by) : null,
+      badge(o.handed_over ? "done" : "waiting"))));
+    if (!list.length) $("pickup-list").append(el("li", { class: "muted" }, "no sales yet"));
+    // A refusal from a desk scanner reaches the page through the queue.
+    const r = p.refused;
+    // (Not a second time for the refusal this page's own scan just showed.)
+    if (r && refusalSeen !== null && r.at !== refusalSeen && Date.now() - ownRefusal > 5000) refused(r.already, r.by);
+    if (refusalSeen === null || r) refusalSeen = r ? r.at : "";
+  }
+  function hms2(t) { return t ? hms(Date.parse(t)) : "?"; }
+  let audio = null;
+  function beep(pattern) {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      let t = audio.currentTime;
+      for (const [hz, s] of pattern) {
+        const o = audio.createOscillator(), g = audio.createGain();
+        o.type = "square"; o.frequency.value = hz; g.gain.value = 0.25;
+        o.connect(g); g.connect(audio.destination);
+        o.start(t); o.stop(t + s); t += s + 0.05;
+      }
+      document.body.dataset.beeps = String(Number(document.body.dataset.beeps || 0) + 1);
+    } catch (_) { /* no audio: the flash still shows */ }
+  }
+  let flashTimer;
+  function refused(a, by) {
+    const msg = "ALREADY HANDED OVER: order " + a.order + " at " + hms2(a.at) + " by " + a.by + (by ? " (scanned again by " + by + ")" : "");
+    const f = $("pickup-flash");
+    f.textContent = msg; f.hidden = false;
+    document.body.classList.remove("refused"); void document.body.offsetWidth; document.body.classList.add("refused");
+    beep([[880, 0.18], [440, 0.18], [880, 0.18], [440, 0.18]]);
+    clearTimeout(flashTimer);
+    flashTimer = setTimeout(() => { f.hidden = true; document.body.classList.remove("refused"); }, 8000);
+  }
+  function scanResult(cls, text) { const r = $("scan-result"); r.className = "small " + cls; r.textContent = text; }
+  async function scan(code) {
+    code = code.trim();
+    if (!code || stale) return;
+    try {
+      const r = await fetch("/api/pickup/scan", { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code, by: who() }) });
+      if (r.status === 401) { location.href = "/login"; return; }
+      const j = await r.json().catch(() => ({}));
+      if (r.status === 201) {
+        const o = j.pickup;
+        $("pickup-flash").hidden = true;
+        scanResult("ok", "Handed over: order " + o.order + " · " + (o.discreet ? "discreet" : o.buyer || "no name") + " · " +
+          (o.items || []).map((i) => i.qty + " × " + i.sku).join(", "));
+        beep([[1320, 0.08]]);
+      } else if (r.status === 409 && j.already) {
+        scanResult("bad", "Refused: " + j.error);
+        ownRefusal = Date.now();
+        refused(j.already, "");
+      } else if (r.status === 404) {
+        scanResult("bad", "Unknown code: " + code + " is not a label of this box");
+        beep([[330, 0.3]]);
+      } else {
+        scanResult("bad", j.error || r.status + " " + r.statusText);
+      }
+    } catch (e) { scanResult("bad", "The box did not answer: " + e.message); }
+  }
+  // The phone's camera, where the browser has a barcode detector (Chrome
+  // on Android, Safari on iOS 17+ with the flag); elsewhere the button
+  // stays hidden and the scan box takes a typed or wedge-scanned code.
+  let camera = null;
+  async function toggleCamera() {
+    const v = $("scan-video");
+    if (camera) { camera.getTracks().forEach((t) => t.stop()); camera = null; v.hidden = true; return; }
+    try {
+      const det = new BarcodeDetector({ formats: ["qr_code", "code_128"] });
+      camera = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      v.srcObject = camera; v.hidden = false; await v.play();
+      const mine = camera;
+      const look = async () => {
+        if (camera !== mine) return;
+        try {
+          const found = await det.detect(v);
+          if (found.length) { const code = found[0].rawValue; toggleCamera(); scan(code); return; }
+        } catch (_) { /* a frame not ready yet */ }
+        setTimeout(look, 250);
+      };
+      look();
+    } catch (e) { camera = null; v.hidden = true; scanResult("bad", "Camera: " + e.message); }
+  }
+
   // --- the stream, and the stale state when it is lost. The agent sends
   // "alive" twice a second; 2 s of silence, or a broken connection, and
   // the page greys out, disables every control and says since when.
@@ -336,7 +449,7 @@
     clearTimeout(retry);
     retry = setTimeout(connect, delay);
   }
-  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink };
+  const handlers = { status, preflight, scenes, batteries, printers, receipts, uplink, pickup, rehearsal };
   function connect() {
     es = new EventSource("/api/events");
     const me = es;
@@ -373,9 +486,25 @@
     });
     $("preflight").addEventListener("toggle", () => $("gate").setAttribute("aria-expanded", String($("preflight").open)));
     $("run-checks").addEventListener("click", (e) => post("/api/preflight/run", null, e.target));
+    $("rehearsal-on").addEventListener("click", (e) => {
+      if (confirm("Start a rehearsal? Sales go to the rehearsal ledger until an admin ends it.")) post("/api/rehearsal/on", null, e.target).then((r) => r && rehearsal(r));
+    });
+    $("rehearsal-off").addEventListener("click", (e) => {
+      if (confirm("End the rehearsal? Sales are real again from the next one.")) post("/api/rehearsal/off", null, e.target).then((r) => r && rehearsal(r));
+    });
     $("reset-signoffs").addEventListener("click", (e) => {
       if (confirm("Clear every sign-off for the next show?")) post("/api/preflight/reset", { by: who() }, e.target);
     });
+    $("scan-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const c = $("scan-code");
+      scan(c.value);
+      c.value = ""; c.focus();
+    });
+    if ("BarcodeDetector" in window && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+      $("scan-camera").hidden = false;
+      $("scan-camera").addEventListener("click", toggleCamera);
+    }
     fetch("/api/whoami", { credentials: "same-origin" }).then((r) => r.ok ? r.json() : null).then(whoami, () => {});
     connect();
   });

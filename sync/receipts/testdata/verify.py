@@ -34,6 +34,7 @@ HEAD = ["v", "type", "box", "kid", "seq", "ts", "clock_synced", "boot", "prev", 
 FIELDS = {
     "sale": HEAD + ["order", "client_id", "items", "total", "currency", "pay"],
     "key_rotation": HEAD + ["new_kid", "new_key"],
+    "handover": HEAD + ["sale", "order", "by"],
 }
 OPTIONAL_LAST = {"sale": "buyer"}
 ITEM = ["sku", "qty", "price"]
@@ -132,8 +133,9 @@ def decode_record(body):
     for k in ("v", "turnover", "total"):
         d[k] = want_int(r.get(k), INT64, k)
     d["seq"] = want_int(r.get("seq"), UINT64, "seq")
+    d["sale"] = want_int(r.get("sale"), UINT64, "sale")
     for k in ("type", "box", "kid", "ts", "boot", "prev", "order", "client_id",
-              "currency", "pay", "new_kid", "new_key"):
+              "currency", "pay", "new_kid", "new_key", "by"):
         d[k] = want_str(r.get(k), k)
     d["clock_synced"] = want_bool(r.get("clock_synced"), "clock_synced")
     items = r.get("items")
@@ -315,6 +317,11 @@ class Chain:
             if kid_of(raw) != d["new_kid"]:
                 fail("malformed record", "rotation new_kid %s is not the id of new_key (%s)", d["new_kid"], kid_of(raw))
             new_key = Ed25519PublicKey.from_public_bytes(raw)
+        elif d["type"] == "handover":
+            if d["sale"] == 0 or d["sale"] >= seq:
+                fail("malformed record", "hand-over of sale %d: a hand-over names an earlier record", d["sale"])
+            if d["order"] == "" or d["by"] == "":
+                fail("malformed record", "hand-over of sale %d without its order or who handed it over", d["sale"])
         else:
             fail("malformed record", "unknown record type %r", d["type"])
         if d["turnover"] != turnover:
