@@ -448,8 +448,16 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 		h.watchScenes(runCtx)
 	}()
 
+	// Labels are followed (and scanned back) while the sales go on, as
+	// at a show, not once they are all made.
+	driven, labelsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(labelsDone)
+		h.waitLabels(ctx, driven)
+	}()
 	h.drive(runCtx, mc)
-	h.waitLabels(ctx)
+	close(driven)
+	<-labelsDone
 	h.rep.Seconds = round3(time.Since(start).Seconds())
 	cancel()
 	watchers.Wait()
@@ -731,16 +739,12 @@ func (h *rehearsal) saleMQTT(ctx context.Context, mc paho.Client, clientID strin
 	}
 }
 
-// waitLabels follows every completed sale's pickup label until the
-// printer confirms it, fails, or labelWait runs out.
-func (h *rehearsal) waitLabels(ctx context.Context) {
-	h.mu.Lock()
-	pending := slices.Clone(h.done)
-	h.mu.Unlock()
-	h.rep.Labels.Expected = len(pending)
+// waitLabels follows every completed sale's pickup label, from while
+// the sales are made until driven is closed, until the printer confirms
+// it, fails, or labelWait after driven runs out.
+func (h *rehearsal) waitLabels(ctx context.Context, driven <-chan struct{}) {
 	if h.rep.Labels.Printer == "" {
 		// No pickup printer: no label is expected.
-		h.rep.Labels.Expected = 0
 		return
 	}
 	var scans chan labelScan
@@ -753,8 +757,26 @@ func (h *rehearsal) waitLabels(ctx context.Context) {
 		}()
 	}
 	var lat []float64
-	deadline := time.Now().Add(h.o.labelWait)
-	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	var pending []saleDone
+	var deadline time.Time // labelWait after the last sale
+	for ctx.Err() == nil {
+		finished := false
+		select {
+		case <-driven:
+			finished = true
+		default:
+		}
+		// Read after driven: once the drive is over, every sale is in.
+		h.mu.Lock()
+		pending = append(pending, h.done[h.rep.Labels.Expected:]...)
+		h.rep.Labels.Expected = len(h.done)
+		h.mu.Unlock()
+		if finished && deadline.IsZero() {
+			deadline = time.Now().Add(h.o.labelWait)
+		}
+		if finished && (len(pending) == 0 || !time.Now().Before(deadline)) {
+			break
+		}
 		left := pending[:0]
 		for _, s := range pending {
 			var job struct {
@@ -790,7 +812,7 @@ func (h *rehearsal) waitLabels(ctx context.Context) {
 			}
 		}
 		pending = left
-		if len(pending) > 0 {
+		if len(pending) > 0 || !finished {
 			t := time.NewTimer(200 * time.Millisecond)
 			select {
 			case <-ctx.Done():
