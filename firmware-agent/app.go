@@ -111,6 +111,12 @@ func build(cfg *config.Config, log *slog.Logger, board boards.Board) (*app, erro
 	if err := a.buildMQTT(); err != nil {
 		return nil, err
 	}
+	// The demo has no devices behind its MQTT outputs: simulated ones
+	// answer in their place on the embedded broker, which run starts
+	// before the parts. Never with a config file, whose devices are real.
+	if cfg.File == "" && a.broker != nil {
+		a.add(newDemoDevices(cfg, a.broker.Addr(), log))
+	}
 	core := a.plumbing()
 
 	// The parts, each after what it needs.

@@ -2,12 +2,13 @@ package mqttdev
 
 import (
 	"context"
-	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
 	"fieldkit/drivers/cue"
 	"fieldkit/internal/bus"
+	"fieldkit/internal/devsim"
 	"fieldkit/internal/mqttc"
 	"fieldkit/internal/mqtttest"
 	"fieldkit/internal/testutil"
@@ -41,16 +42,11 @@ func TestEndToEnd(t *testing.T) {
 			all := obs.Subscribe("#")
 
 			// The presenter's wearable acknowledges every cue it gets.
-			anna := mqtttest.Connect(t, url, "wearable-anna")
-			cmds := anna.Subscribe("fieldkit/box1/cue/anna/cmd")
-			go func() {
-				for m := range cmds {
-					var c Command
-					if json.Unmarshal([]byte(m.Payload), &c) == nil {
-						anna.Paho().Publish("fieldkit/box1/cue/anna/ack", 1, false, `{"id":"`+c.ID+`"}`)
-					}
-				}
-			}()
+			anna, err := devsim.StartWearable(url, "wearable-anna", "fieldkit/box1", "anna", 5*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(anna.Close)
 
 			b := bus.New(nil)
 			alerts := b.Subscribe("cue/+/alert", 4)
@@ -86,8 +82,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			testutil.WaitFor(t, 10*time.Second, "ack from anna", func() bool { return wa.State().(WearableState).Status == "acked" })
-			if st := wa.State().(WearableState); st.Sends != 1 {
-				t.Fatalf("anna: %+v", st)
+			if st := wa.State().(WearableState); st.Sends != 1 || !slices.Equal(anna.Played(), []string{"short"}) {
+				t.Fatalf("anna: %+v, played %q", st, anna.Played())
 			}
 
 			// A wearable that is switched off: two sends, then the lamp.

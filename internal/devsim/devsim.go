@@ -1,4 +1,4 @@
-// Package devsim simulates MQTT light and switch devices (WLED, Tasmota, Shelly Gen2, Zigbee2MQTT) as their docs describe them, with a set latency, for tests and benches.
+// Package devsim simulates MQTT devices as their docs describe them (WLED, Tasmota, Shelly Gen2, Zigbee2MQTT lights and switches, and fieldkit wearables), each with a set latency, for tests, benches and the demo.
 package devsim
 
 import (
