@@ -43,9 +43,11 @@ usage:
   firmware-agent rehearsal [--config FILE] on | off | status [--agent URL]
         switch the running agent into rehearsal (crew) or back to real sales (admin)
   firmware-agent rehearse [--config FILE] --sales N --rate R [--mqtt-share F] [--discreet F]
-        [--scene NAME --scene-every K] [--json FILE|-] [--agent URL] [--mqtt URL]
+        [--scene NAME --scene-every K] [--scan [--scan-twice F] [--desks K]]
+        [--json FILE|-] [--agent URL] [--mqtt URL]
         phantom checkouts through the running agent's HTTP and MQTT paths, in
-        rehearsal mode only, ending with a rehearsal report
+        rehearsal mode only, optionally scanning their labels back at the
+        pickup desk, ending with a rehearsal report
   firmware-agent version
   firmware-agent help
 

@@ -81,7 +81,7 @@ func (c *agentClient) do(ctx context.Context, method, path string, body []byte, 
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(b, &e)
-		return &apiError{code: resp.StatusCode, msg: e.Error}
+		return &apiError{code: resp.StatusCode, msg: e.Error, body: b}
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -92,6 +92,8 @@ func (c *agentClient) do(ctx context.Context, method, path string, body []byte, 
 type apiError struct {
 	code int
 	msg  string
+	// body is the answer as sent, for refusals that say more.
+	body []byte
 }
 
 func (e *apiError) Error() string {
@@ -151,18 +153,23 @@ func headSeq(h *receipts.Head) uint64 {
 
 // rehearseOpts are the flags of `rehearse`.
 type rehearseOpts struct {
-	sales       int
-	rate        float64
-	mqttShare   float64
-	discreet    float64
-	workers     int
-	agent       string
-	mqttURL     string
-	scene       string
-	sceneEvery  int
-	jsonOut     string
-	labelWait   time.Duration
-	answerWait  time.Duration
+	sales      int
+	rate       float64
+	mqttShare  float64
+	discreet   float64
+	workers    int
+	agent      string
+	mqttURL    string
+	scene      string
+	sceneEvery int
+	jsonOut    string
+	labelWait  time.Duration
+	answerWait time.Duration
+	// scan: each printed label's code is scanned back at the pickup
+	// desk by one of desks, a share scanTwice of them twice.
+	scan        bool
+	scanTwice   float64
+	desks       int
 	mqttOptions func(*paho.ClientOptions) // tests
 }
 
@@ -186,14 +193,18 @@ func cmdRehearse(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&o.jsonOut, "json", "", "write the JSON report to this file (- for stdout, instead of the text)")
 	fs.DurationVar(&o.labelWait, "label-wait", 2*time.Minute, "how long to wait for the last labels after the last sale")
 	fs.DurationVar(&o.answerWait, "answer-wait", 10*time.Second, "how long a sale may take to be answered")
+	fs.BoolVar(&o.scan, "scan", false, "scan each printed label's code back at the pickup desk (POST /api/pickup/scan)")
+	fs.Float64Var(&o.scanTwice, "scan-twice", 0.1, "with --scan, share of the labels scanned a second time, which the desk must refuse")
+	fs.IntVar(&o.desks, "desks", 2, "with --scan, pickup desks scanning at once")
 	if err := fs.Parse(rest); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: rehearse takes flags only, got %q", errUsage, fs.Args())
 	}
-	if o.sales < 1 || o.rate <= 0 || o.workers < 1 || o.mqttShare < 0 || o.mqttShare > 1 || o.discreet < 0 || o.discreet > 1 {
-		return fmt.Errorf("%w: rehearse needs --sales >= 1, --rate > 0, --workers >= 1 and shares between 0 and 1", errUsage)
+	if o.sales < 1 || o.rate <= 0 || o.workers < 1 || o.mqttShare < 0 || o.mqttShare > 1 || o.discreet < 0 || o.discreet > 1 ||
+		o.scanTwice < 0 || o.scanTwice > 1 || o.desks < 1 {
+		return fmt.Errorf("%w: rehearse needs --sales >= 1, --rate > 0, --workers >= 1, --desks >= 1 and shares between 0 and 1", errUsage)
 	}
 	rep, err := rehearse(ctx, cfg, o)
 	if err != nil {
@@ -236,6 +247,8 @@ type RehearsalReport struct {
 	Failures map[string]int       `json:"failures"`
 	Cues     CueFigures           `json:"cues"`
 	Alerts   AlertFigures         `json:"alerts"`
+	// Scans: the labels scanned back (with --scan).
+	Scans *ScanFigures `json:"scans,omitempty"`
 	// The sales ledger before and after: a rehearsal leaves it alone.
 	RealHeadBefore      receipts.Head `json:"real_head_before"`
 	RealHeadAfter       receipts.Head `json:"real_head_after"`
@@ -276,6 +289,17 @@ type LabelFigures struct {
 	Missing  int       `json:"missing"`
 	Latency  Quantiles `json:"latency_ms"`
 	Printer  string    `json:"printer"`
+}
+
+// ScanFigures: the printed labels' codes scanned back at the pickup
+// desk. Latency is of every scan, from request to answer.
+type ScanFigures struct {
+	Scanned    int       `json:"scanned"`
+	HandedOver int       `json:"handed_over"`
+	Second     int       `json:"second_scans"`
+	Refused    int       `json:"second_scans_refused"`
+	Failed     int       `json:"failed"`
+	Latency    Quantiles `json:"latency_ms"`
 }
 
 // CueFigures: the scene runs seen during the rehearsal, step by step.
@@ -323,6 +347,10 @@ func (r *RehearsalReport) text(w io.Writer) {
 	}
 	fmt.Fprintf(w, "cues       %d runs, %d steps  lateness p50 %.3f ms  p99 %.3f ms  max %.3f ms  (%d failed)\n",
 		r.Cues.Runs, r.Cues.Steps, r.Cues.LatenessM.P50, r.Cues.LatenessM.P99, r.Cues.LatenessM.Max, r.Cues.Failed)
+	if sc := r.Scans; sc != nil {
+		fmt.Fprintf(w, "scans      %d handed over of %d labels, %d of %d second scans refused (%d failed)  p50 %.1f ms  p99 %.1f ms\n",
+			sc.HandedOver, sc.Scanned, sc.Refused, sc.Second, sc.Failed, sc.Latency.P50, sc.Latency.P99)
+	}
 	fmt.Fprintf(w, "alerts     battery %d, printer %d\n", r.Alerts.Battery, r.Alerts.Printer)
 	for _, a := range r.Alerts.Seen {
 		fmt.Fprintf(w, "           %s\n", a)
@@ -336,6 +364,7 @@ func (r *RehearsalReport) text(w io.Writer) {
 
 // saleDone is one completed phantom sale.
 type saleDone struct {
+	n    int // the sale's number in the run, from 1
 	seq  uint64
 	box  string
 	ts   time.Time
@@ -398,6 +427,9 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 		return nil, fmt.Errorf("reading the agent's status: %w", err)
 	}
 	h.rep.Labels.Printer = status.Sections.Pickup.Printer
+	if o.scan && h.rep.Labels.Printer == "" {
+		return nil, errors.New("--scan scans the codes off the printed pickup labels, and the box has no pickup printer (receipts.pickup_printer)")
+	}
 
 	mc, err := h.connectMQTT(cfg)
 	if err != nil {
@@ -416,8 +448,16 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 		h.watchScenes(runCtx)
 	}()
 
+	// Labels are followed (and scanned back) while the sales go on, as
+	// at a show, not once they are all made.
+	driven, labelsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(labelsDone)
+		h.waitLabels(ctx, driven)
+	}()
 	h.drive(runCtx, mc)
-	h.waitLabels(ctx)
+	close(driven)
+	<-labelsDone
 	h.rep.Seconds = round3(time.Since(start).Seconds())
 	cancel()
 	watchers.Wait()
@@ -606,7 +646,7 @@ func (h *rehearsal) sale(ctx context.Context, mc paho.Client, i int) {
 	clientID := fmt.Sprintf("rh-%s-%05d", h.runID, i)
 	qty := int64(1 + i%3)
 	order := map[string]any{
-		"client_id": clientID, "order": fmt.Sprintf("R-%d", i),
+		"client_id": clientID, "order": fmt.Sprintf("R-%s-%d", h.runID, i),
 		"items": []map[string]any{{"sku": "REH-TEE", "qty": qty, "price": 1500}},
 		"total": qty * 1500, "currency": "EUR", "pay": pay,
 		"buyer":    map[string]string{"name": "Phantom Buyer"},
@@ -652,7 +692,7 @@ func (h *rehearsal) sale(ctx context.Context, mc paho.Client, i int) {
 	if rc.Receipt != nil {
 		box = rc.Receipt.Box
 	}
-	h.done = append(h.done, saleDone{seq: rc.Seq, box: box, ts: ts, path: path})
+	h.done = append(h.done, saleDone{n: i, seq: rc.Seq, box: box, ts: ts, path: path})
 }
 
 func (h *rehearsal) saleHTTP(ctx context.Context, body []byte) (*receipts.Receipt, string) {
@@ -699,21 +739,44 @@ func (h *rehearsal) saleMQTT(ctx context.Context, mc paho.Client, clientID strin
 	}
 }
 
-// waitLabels follows every completed sale's pickup label until the
-// printer confirms it, fails, or labelWait runs out.
-func (h *rehearsal) waitLabels(ctx context.Context) {
-	h.mu.Lock()
-	pending := slices.Clone(h.done)
-	h.mu.Unlock()
-	h.rep.Labels.Expected = len(pending)
+// waitLabels follows every completed sale's pickup label, from while
+// the sales are made until driven is closed, until the printer confirms
+// it, fails, or labelWait after driven runs out.
+func (h *rehearsal) waitLabels(ctx context.Context, driven <-chan struct{}) {
 	if h.rep.Labels.Printer == "" {
 		// No pickup printer: no label is expected.
-		h.rep.Labels.Expected = 0
 		return
 	}
+	var scans chan labelScan
+	if h.o.scan {
+		scans = make(chan labelScan, h.o.desks)
+		sd := h.startDesks(ctx, scans)
+		defer func() {
+			close(scans)
+			h.rep.Scans = sd.wait()
+		}()
+	}
 	var lat []float64
-	deadline := time.Now().Add(h.o.labelWait)
-	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	var pending []saleDone
+	var deadline time.Time // labelWait after the last sale
+	for ctx.Err() == nil {
+		finished := false
+		select {
+		case <-driven:
+			finished = true
+		default:
+		}
+		// Read after driven: once the drive is over, every sale is in.
+		h.mu.Lock()
+		pending = append(pending, h.done[h.rep.Labels.Expected:]...)
+		h.rep.Labels.Expected = len(h.done)
+		h.mu.Unlock()
+		if finished && deadline.IsZero() {
+			deadline = time.Now().Add(h.o.labelWait)
+		}
+		if finished && (len(pending) == 0 || !time.Now().Before(deadline)) {
+			break
+		}
 		left := pending[:0]
 		for _, s := range pending {
 			var job struct {
@@ -738,6 +801,9 @@ func (h *rehearsal) waitLabels(ctx context.Context) {
 				if job.Printed != nil && !s.ts.IsZero() {
 					lat = append(lat, float64(job.Printed.Sub(s.ts))/float64(time.Millisecond))
 				}
+				if scans != nil {
+					scans <- labelScan{sale: s, elements: job.Label.Elements}
+				}
 			case job.State == "failed" || job.State == "cancelled" || job.State == "uncertain":
 				h.rep.Labels.Failed++
 				h.fail("label_" + job.State)
@@ -746,7 +812,7 @@ func (h *rehearsal) waitLabels(ctx context.Context) {
 			}
 		}
 		pending = left
-		if len(pending) > 0 {
+		if len(pending) > 0 || !finished {
 			t := time.NewTimer(200 * time.Millisecond)
 			select {
 			case <-ctx.Done():
@@ -762,6 +828,141 @@ func (h *rehearsal) waitLabels(ctx context.Context) {
 		h.mu.Unlock()
 	}
 	h.rep.Labels.Latency = quantiles(lat)
+}
+
+// labelScan is a printed label for a desk to scan.
+type labelScan struct {
+	sale     saleDone
+	elements []map[string]any
+}
+
+// scanDesks are the pickup desks scanning printed labels back.
+type scanDesks struct {
+	h   *rehearsal
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	fig ScanFigures
+	lat []float64
+}
+
+// startDesks starts o.desks desks, each scanning the labels it takes
+// from scans until scans is closed.
+func (h *rehearsal) startDesks(ctx context.Context, scans <-chan labelScan) *scanDesks {
+	d := &scanDesks{h: h}
+	for k := 1; k <= h.o.desks; k++ {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for ls := range scans {
+				d.scanLabel(ctx, ls, k)
+			}
+		}()
+	}
+	return d
+}
+
+// wait waits for the desks to finish and returns their figures.
+func (d *scanDesks) wait() *ScanFigures {
+	d.wg.Wait()
+	d.fig.Latency = quantiles(d.lat)
+	return &d.fig
+}
+
+// scanLabel scans one label at desk k as a desk scanner would: sale n's
+// QR code for odd n, its CODE128 for even n. A share of the labels is
+// scanned again at the next desk, and that second scan must be refused.
+func (d *scanDesks) scanLabel(ctx context.Context, ls labelScan, k int) {
+	kind := "qr"
+	if ls.sale.n%2 == 0 {
+		kind = "code128"
+	}
+	code := labelCode(ls.elements, kind)
+	d.mu.Lock()
+	d.fig.Scanned++
+	d.mu.Unlock()
+	if code == "" {
+		d.failed("scan_no_" + kind)
+		return
+	}
+	status, rehearsal, ok := d.scan(ctx, code, k)
+	switch {
+	case !ok:
+		return
+	case status != http.StatusCreated:
+		d.failed(fmt.Sprintf("scan_%d", status))
+		return
+	case !rehearsal:
+		d.failed("scan_not_rehearsal")
+		return
+	}
+	d.mu.Lock()
+	d.fig.HandedOver++
+	d.mu.Unlock()
+	if !pick(ls.sale.n, d.h.o.scanTwice) {
+		return
+	}
+	d.mu.Lock()
+	d.fig.Second++
+	d.mu.Unlock()
+	status, rehearsal, ok = d.scan(ctx, code, k%d.h.o.desks+1)
+	switch {
+	case !ok:
+	case status == http.StatusCreated:
+		d.failed("second_scan_handed_over")
+	case status != http.StatusConflict || !rehearsal:
+		d.failed(fmt.Sprintf("second_scan_%d", status))
+	default:
+		d.mu.Lock()
+		d.fig.Refused++
+		d.mu.Unlock()
+	}
+}
+
+// scan posts one scan at desk k and answers the status and whether the
+// answer names a rehearsal order; ok is false (and counted) when there
+// was no answer.
+func (d *scanDesks) scan(ctx context.Context, code string, k int) (status int, rehearsal, ok bool) {
+	body, _ := json.Marshal(map[string]string{"code": code, "by": fmt.Sprintf("rehearsal desk %d", k)})
+	var ans struct {
+		Rehearsal bool `json:"rehearsal"`
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.h.o.answerWait)
+	defer cancel()
+	t0 := time.Now()
+	err := d.h.c.do(cctx, http.MethodPost, "/api/pickup/scan", body, &ans)
+	ms := float64(time.Since(t0)) / float64(time.Millisecond)
+	status = http.StatusCreated
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		status = ae.code
+		_ = json.Unmarshal(ae.body, &ans)
+	case err != nil:
+		d.failed("scan_unanswered")
+		return 0, false, false
+	}
+	d.mu.Lock()
+	d.lat = append(d.lat, ms)
+	d.mu.Unlock()
+	return status, ans.Rehearsal, true
+}
+
+func (d *scanDesks) failed(kind string) {
+	d.mu.Lock()
+	d.fig.Failed++
+	d.mu.Unlock()
+	d.h.fail(kind)
+}
+
+// labelCode is the data of a label's first element of kind (qr or
+// code128), as a scanner reads it off the paper.
+func labelCode(els []map[string]any, kind string) string {
+	for _, e := range els {
+		if s, ok := e[kind].(string); ok {
+			return s
+		}
+	}
+	return ""
 }
 
 // labelMarked says whether a job's label says REHEARSAL first and last.

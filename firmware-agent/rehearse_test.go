@@ -103,9 +103,12 @@ func pyVerifyExport(t *testing.T, pub ed25519.PublicKey, export []byte) string {
 // binary, real SQLite, its embedded MQTT broker, a fake ZPL printer): the
 // command refuses until the box rehearses; then every sale, over HTTP
 // and MQTT, with every payment method and some discreet, is a rehearsal
-// receipt with a label that says REHEARSAL; the sales ledger's head does
-// not move; no rehearsal record verifies as a real receipt with the Go
-// or the Python verifier; and only the admin can make sales real again.
+// receipt with a label that says REHEARSAL; each label's code, scanned
+// back at the pickup desk, hands its phantom order over in the rehearsal
+// ledger, and a second scan is refused; the sales ledger's head does not
+// move; no rehearsal record, sale or hand-over, verifies as a real
+// receipt with the Go or the Python verifier; and only the admin can make
+// sales real again, after which a rehearsal label's code is unknown.
 func TestRehearsal1000PhantomSales(t *testing.T) {
 	dataDir := t.TempDir()
 	mq := mqtttest.FreePort(t)
@@ -145,7 +148,7 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 	errb.Reset()
 	start := time.Now()
 	code := cli(ctx, append(rehearseArgs, "--sales", "1000", "--rate", "250", "--workers", "32",
-		"--scene", "flash", "--scene-every", "100", "--json", report), &out, &errb)
+		"--scene", "flash", "--scene-every", "100", "--scan", "--scan-twice", "0.05", "--json", report), &out, &errb)
 	t.Logf("rehearse took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
 	if code != 0 {
 		t.Fatalf("rehearse: exit %d\n%s", code, errb.String())
@@ -192,7 +195,14 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 	if rep.Cues.Runs == 0 || rep.Cues.Steps < rep.Cues.Runs {
 		t.Fatalf("cue figures %+v: the scene fired during the run is not in them", rep.Cues)
 	}
-	if !rep.RealLedgerUntouched || rep.RealHeadAfter != *before.Real || rep.RehearsalHead != 1000 {
+	// Every printed label was scanned back and handed over; every second
+	// scan was refused.
+	sc := rep.Scans
+	if sc == nil || sc.Scanned != rep.Labels.Printed || sc.HandedOver != sc.Scanned || sc.Failed != 0 ||
+		sc.Second == 0 || sc.Refused != sc.Second || sc.Latency.N != sc.HandedOver+sc.Second || sc.Latency.P50 <= 0 {
+		t.Fatalf("scans %+v of %d printed labels", sc, rep.Labels.Printed)
+	}
+	if !rep.RealLedgerUntouched || rep.RealHeadAfter != *before.Real || rep.RehearsalHead != uint64(1000+sc.HandedOver) {
 		t.Fatalf("ledgers: real %+v -> %+v, rehearsal head %d", rep.RealHeadBefore, rep.RealHeadAfter, rep.RehearsalHead)
 	}
 
@@ -207,6 +217,7 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 	}
 	callJSON(t, "GET", base+"/api/printers/counter/jobs?limit=1000", crew, nil, &jobs)
 	var marked int
+	var rehCode string
 	for _, j := range jobs {
 		rehearsal := strings.HasPrefix(j.ID, "rehearsal-")
 		if labelMarked(j.Label.Elements) != rehearsal {
@@ -214,6 +225,7 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 		}
 		if rehearsal {
 			marked++
+			rehCode = labelCode(j.Label.Elements, "qr")
 		}
 	}
 	if marked != 1000 {
@@ -243,6 +255,11 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 	if after.Real == nil || *after.Real != *before.Real {
 		t.Fatalf("the sales ledger's head moved: %+v -> %+v", before.Real, after.Real)
 	}
+	// Out of rehearsal, a rehearsal label names no order.
+	body, _ := json.Marshal(map[string]string{"code": rehCode, "by": "desk"})
+	if c := callJSON(t, "POST", base+"/api/pickup/scan", crew, body, nil); !strings.HasPrefix(rehCode, receipts.RehearsalCodePrefix) || c != http.StatusNotFound {
+		t.Fatalf("scanning rehearsal label %q after the rehearsal: %d, want 404", rehCode, c)
+	}
 
 	// No rehearsal record is a real receipt: each one's signature fails
 	// in the real domain (under the rehearsal key, so that only the
@@ -258,15 +275,15 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 		t.Fatal(err)
 	}
 	var exp bytes.Buffer
-	if n, err := rr.Export(ctx, &exp, 0, 0); err != nil || n != 1000 {
+	if n, err := rr.Export(ctx, &exp, 0, 0); err != nil || n != 1000+sc.HandedOver {
 		t.Fatalf("rehearsal export: %d records, %v", n, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(exp.Bytes()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var n int
-	for sc.Scan() {
+	lines := bufio.NewScanner(bytes.NewReader(exp.Bytes()))
+	lines.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var n, handovers int
+	for lines.Scan() {
 		var sg receipts.Signed
-		if err := json.Unmarshal(sc.Bytes(), &sg); err != nil {
+		if err := json.Unmarshal(lines.Bytes(), &sg); err != nil {
 			t.Fatal(err)
 		}
 		sig, _ := sg.RawSig()
@@ -276,10 +293,16 @@ func TestRehearsal1000PhantomSales(t *testing.T) {
 		if !ed25519.Verify(rehKey, receipts.Rehearsal.Message([]byte(sg.Record)), sig) {
 			t.Fatalf("rehearsal record %d is not a rehearsal record either", sg.Seq)
 		}
+		if rec, err := sg.Decode(); err == nil && rec.Type == receipts.TypeHandover {
+			handovers++
+		}
 		n++
 	}
-	if n != 1000 {
-		t.Fatalf("%d records checked", n)
+	if n != 1000+sc.HandedOver || handovers != sc.HandedOver {
+		t.Fatalf("%d records checked, %d hand-overs; want %d hand-overs", n, handovers, sc.HandedOver)
+	}
+	if rf, err := rr.Refusals(ctx, time.Time{}); err != nil || len(rf) != sc.Refused {
+		t.Fatalf("refused second scans kept in the rehearsal ledger: %d, %v; want %d", len(rf), err, sc.Refused)
 	}
 	if vr, err := receipts.VerifyExport(bytes.NewReader(exp.Bytes()), rehKey); err != nil || vr.OK() {
 		t.Fatalf("the Go verifier accepted the rehearsal export as receipts: %+v %v", vr, err)

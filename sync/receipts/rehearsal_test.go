@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fieldkit/internal/clock"
 	"fieldkit/internal/doctor"
@@ -222,5 +223,118 @@ func TestScanRefusesRehearsalCode(t *testing.T) {
 	}
 	if _, err := s.Scan(ctx, "R-7", "desk"); err != nil {
 		t.Fatalf("the real order itself: %v", err)
+	}
+}
+
+// While the box rehearses, a rehearsal label hands over its phantom
+// order in the rehearsal ledger, once, by any of its codes; real codes
+// still hand over real orders in the sales ledger. The rehearsal
+// hand-overs are signed in the rehearsal domain: they fail as real
+// records with the Go and the Python verifier, and the sales ledger
+// holds none of them. Outside a rehearsal a rehearsal code is unknown.
+func TestRehearsalHandOver(t *testing.T) {
+	ctx := context.Background()
+	s := newRehearsalService(t, t.TempDir())
+	defer s.Close()
+	if _, _, err := s.Append(ctx, saleN(t, 7, false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetMode(true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// The same order number as the real sale, and a discreet one.
+	plain, err := s.append(ctx, saleN(t, 7, false))
+	if err != nil || !plain.Rehearsal {
+		t.Fatalf("rehearsal sale: %+v %v", plain, err)
+	}
+	discreet, err := s.append(ctx, saleN(t, 8, true))
+	if err != nil || discreet.Receipt.Buyer == nil || discreet.Receipt.Buyer.Token == "" {
+		t.Fatalf("discreet rehearsal sale: %+v %v", discreet, err)
+	}
+	realHead, _ := s.Ledger().Head(ctx)
+
+	qr := fmt.Sprintf("%sbox1:%d:%s", RehearsalCodePrefix, plain.Seq, plain.Short)
+	res, err := s.Scan(ctx, qr, "desk 1")
+	if err != nil || !res.Rehearsal || !res.Handover.Rehearsal || res.Pickup.Seq != plain.Seq || res.Pickup.Order != "R-7" {
+		t.Fatalf("rehearsal QR scan: %+v %v", res, err)
+	}
+	// The label's CODE128 names the same phantom order: refused, with
+	// when and by whom.
+	var ho *HandedOver
+	if _, err := s.Scan(ctx, RehearsalCodePrefix+"R-7", "desk 2"); !errors.As(err, &ho) || ho.By != "desk 1" || ho.Sale != plain.Seq {
+		t.Fatalf("second scan of a rehearsal order: %v", err)
+	}
+	if r := s.lastRefused.Load(); r == nil || !r.Rehearsal {
+		t.Fatalf("the page's refused scan: %+v", r)
+	}
+	if res, err := s.Scan(ctx, RehearsalCodePrefix+discreet.Receipt.Buyer.Token, "desk 1"); err != nil || !res.Pickup.Discreet {
+		t.Fatalf("rehearsal discreet scan: %+v %v", res, err)
+	}
+	if h, _ := s.Ledger().Head(ctx); h != realHead {
+		t.Fatalf("rehearsal hand-overs moved the sales ledger: %+v -> %+v", realHead, h)
+	}
+	if h, _ := s.RehearsalLedger().Head(ctx); h.Seq != 4 {
+		t.Fatalf("rehearsal ledger head %d; want 2 sales and 2 hand-overs", h.Seq)
+	}
+	if rf, err := s.RehearsalLedger().Refusals(ctx, time.Time{}); err != nil || len(rf) != 1 || rf[0].By != "desk 2" {
+		t.Fatalf("rehearsal refusals: %+v %v", rf, err)
+	}
+
+	// A real order is still handed over during the rehearsal, for real.
+	res, err = s.Scan(ctx, "R-7", "desk 1")
+	if err != nil || res.Rehearsal || res.Handover.Rehearsal {
+		t.Fatalf("real scan during a rehearsal: %+v %v", res, err)
+	}
+	if h, _ := s.Ledger().Head(ctx); h.Seq != realHead.Seq+1 {
+		t.Fatalf("the real hand-over is not in the sales ledger: head %d", h.Seq)
+	}
+
+	// The rehearsal hand-overs are no real records.
+	var exp bytes.Buffer
+	if _, err := s.RehearsalLedger().Export(ctx, &exp, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	rehKey := s.RehearsalLedger().PublicKey().Pub
+	c := NewChainIn(Rehearsal, "", rehKey)
+	handovers := 0
+	for _, line := range strings.Split(strings.TrimSpace(exp.String()), "\n") {
+		var sg Signed
+		if err := json.Unmarshal([]byte(line), &sg); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Check(sg); err != nil {
+			t.Fatalf("rehearsal chain: %v", err)
+		}
+		rec, _ := sg.Decode()
+		if rec.Type != TypeHandover {
+			continue
+		}
+		handovers++
+		sig, _ := sg.RawSig()
+		if ed25519.Verify(rehKey, SignedMessage([]byte(sg.Record)), sig) {
+			t.Fatalf("rehearsal hand-over %d verifies as a real record", sg.Seq)
+		}
+	}
+	if handovers != 2 {
+		t.Fatalf("%d hand-overs in the rehearsal export; want 2", handovers)
+	}
+	if rep, err := VerifyExport(bytes.NewReader(exp.Bytes()), rehKey); err != nil || rep.OK() {
+		t.Fatalf("the real verifier accepted the rehearsal export: %+v %v", rep, err)
+	}
+	if v := pyVerdict(t, rehKey, exp.Bytes()); !strings.HasPrefix(v, "FAIL record 1: bad signature") {
+		t.Fatalf("the Python verifier says %q of the rehearsal export", v)
+	}
+	var realExp bytes.Buffer
+	s.Ledger().Export(ctx, &realExp, 0, 0)
+	if v := pyVerdict(t, s.Ledger().PublicKey().Pub, realExp.Bytes()); !strings.HasPrefix(v, "ok 2 records") {
+		t.Fatalf("the Python verifier says %q of the sales ledger with its hand-over", v)
+	}
+
+	// Rehearsal over: its labels are unknown again.
+	if _, err := s.SetMode(false, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Scan(ctx, RehearsalCodePrefix+discreet.Receipt.Buyer.Token, "desk 1"); !errors.Is(err, ErrUnknownCode) {
+		t.Fatalf("rehearsal code after the rehearsal: %v", err)
 	}
 }
