@@ -86,6 +86,13 @@ func OpenKeyboard(path string) (*Keyboard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scanner %s: %w", path, err)
 	}
+	// A regular file or a pipe is refused before the grab: what an ioctl
+	// the file does not know returns differs between kernels and
+	// emulators (ENOTTY, EINVAL, ENOSYS under qemu-user).
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		f.Close()
+		return nil, fmt.Errorf("scanner %s: %w", path, ErrNotInput)
+	}
 	if err := unix.IoctlSetInt(int(f.Fd()), evioCGrab, 1); err != nil {
 		f.Close()
 		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
