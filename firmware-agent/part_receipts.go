@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fieldkit/internal/agentapi"
 	"flag"
 	"fmt"
 	"io"
@@ -116,26 +116,11 @@ func printReport(ctx context.Context, cfg *config.Config, args []string, stdout,
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	body, _ := json.Marshal(map[string]string{"printer": *printer, "since": *since})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, agentURL(cfg)+"/api/receipts/report/print", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if tok := agentToken(cfg); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("the agent at %s did not answer (is it running?): %w", agentURL(cfg), err)
-	}
-	defer resp.Body.Close()
 	var out struct {
-		ID    string `json:"id"`
-		Error string `json:"error"`
+		ID string `json:"id"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("printing the report: %s: %s", resp.Status, out.Error)
+	if err := agentapi.New(agentURL(cfg), agentToken(cfg), 30*time.Second).Do(ctx, http.MethodPost, "/api/receipts/report/print", body, &out); err != nil {
+		return fmt.Errorf("printing the report: %w", err)
 	}
 	fmt.Fprintf(stdout, "report queued on %s as job %s\n", *printer, out.ID)
 	return nil

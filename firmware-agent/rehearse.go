@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fieldkit/internal/agentapi"
 	"flag"
 	"fmt"
 	"io"
@@ -37,67 +37,11 @@ import (
 // the alerts raised meanwhile.
 
 // agentClient talks to the running agent's API.
-type agentClient struct {
-	base, token string
-	hc          *http.Client
-}
-
-func newAgentClient(cfg *config.Config, base string) *agentClient {
+func newAgentClient(cfg *config.Config, base string) *agentapi.Client {
 	if base == "" {
 		base = agentURL(cfg)
 	}
-	return &agentClient{base: strings.TrimRight(base, "/"), token: agentToken(cfg),
-		hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-}
-
-// do sends a request and decodes a JSON answer into out (if not nil); a
-// non-2xx answer is an *apiError.
-func (c *agentClient) do(ctx context.Context, method, path string, body []byte, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("the agent at %s did not answer (is it running?): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(b, &e)
-		return &apiError{code: resp.StatusCode, msg: e.Error, body: b}
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-type apiError struct {
-	code int
-	msg  string
-	// body is the answer as sent, for refusals that say more.
-	body []byte
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.msg)
+	return agentapi.New(base, agentToken(cfg), 30*time.Second)
 }
 
 // cmdRehearsal is `rehearsal on|off|status`.
@@ -120,16 +64,16 @@ func cmdRehearsal(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var st receipts.RehearsalStatus
 	switch verb {
 	case "on":
-		err = c.do(ctx, http.MethodPost, "/api/rehearsal/on", nil, &st)
+		err = c.Do(ctx, http.MethodPost, "/api/rehearsal/on", nil, &st)
 	case "off":
-		err = c.do(ctx, http.MethodPost, "/api/rehearsal/off", nil, &st)
+		err = c.Do(ctx, http.MethodPost, "/api/rehearsal/off", nil, &st)
 	case "status":
-		err = c.do(ctx, http.MethodGet, "/api/rehearsal", nil, &st)
+		err = c.Do(ctx, http.MethodGet, "/api/rehearsal", nil, &st)
 	default:
 		return fmt.Errorf("%w: rehearsal on | off | status, not %q", errUsage, verb)
 	}
-	var ae *apiError
-	if errors.As(err, &ae) && ae.code == http.StatusForbidden {
+	var ae *agentapi.Error
+	if errors.As(err, &ae) && ae.Code == http.StatusForbidden {
 		return fmt.Errorf("switching back to real sales needs the admin token: %v", err)
 	}
 	if err != nil {
@@ -374,7 +318,7 @@ type saleDone struct {
 // rehearsal is one run of `rehearse`.
 type rehearsal struct {
 	o      rehearseOpts
-	c      *agentClient
+	c      *agentapi.Client
 	prefix string
 	runID  string
 
@@ -408,7 +352,7 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 		replies: map[string]chan receipts.MQTTReply{}, cueRuns: map[string]bool{}, ended: make(chan string, 256),
 		pathLat: map[string][]float64{}}
 	var st receipts.RehearsalStatus
-	if err := h.c.do(ctx, http.MethodGet, "/api/rehearsal", nil, &st); err != nil {
+	if err := h.c.Do(ctx, http.MethodGet, "/api/rehearsal", nil, &st); err != nil {
 		return nil, fmt.Errorf("reading the rehearsal mode: %w", err)
 	}
 	if !st.Rehearsal || st.Real == nil {
@@ -423,7 +367,7 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 			} `json:"pickup-labels"`
 		} `json:"sections"`
 	}
-	if err := h.c.do(ctx, http.MethodGet, "/api/status", nil, &status); err != nil {
+	if err := h.c.Do(ctx, http.MethodGet, "/api/status", nil, &status); err != nil {
 		return nil, fmt.Errorf("reading the agent's status: %w", err)
 	}
 	h.rep.Labels.Printer = status.Sections.Pickup.Printer
@@ -463,7 +407,7 @@ func rehearse(ctx context.Context, cfg *config.Config, o rehearseOpts) (*Rehears
 	watchers.Wait()
 	h.sampleScenes(ctx) // the runs that ended since the last look
 
-	if err := h.c.do(ctx, http.MethodGet, "/api/rehearsal", nil, &st); err != nil {
+	if err := h.c.Do(ctx, http.MethodGet, "/api/rehearsal", nil, &st); err != nil {
 		return nil, fmt.Errorf("reading the rehearsal mode after the run: %w", err)
 	}
 	if st.Real != nil {
@@ -610,10 +554,10 @@ func (h *rehearsal) drive(ctx context.Context, mc paho.Client) {
 			break
 		}
 		if h.o.scene != "" && h.o.sceneEvery > 0 && i%h.o.sceneEvery == 1 {
-			if err := h.c.do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(h.o.scene)+"/run", nil, nil); err != nil {
-				var ae *apiError
+			if err := h.c.Do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(h.o.scene)+"/run", nil, nil); err != nil {
+				var ae *agentapi.Error
 				if errors.As(err, &ae) {
-					h.fail(fmt.Sprintf("scene_fire_%d", ae.code))
+					h.fail(fmt.Sprintf("scene_fire_%d", ae.Code))
 				} else {
 					h.fail("scene_fire")
 				}
@@ -699,11 +643,11 @@ func (h *rehearsal) saleHTTP(ctx context.Context, body []byte) (*receipts.Receip
 	var rc receipts.Receipt
 	cctx, cancel := context.WithTimeout(ctx, h.o.answerWait)
 	defer cancel()
-	err := h.c.do(cctx, http.MethodPost, "/api/receipts", body, &rc)
-	var ae *apiError
+	err := h.c.Do(cctx, http.MethodPost, "/api/receipts", body, &rc)
+	var ae *agentapi.Error
 	switch {
 	case errors.As(err, &ae):
-		return nil, fmt.Sprintf("http_%d", ae.code)
+		return nil, fmt.Sprintf("http_%d", ae.Code)
 	case err != nil:
 		return nil, "http_unanswered"
 	}
@@ -786,10 +730,10 @@ func (h *rehearsal) waitLabels(ctx context.Context, driven <-chan struct{}) {
 					Elements []map[string]any `json:"elements"`
 				} `json:"label"`
 			}
-			err := h.c.do(ctx, http.MethodGet, fmt.Sprintf("/api/jobs/rehearsal-%s-%d", s.box, s.seq), nil, &job)
-			var ae *apiError
+			err := h.c.Do(ctx, http.MethodGet, fmt.Sprintf("/api/jobs/rehearsal-%s-%d", s.box, s.seq), nil, &job)
+			var ae *agentapi.Error
 			switch {
-			case errors.As(err, &ae) && ae.code == http.StatusNotFound, err != nil:
+			case errors.As(err, &ae) && ae.Code == http.StatusNotFound, err != nil:
 				left = append(left, s) // not queued yet
 			case job.State == "done":
 				h.rep.Labels.Printed++
@@ -929,14 +873,14 @@ func (d *scanDesks) scan(ctx context.Context, code string, k int) (status int, r
 	cctx, cancel := context.WithTimeout(ctx, d.h.o.answerWait)
 	defer cancel()
 	t0 := time.Now()
-	err := d.h.c.do(cctx, http.MethodPost, "/api/pickup/scan", body, &ans)
+	err := d.h.c.Do(cctx, http.MethodPost, "/api/pickup/scan", body, &ans)
 	ms := float64(time.Since(t0)) / float64(time.Millisecond)
 	status = http.StatusCreated
-	var ae *apiError
+	var ae *agentapi.Error
 	switch {
 	case errors.As(err, &ae):
-		status = ae.code
-		_ = json.Unmarshal(ae.body, &ans)
+		status = ae.Code
+		_ = json.Unmarshal(ae.Body, &ans)
 	case err != nil:
 		d.failed("scan_unanswered")
 		return 0, false, false
@@ -997,7 +941,7 @@ func (h *rehearsal) sampleScenes(ctx context.Context) {
 			Name string `json:"name"`
 		} `json:"scenes"`
 	}
-	if err := h.c.do(ctx, http.MethodGet, "/api/scenes", nil, &list); err != nil {
+	if err := h.c.Do(ctx, http.MethodGet, "/api/scenes", nil, &list); err != nil {
 		return
 	}
 	for _, sc := range list.Scenes {
@@ -1019,7 +963,7 @@ func (h *rehearsal) takeRun(ctx context.Context, name string) {
 			} `json:"steps"`
 		} `json:"last_run"`
 	}
-	if err := h.c.do(ctx, http.MethodGet, "/api/scenes/"+url.PathEscape(name), nil, &d); err != nil || d.LastRun == nil {
+	if err := h.c.Do(ctx, http.MethodGet, "/api/scenes/"+url.PathEscape(name), nil, &d); err != nil || d.LastRun == nil {
 		return
 	}
 	r := d.LastRun

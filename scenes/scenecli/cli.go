@@ -3,10 +3,10 @@
 package scenecli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fieldkit/internal/agentapi"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,12 +30,12 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, baseUR
 		fmt.Fprintln(stderr, usage)
 		return ErrUsage
 	}
-	c := &client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Timeout: 10 * time.Second}}
+	c := agentapi.New(baseURL, token, 10*time.Second)
 	cmd, rest := args[0], args[1:]
 	switch {
 	case cmd == "list" && len(rest) == 0:
 		var l scenes.List
-		if err := c.do(ctx, http.MethodGet, "/api/scenes", nil, &l); err != nil {
+		if err := c.Do(ctx, http.MethodGet, "/api/scenes", nil, &l); err != nil {
 			return err
 		}
 		printList(stdout, l)
@@ -49,7 +49,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, baseUR
 			}
 		}
 		var r scenes.FireReply
-		if err := c.do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(rest[0])+"/run", body, &r); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(rest[0])+"/run", body, &r); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", r.Scene, r.Outcome)
@@ -58,7 +58,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, baseUR
 		var r struct {
 			Cancelled bool `json:"cancelled"`
 		}
-		if err := c.do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(rest[0])+"/cancel", nil, &r); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/api/scenes/"+url.PathEscape(rest[0])+"/cancel", nil, &r); err != nil {
 			return err
 		}
 		if r.Cancelled {
@@ -69,7 +69,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, baseUR
 		return nil
 	case cmd == "show" && len(rest) == 1:
 		var d scenes.Detail
-		if err := c.do(ctx, http.MethodGet, "/api/scenes/"+url.PathEscape(rest[0]), nil, &d); err != nil {
+		if err := c.Do(ctx, http.MethodGet, "/api/scenes/"+url.PathEscape(rest[0]), nil, &d); err != nil {
 			return err
 		}
 		printDetail(stdout, d)
@@ -77,46 +77,6 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, baseUR
 	}
 	fmt.Fprintln(stderr, usage)
 	return ErrUsage
-}
-
-type client struct {
-	base, token string
-	http        *http.Client
-}
-
-func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the agent at %s (is it running? see --http): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("agent: %s", e.Error)
-		}
-		return fmt.Errorf("agent answered %s", resp.Status)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
-	}
-	return nil
 }
 
 func printList(w io.Writer, l scenes.List) {
