@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -180,26 +179,10 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func preflightFromAgent(ctx context.Context, cfg *config.Config) ([]doctor.Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, agentURL(cfg)+"/api/preflight", nil)
-	if err != nil {
-		return nil, err
-	}
-	if tok := agentToken(cfg); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("agent answered %s", resp.Status)
-	}
 	var body struct {
 		Checks []doctor.Result `json:"checks"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := newAgentClient(cfg, "").Do(ctx, http.MethodGet, "/api/preflight", nil, &body); err != nil {
 		return nil, err
 	}
 	return body.Checks, nil

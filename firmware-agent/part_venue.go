@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fieldkit/internal/agentapi"
 	"flag"
 	"fmt"
 	"io"
@@ -116,31 +117,13 @@ func cmdVenue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			path += "?since=" + url.QueryEscape(*since)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, agentURL(cfg)+path, nil)
-	if err != nil {
-		return err
-	}
-	if tok := agentToken(cfg); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("venue: is the agent running? %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode == http.StatusNotFound {
+	var v any
+	err = newAgentClient(cfg, "").Do(ctx, http.MethodGet, path, nil, &v)
+	if ae := (*agentapi.Error)(nil); errors.As(err, &ae) && ae.Code == http.StatusNotFound {
 		return errors.New("venue: this box is in no venue (no venue: section in its config)")
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("venue: %s: %s", resp.Status, body)
-	}
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		return fmt.Errorf("venue: bad answer: %w", err)
+	if err != nil {
+		return fmt.Errorf("venue: %w", err)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
