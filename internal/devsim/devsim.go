@@ -45,7 +45,11 @@ func Start(url, clientID string, d Device, latency time.Duration) (*Sim, error) 
 	if d.Base == "" {
 		d.Base = "zigbee2mqtt"
 	}
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(true).SetOrderMatters(false)
+	// A device takes its commands in the order they arrive; paho's
+	// unordered mode would hand each to a goroutine of its own, and on a
+	// slow box (qemu) record Dimmer and POWER the other way round. take
+	// never blocks on the network (replies go out from timers).
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(true).SetOrderMatters(true)
 	s := &Sim{d: d, latency: latency, bri: 100, c: paho.NewClient(o)}
 	s.rpcErr.Store("")
 	if tok := s.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
