@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fieldkit/internal/testutil"
 	"fmt"
 	"io"
 	"net/http"
@@ -251,24 +252,19 @@ receipts:
 // printer's queue.
 func waitLabels(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(t, 60*time.Second, "every pickup label handed to the printer queue", func() bool {
 		resp, err := http.Get(base + "/api/status")
-		if err == nil {
-			var s struct {
-				Sections struct {
-					Pickup struct {
-						Backlog int `json:"backlog"`
-					} `json:"pickup-labels"`
-				} `json:"sections"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&s)
-			resp.Body.Close()
-			if err == nil && s.Sections.Pickup.Backlog == 0 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("pickup labels still waiting after 60 s")
+		defer resp.Body.Close()
+		var s struct {
+			Sections struct {
+				Pickup struct {
+					Backlog int `json:"backlog"`
+				} `json:"pickup-labels"`
+			} `json:"sections"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&s) == nil && s.Sections.Pickup.Backlog == 0
+	})
 }
